@@ -1,0 +1,224 @@
+//! The audit core: an append-only table with one hash chain per org (and `platform` for account
+//! events). `hash = SHA-256(prev_hash ‖ canonical event bytes)`; `seq` is gapless per chain because
+//! the chain head row is locked (PostgreSQL) or writes are serialized (SQLite) while appending.
+//! Events are written in the same transaction as the change they record.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::store::Conn;
+
+pub const PLATFORM_CHAIN: &str = "platform";
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Every action the system can audit, in one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    UserSignup,
+    UserEmailVerified,
+    AuthLoginSucceeded,
+    AuthLoginFailed,
+    AuthLogout,
+    SessionRevoked,
+    UserPasswordChanged,
+    PasswordResetRequested,
+    PasswordResetCompleted,
+    UserProfileUpdated,
+}
+
+impl Action {
+    pub const ALL: &'static [Action] = &[
+        Action::UserSignup,
+        Action::UserEmailVerified,
+        Action::AuthLoginSucceeded,
+        Action::AuthLoginFailed,
+        Action::AuthLogout,
+        Action::SessionRevoked,
+        Action::UserPasswordChanged,
+        Action::PasswordResetRequested,
+        Action::PasswordResetCompleted,
+        Action::UserProfileUpdated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::UserSignup => "user.signup",
+            Action::UserEmailVerified => "user.email_verified",
+            Action::AuthLoginSucceeded => "auth.login_succeeded",
+            Action::AuthLoginFailed => "auth.login_failed",
+            Action::AuthLogout => "auth.logout",
+            Action::SessionRevoked => "session.revoked",
+            Action::UserPasswordChanged => "user.password_changed",
+            Action::PasswordResetRequested => "user.password_reset_requested",
+            Action::PasswordResetCompleted => "user.password_reset_completed",
+            Action::UserProfileUpdated => "user.profile_updated",
+        }
+    }
+}
+
+/// One event to append. `ip` is masked before it is stored; metadata must already be masked.
+pub struct Event<'a> {
+    pub actor_id: Option<&'a str>,
+    pub action: Action,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+    pub metadata: Value,
+}
+
+/// Appends `ev` to `chain` inside the caller's transaction.
+pub async fn append(c: &mut Conn, chain: &str, now: i64, ev: Event<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query("INSERT INTO audit_chains (chain, last_seq, last_hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
+        .bind(chain)
+        .bind(GENESIS)
+        .execute(&mut *c)
+        .await?;
+    let head = sqlx::query("UPDATE audit_chains SET last_seq = last_seq + 1 WHERE chain = $1 RETURNING last_seq, last_hash")
+        .bind(chain)
+        .fetch_one(&mut *c)
+        .await?;
+    let seq: i64 = head.try_get("last_seq")?;
+    let prev: String = head.try_get("last_hash")?;
+    let stored = StoredEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        chain: chain.to_string(),
+        seq,
+        at: now,
+        actor_id: ev.actor_id.map(str::to_string),
+        action: ev.action.as_str().to_string(),
+        target_type: ev.target_type.map(str::to_string),
+        target_id: ev.target_id.map(str::to_string),
+        ip: ev.ip.map(crate::mask::ip),
+        metadata: ev.metadata,
+        prev_hash: prev,
+        hash: String::new(),
+    };
+    let hash = stored.compute_hash();
+    sqlx::query(
+        "INSERT INTO audit_events (id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&stored.id)
+    .bind(chain)
+    .bind(seq)
+    .bind(now)
+    .bind(&stored.actor_id)
+    .bind(&stored.action)
+    .bind(&stored.target_type)
+    .bind(&stored.target_id)
+    .bind(&stored.ip)
+    .bind(canonical(&stored.metadata))
+    .bind(&stored.prev_hash)
+    .bind(&hash)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("UPDATE audit_chains SET last_hash = $2 WHERE chain = $1")
+        .bind(chain)
+        .bind(&hash)
+        .execute(&mut *c)
+        .await?;
+    Ok(seq)
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredEvent {
+    pub id: String,
+    pub chain: String,
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub metadata: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredEvent {
+    /// SHA-256 over the previous hash and the canonical bytes of every other field.
+    pub fn compute_hash(&self) -> String {
+        let body = serde_json::json!({
+            "id": self.id,
+            "chain": self.chain,
+            "seq": self.seq,
+            "at": self.at,
+            "actor_id": self.actor_id,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "ip": self.ip,
+            "metadata": self.metadata,
+        });
+        let mut h = Sha256::new();
+        h.update(self.prev_hash.as_bytes());
+        h.update(canonical(&body).as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+/// JSON with object keys sorted at every level and no insignificant white space.
+pub fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&m[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+/// Every event of a chain in order.
+pub async fn load_chain(c: &mut Conn, chain: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash \
+         FROM audit_events WHERE chain = $1 ORDER BY seq",
+    )
+    .bind(chain)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let meta: String = r.try_get("metadata")?;
+            Ok(StoredEvent {
+                id: r.try_get("id")?,
+                chain: r.try_get("chain")?,
+                seq: r.try_get("seq")?,
+                at: r.try_get("at")?,
+                actor_id: r.try_get("actor_id")?,
+                action: r.try_get("action")?,
+                target_type: r.try_get("target_type")?,
+                target_id: r.try_get("target_id")?,
+                ip: r.try_get("ip")?,
+                metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        })
+        .collect()
+}
+
+/// The first sequence number at which the chain does not verify, if any.
+pub fn first_bad_seq(events: &[StoredEvent]) -> Option<i64> {
+    let mut prev = GENESIS.to_string();
+    let mut expect_seq = 1;
+    for e in events {
+        if e.seq != expect_seq || e.prev_hash != prev || e.compute_hash() != e.hash {
+            return Some(expect_seq.min(e.seq));
+        }
+        prev = e.hash.clone();
+        expect_seq += 1;
+    }
+    None
+}

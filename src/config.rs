@@ -1,0 +1,387 @@
+//! One typed configuration, layered defaults → TOML file → `STRONGROOM_*` env → command-line flags,
+//! validated once at start-up and passed in (no globals).
+//!
+//! Nested keys are set from the environment with a double underscore, e.g.
+//! `STRONGROOM_SESSION__IDLE_TIMEOUT_SECS=900` or `STRONGROOM_RATE_LIMITS__LOGIN_PER_ACCOUNT__MAX=10`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The OWASP floor for Argon2id (m=19 MiB, t=2, p=1). Lower values are accepted only with a warning,
+/// so that test suites can run fast; the defaults are at this floor.
+pub const OWASP_MIN_MEMORY_KIB: u32 = 19 * 1024;
+pub const OWASP_MIN_ITERATIONS: u32 = 2;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// The URL people use to reach this server. Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Where the embedded database, local object store, outbox and generated master key live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// Path of a file holding the base64 master key (32 bytes).
+    pub master_key_file: Option<PathBuf>,
+    /// The base64 master key itself (prefer a file or a secret manager's env injection).
+    pub master_key: Option<String>,
+    /// Tracing filter, e.g. `info` or `strongroom=debug,info`.
+    pub log_level: String,
+    /// Extra origins allowed to make credentialed cross-origin requests (CORS and the origin guard).
+    pub allowed_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed (IP addresses or CIDR blocks).
+    pub trusted_proxies: Vec<String>,
+    /// `Contact:` of `/.well-known/security.txt`.
+    pub security_contact: String,
+    /// Largest request body accepted, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Requests taking longer are answered 408.
+    pub request_timeout_secs: u64,
+    /// Sender of every outgoing email.
+    pub mail_from: String,
+    pub session: SessionConfig,
+    pub password: PasswordConfig,
+    pub rate_limits: RateLimitConfig,
+    /// When absent, emails are written as `.eml` files to `<data_dir>/outbox/`.
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    pub idle_timeout_secs: i64,
+    pub absolute_timeout_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Minimum length in Unicode code points (NIST SP 800-63B-4: 15 for a single-factor password).
+    pub min_length: usize,
+    pub max_length: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// How many password hashes may run at once (the rest queue), so a login flood cannot starve
+    /// the rest of the server.
+    pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub max: u32,
+    pub window_secs: u64,
+}
+
+impl Limit {
+    pub const fn new(max: u32, window_secs: u64) -> Self {
+        Self { max, window_secs }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Failed logins for one account, whatever the source address.
+    pub login_per_account: Limit,
+    /// Failed logins from one address (wide, so one office behind NAT is not locked out).
+    pub login_per_ip: Limit,
+    pub signup_per_ip: Limit,
+    /// Password-reset and resend-verification requests from one address.
+    pub recovery_per_ip: Limit,
+    /// Password-reset and resend-verification requests naming one email address.
+    pub recovery_per_email: Limit,
+    /// Every request to an authentication route from one address.
+    pub auth_per_ip: Limit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `starttls` (default), `tls` or `none` (only for a relay on localhost).
+    #[serde(default = "default_smtp_tls")]
+    pub tls: String,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            data_dir: PathBuf::from("./strongroom-data"),
+            database_url: None,
+            master_key_file: None,
+            master_key: None,
+            log_level: "info".into(),
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            security_contact: "mailto:security@localhost".into(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            mail_from: "Strongroom <no-reply@localhost>".into(),
+            session: SessionConfig::default(),
+            password: PasswordConfig::default(),
+            rate_limits: RateLimitConfig::default(),
+            smtp: None,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { idle_timeout_secs: 30 * 60, absolute_timeout_secs: 12 * 3600 }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self {
+            min_length: 15,
+            max_length: 1024,
+            argon2_memory_kib: OWASP_MIN_MEMORY_KIB,
+            argon2_iterations: OWASP_MIN_ITERATIONS,
+            argon2_parallelism: 1,
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            login_per_account: Limit::new(5, 15 * 60),
+            login_per_ip: Limit::new(50, 15 * 60),
+            signup_per_ip: Limit::new(5, 60),
+            recovery_per_ip: Limit::new(10, 15 * 60),
+            recovery_per_email: Limit::new(3, 60 * 60),
+            auth_per_ip: Limit::new(120, 60),
+        }
+    }
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads defaults, then the optional TOML file, then the environment, then the flags.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("the configuration file {} does not exist", path.display()));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(
+                Env::prefixed("STRONGROOM_")
+                    .split("__")
+                    .filter(|k| !k.as_str().starts_with("test_")),
+            )
+            .merge(Serialized::defaults(overrides));
+        let cfg: Config = fig.extract().map_err(|e| plain_figment_error(&e))?;
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    /// Every problem with the configuration, in plain words; empty when it is usable.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!("listen: '{}' is not an address like 127.0.0.1:8080", self.listen));
+        }
+        if let Some(u) = &self.public_url {
+            match url::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                _ => p.push(format!("public_url: '{u}' is not an http(s) URL like https://strongroom.example.com")),
+            }
+        }
+        if let Some(db) = &self.database_url {
+            if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+                p.push("database_url: must start with sqlite: or postgres://".into());
+            }
+        }
+        for o in &self.allowed_origins {
+            if url::Url::parse(o).map(|u| u.origin().is_tuple()).unwrap_or(false) == false {
+                p.push(format!("allowed_origins: '{o}' is not an origin like https://app.example.com"));
+            }
+        }
+        for t in &self.trusted_proxies {
+            if parse_net(t).is_none() {
+                p.push(format!("trusted_proxies: '{t}' is neither an IP address nor a CIDR block"));
+            }
+        }
+        let pw = &self.password;
+        if pw.min_length < 8 {
+            p.push("password.min_length: must be at least 8 (NIST SP 800-63B)".into());
+        }
+        if pw.max_length < 128.max(pw.min_length) {
+            p.push("password.max_length: must be at least 128 and not below min_length".into());
+        }
+        if pw.argon2_memory_kib < 8 * pw.argon2_parallelism.max(1)
+            || pw.argon2_iterations == 0
+            || pw.argon2_parallelism == 0
+        {
+            p.push("password.argon2_*: memory must be at least 8 KiB per lane, iterations and parallelism at least 1".into());
+        }
+        if pw.hash_concurrency == 0 {
+            p.push("password.hash_concurrency: must be at least 1".into());
+        }
+        if self.session.idle_timeout_secs <= 0 || self.session.absolute_timeout_secs <= 0 {
+            p.push("session: timeouts must be positive numbers of seconds".into());
+        }
+        if self.session.idle_timeout_secs > self.session.absolute_timeout_secs {
+            p.push("session.idle_timeout_secs: must not exceed absolute_timeout_secs".into());
+        }
+        let rl = &self.rate_limits;
+        for (name, l) in [
+            ("login_per_account", rl.login_per_account),
+            ("login_per_ip", rl.login_per_ip),
+            ("signup_per_ip", rl.signup_per_ip),
+            ("recovery_per_ip", rl.recovery_per_ip),
+            ("recovery_per_email", rl.recovery_per_email),
+            ("auth_per_ip", rl.auth_per_ip),
+        ] {
+            if l.max == 0 || l.window_secs == 0 {
+                p.push(format!("rate_limits.{name}: max and window_secs must be at least 1"));
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            p.push("max_body_bytes: must be at least 1024".into());
+        }
+        if self.request_timeout_secs == 0 {
+            p.push("request_timeout_secs: must be at least 1".into());
+        }
+        if let Some(smtp) = &self.smtp {
+            if !matches!(smtp.tls.as_str(), "starttls" | "tls" | "none") {
+                p.push("smtp.tls: must be starttls, tls or none".into());
+            }
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            p.push(format!("mail_from: '{}' is not a mailbox like Strongroom <no-reply@example.com>", self.mail_from));
+        }
+        p
+    }
+
+    /// Things that work but that an operator should know about.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let pw = &self.password;
+        if pw.argon2_memory_kib < OWASP_MIN_MEMORY_KIB || pw.argon2_iterations < OWASP_MIN_ITERATIONS {
+            w.push("password.argon2_*: below the OWASP minimum (m=19456 KiB, t=2); use only for tests".into());
+        }
+        if self.master_key.is_none() && self.master_key_file.is_none() {
+            w.push("no master key configured: one is generated in the data dir (fine for a trial, not for production)".into());
+        }
+        if !self.public_url().starts_with("https://") {
+            w.push("public_url is not https: cookies are not marked Secure and HSTS is off".into());
+        }
+        w
+    }
+
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("strongroom.db").display()),
+        }
+    }
+
+    pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies.iter().filter_map(|t| parse_net(t)).collect()
+    }
+}
+
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+fn plain_figment_error(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|err| {
+            let path = err.path.join(".");
+            if path.is_empty() {
+                format!("{}", err.kind)
+            } else {
+                format!("{path}: {}", err.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_at_the_owasp_floor() {
+        let c = Config::default();
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert!(c.password.argon2_memory_kib >= OWASP_MIN_MEMORY_KIB);
+        assert!(c.password.argon2_iterations >= 2);
+        assert_eq!(c.password.min_length, 15);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let c = Config {
+            listen: "nope".into(),
+            public_url: Some("ftp://x".into()),
+            trusted_proxies: vec!["banana".into()],
+            ..Config::default()
+        };
+        let p = c.validate().join("\n");
+        assert!(p.contains("listen"));
+        assert!(p.contains("public_url"));
+        assert!(p.contains("trusted_proxies"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Argon2id password hashing on a bounded blocking pool, and the password policy
+//! (NIST SP 800-63B: length in code points, no composition rules, never truncated, blocklist by
+//! a strength estimator, nothing that contains the user's own email or name).
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::config::PasswordConfig;
+
+/// Hashes and verifies passwords; at most `hash_concurrency` run at once.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, verified against when the account does not exist so that
+    /// an unknown email costs the same work as a wrong password.
+    dummy: Arc<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("argon2: {0}")]
+    Argon(String),
+    #[error("hashing task failed")]
+    Join,
+}
+
+/// Outcome of a verification.
+pub struct Verified {
+    pub ok: bool,
+    /// The stored hash uses weaker parameters than configured: store a new one.
+    pub needs_rehash: bool,
+}
+
+impl PasswordHasher {
+    pub fn new(cfg: &PasswordConfig) -> Result<Self, HashError> {
+        let params = Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, cfg.argon2_parallelism, None)
+            .map_err(|e| HashError::Argon(e.to_string()))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy = argon
+            .hash_password(crate::crypto::new_token().as_bytes(), &salt)
+            .map_err(|e| HashError::Argon(e.to_string()))?
+            .to_string();
+        Ok(Self { params, permits: Arc::new(Semaphore::new(cfg.hash_concurrency.max(1))), dummy: Arc::new(dummy) })
+    }
+
+    fn argon(params: Params) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+
+    /// A PHC string for the (normalized) password.
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let pw = normalize(password);
+        let params = self.params.clone();
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Self::argon(params)
+                .hash_password(pw.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| HashError::Argon(e.to_string()))
+        })
+        .await
+    }
+
+    /// Verifies against `phc`, or against the dummy hash when there is no account.
+    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<Verified, HashError> {
+        let pw = normalize(password);
+        let real = phc.is_some();
+        let phc = phc.map(str::to_owned).unwrap_or_else(|| self.dummy.as_str().to_owned());
+        let params = self.params.clone();
+        self.run(move || {
+            let parsed = PasswordHash::new(&phc).map_err(|e| HashError::Argon(e.to_string()))?;
+            let ok = Self::argon(params.clone()).verify_password(pw.as_bytes(), &parsed).is_ok() && real;
+            let needs_rehash = ok && weaker(&parsed, &params);
+            Ok(Verified { ok, needs_rehash })
+        })
+        .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Join)?;
+        tokio::task::spawn_blocking(f).await.map_err(|_| HashError::Join)?
+    }
+}
+
+fn weaker(h: &PasswordHash<'_>, want: &Params) -> bool {
+    if h.algorithm.as_str() != "argon2id" {
+        return true;
+    }
+    let get = |k: &str| h.params.get_decimal(k).unwrap_or(0);
+    get("m") < want.m_cost() || get("t") < want.t_cost() || get("p") < want.p_cost()
+}
+
+/// NFKC, as SP 800-63B recommends, so the same password typed on another keyboard still matches.
+fn normalize(pw: &str) -> String {
+    pw.nfkc().collect()
+}
+
+/// Why a password was refused, in words a person can act on.
+pub fn check_policy(cfg: &PasswordConfig, password: &str, email: &str, display_name: &str) -> Result<(), String> {
+    let pw = normalize(password);
+    let len = pw.chars().count();
+    if len < cfg.min_length {
+        return Err(format!("Use at least {} characters (this one has {len}). A few unrelated words make a strong, memorable password.", cfg.min_length));
+    }
+    if len > cfg.max_length {
+        return Err(format!("Use at most {} characters.", cfg.max_length));
+    }
+    let lower = pw.to_lowercase();
+    let email = email.trim().to_lowercase();
+    let local = email.split('@').next().unwrap_or_default();
+    if (!email.is_empty() && lower.contains(&email)) || (local.chars().count() >= 3 && lower.contains(local)) {
+        return Err("The password must not contain your email address.".into());
+    }
+    let name = display_name.trim().to_lowercase();
+    if name.chars().count() >= 3 && lower.contains(&name) {
+        return Err("The password must not contain your name.".into());
+    }
+    // The estimator's cost grows with length; the first 100 characters tell whether it is weak.
+    let sample: String = pw.chars().take(100).collect();
+    let inputs: Vec<&str> = [email.as_str(), local, name.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+    let estimate = zxcvbn::zxcvbn(&sample, &inputs);
+    if (estimate.score() as u8) < 3 {
+        let hint = estimate
+            .feedback()
+            .and_then(|f| f.warning().map(|w| w.to_string()))
+            .unwrap_or_else(|| "It is too easy to guess.".into());
+        return Err(format!("This password is too weak or too common: {hint}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> PasswordConfig {
+        PasswordConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..PasswordConfig::default() }
+    }
+
+    #[test]
+    fn policy_follows_sp800_63b() {
+        let c = PasswordConfig::default();
+        assert!(check_policy(&c, "short", "a@b.co", "A").is_err());
+        // 14 code points: too short even though it is 28 bytes.
+        assert!(check_policy(&c, "ééééééééééééé1", "a@b.co", "A").is_err());
+        assert!(check_policy(&c, "passwordpassword", "a@b.co", "A").unwrap_err().contains("weak"));
+        assert!(check_policy(&c, "velvet-giraffe-alice-harbor", "alice@example.com", "Al").unwrap_err().contains("email"));
+        assert!(check_policy(&c, "velvet-giraffe-Roberta-harbor", "x@example.com", "roberta").unwrap_err().contains("name"));
+        assert!(check_policy(&c, "correct horse battery staple orbit", "x@example.com", "Bob").is_ok());
+        // Any Unicode, no composition rules.
+        assert!(check_policy(&c, "мой пароль очень длинный и странный", "x@example.com", "Bob").is_ok());
+        let long: String = "tangerine-quartz-".repeat(60);
+        assert!(check_policy(&c, &long, "x@example.com", "Bob").unwrap_err().contains("at most"));
+    }
+
+    #[tokio::test]
+    async fn hash_verifies_and_is_never_truncated() {
+        let h = PasswordHasher::new(&cfg()).expect("hasher");
+        let long = "x".repeat(300);
+        let phc = h.hash(&long).await.expect("hash");
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(h.verify(&long, Some(&phc)).await.expect("v").ok);
+        assert!(!h.verify(&"x".repeat(299), Some(&phc)).await.expect("v").ok);
+        assert!(!h.verify(&long, None).await.expect("v").ok);
+    }
+
+    #[tokio::test]
+    async fn weaker_hashes_are_flagged_for_rehash() {
+        let weak = PasswordHasher::new(&cfg()).expect("hasher");
+        let phc = weak.hash("some long passphrase here").await.expect("hash");
+        let strong = PasswordHasher::new(&PasswordConfig { argon2_memory_kib: 128, ..cfg() }).expect("hasher");
+        let v = strong.verify("some long passphrase here", Some(&phc)).await.expect("v");
+        assert!(v.ok && v.needs_rehash);
+    }
+}

@@ -1,0 +1,66 @@
+//! The service-layer error. Services say what went wrong in domain terms; `http::problem` maps
+//! each case to one status and stable machine code. Internal errors carry their cause for the log
+//! only: the client sees a generic 500 with a request id, never SQL, paths or secrets.
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The input is well-formed JSON but not acceptable (422).
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
+    /// No session, or not a valid one (401).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Wrong email or password; the same answer for both (401).
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// Right password, email not yet verified (403).
+    #[error("email address not verified")]
+    EmailNotVerified,
+    /// A used, expired or unknown emailed token (400).
+    #[error("the link is invalid or has expired")]
+    InvalidToken,
+    /// The resource does not exist for this caller (404).
+    #[error("not found")]
+    NotFound,
+    /// Visible but not allowed (403).
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    /// Too many attempts (429, `Retry-After`).
+    #[error("too many requests")]
+    RateLimited { retry_after: u64 },
+    /// Anything else: logged, answered 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+        AppError::Invalid { code, detail: detail.into() }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl From<crate::crypto::password::HashError> for AppError {
+    fn from(e: crate::crypto::password::HashError) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl From<crate::crypto::CryptoError> for AppError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl From<crate::ratelimit::RetryAfter> for AppError {
+    fn from(r: crate::ratelimit::RetryAfter) -> Self {
+        AppError::RateLimited { retry_after: r.0 }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,180 @@
+//! Cross-cutting request handling: request ids, client address, security headers, the
+//! cross-origin guard, per-IP limits on auth routes, problem bodies for bare errors, one log line
+//! and metrics per request.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::problem::{for_status, problem};
+use crate::error::AppError;
+use crate::identity::RequestCtx;
+use crate::state::AppState;
+
+/// The id of this request, also sent back as `X-Request-Id`.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The client address after trusted-proxy processing.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Outermost: assigns the request id and client address, logs and measures the request, turns
+/// bare error statuses into problem documents and adds the security headers.
+pub async fn envelope(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // Always our own id: a client-sent one would let callers write into our logs.
+    let id = uuid::Uuid::now_v7().to_string();
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = client_ip(peer, req.headers(), &app.trusted_proxies);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    req.extensions_mut().insert(ClientIp(ip));
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+
+    let mut res = next.run(req).await;
+
+    let status = res.status();
+    if (status.is_client_error() || status.is_server_error()) && !has_body_type(res.headers()) {
+        let extra: Vec<_> = [header::RETRY_AFTER, header::ALLOW]
+            .into_iter()
+            .filter_map(|h| res.headers().get(&h).cloned().map(|v| (h, v)))
+            .collect();
+        res = for_status(status);
+        res.headers_mut().extend(extra);
+    }
+    security_headers(res.headers_mut(), app.config.is_https());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    let elapsed = started.elapsed();
+    metrics::counter!("http_requests_total", "method" => method.to_string(), "status" => status.as_u16().to_string())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string()).record(elapsed.as_secs_f64());
+    tracing::info!(request_id = %id, method = %method, route = %route, status = status.as_u16(),
+        latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "request");
+    res
+}
+
+fn has_body_type(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE).is_some()
+}
+
+fn security_headers(h: &mut HeaderMap, https: bool) {
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    set(h, "content-security-policy", CSP);
+    set(h, "x-frame-options", "DENY");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=(), browsing-topics=()");
+    set(h, "cross-origin-opener-policy", "same-origin");
+    set(h, "cross-origin-resource-policy", "same-origin");
+    set(h, "cache-control", "no-store");
+    if https {
+        set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
+    }
+}
+
+/// The peer address, unless the peer is a trusted proxy: then the right-most address in
+/// `X-Forwarded-For` that is not itself a trusted proxy. A client-sent header is otherwise ignored.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let chain: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    chain.iter().rev().find(|ip| !is_trusted(ip)).copied().or(chain.first().copied()).unwrap_or(peer)
+}
+
+/// Refuses state-changing requests that a browser says come from another site.
+pub async fn cross_origin_guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    if !same_origin(&app, req.headers()) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "cross_origin_request",
+            Some("State-changing requests must come from this site.".into()),
+        );
+    }
+    next.run(req).await
+}
+
+fn same_origin(app: &AppState, h: &HeaderMap) -> bool {
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let Ok(origin) = origin.to_str() else { return false };
+        let ours = url::Url::parse(&app.config.public_url()).map(|u| u.origin().ascii_serialization());
+        return ours.as_deref() == Ok(origin) || app.config.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin);
+    }
+    // No Origin: fall back to Fetch Metadata; non-browser clients send neither.
+    match h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some("cross-site") | Some("same-site") => false,
+        _ => true,
+    }
+}
+
+/// The general per-address limit on authentication routes.
+pub async fn auth_rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req.extensions().get::<ClientIp>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+    if let Err(r) = app.limiter.hit(&format!("auth-ip:{ip}"), app.config.rate_limits.auth_per_ip).await {
+        return AppError::from(r).into_response();
+    }
+    next.run(req).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestCtxExt {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ClientIp>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        Ok(RequestCtxExt(RequestCtx { ip, user_agent }))
+    }
+}
+
+/// Extracts the caller's address and user agent for the services.
+pub struct RequestCtxExt(pub RequestCtx);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7, 10.0.0.2"));
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let peer: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert_eq!(client_ip(Some(peer), &h, &trusted), "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        let outsider: IpAddr = "203.0.113.9".parse().expect("ip");
+        assert_eq!(client_ip(Some(outsider), &h, &trusted), outsider);
+        assert_eq!(client_ip(Some(outsider), &h, &[]), outsider);
+    }
+}

@@ -1,0 +1,70 @@
+//! HTTP: routers, extractors, middleware and pages. Thin: parse, call one service function, render.
+
+pub mod auth_api;
+pub mod me_api;
+pub mod middleware;
+pub mod ops;
+pub mod pages;
+pub mod problem;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::{middleware as mw, Extension, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Strongroom API", version = "1", description = "The Strongroom HTTP contract (v1)."),
+    tags((name = "auth"), (name = "me"), (name = "meta"))
+)]
+struct ApiDoc;
+
+/// The `/api/v1` routes with their OpenAPI document.
+pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let auth = auth_api::router().layer(mw::from_fn_with_state(app.clone(), middleware::auth_rate_limit));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth)
+        .merge(me_api::router())
+        .merge(ops::api_router())
+        .split_for_parts()
+}
+
+/// The whole application.
+pub fn router(app: AppState) -> Router {
+    let (api, doc) = api(&app);
+    let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
+    let cfg = &app.config;
+    let mut r = Router::new()
+        .merge(api)
+        .merge(ops::router())
+        .merge(pages::router(app.clone()))
+        .layer(Extension(doc))
+        .layer(mw::from_fn_with_state(app.clone(), middleware::cross_origin_guard))
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(cfg.request_timeout_secs)));
+    if !cfg.allowed_origins.is_empty() {
+        let origins: Vec<HeaderValue> = cfg.allowed_origins.iter().filter_map(|o| o.trim_end_matches('/').parse().ok()).collect();
+        r = r.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_credentials(true)
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+        );
+    }
+    r.layer(CatchPanicLayer::custom(|_| problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)))
+        .layer(mw::from_fn_with_state(app.clone(), middleware::envelope))
+        .with_state(app)
+}

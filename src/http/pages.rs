@@ -1,0 +1,307 @@
+//! Server-rendered pages (minijinja, auto-escaped, no inline script) for sign-up, verification,
+//! sign-in, password recovery and the account security page. Forms post back here and call the
+//! same service functions as the JSON API.
+
+use std::sync::LazyLock;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{middleware as mw, Form, Router};
+use axum_extra::extract::cookie::CookieJar;
+use minijinja::{context, Environment, Value};
+use serde::Deserialize;
+
+use super::middleware::{auth_rate_limit, RequestCtxExt};
+use super::session::{clear_cookie, session_cookie, MaybeAuthed};
+use crate::error::AppError;
+use crate::identity::{self, SignupInput};
+use crate::state::AppState;
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, src) in [
+        ("base.html", include_str!("../../templates/base.html")),
+        ("signup.html", include_str!("../../templates/signup.html")),
+        ("message.html", include_str!("../../templates/message.html")),
+        ("verify.html", include_str!("../../templates/verify.html")),
+        ("login.html", include_str!("../../templates/login.html")),
+        ("forgot.html", include_str!("../../templates/forgot.html")),
+        ("reset.html", include_str!("../../templates/reset.html")),
+        ("account.html", include_str!("../../templates/account.html")),
+    ] {
+        if let Err(e) = env.add_template(name, src) {
+            tracing::error!(template = name, error = %e, "template does not compile");
+        }
+    }
+    env
+});
+
+pub fn router(app: AppState) -> Router<AppState> {
+    let public_auth = Router::new()
+        .route("/signup", post(signup_submit))
+        .route("/login", post(login_submit))
+        .route("/forgot-password", post(forgot_submit))
+        .route("/reset-password", post(reset_submit))
+        .route("/verify-email", post(verify_submit))
+        .layer(mw::from_fn_with_state(app, auth_rate_limit));
+    Router::new()
+        .route("/", get(home))
+        .route("/signup", get(signup_page))
+        .route("/login", get(login_page))
+        .route("/forgot-password", get(forgot_page))
+        .route("/reset-password", get(reset_page))
+        .route("/verify-email", get(verify_page))
+        .route("/account", get(account_page))
+        .route("/account/sessions/{id}/revoke", post(revoke_submit))
+        .route("/account/sessions/revoke-others", post(revoke_others_submit))
+        .route("/account/password", post(password_submit))
+        .route("/logout", post(logout_submit))
+        .route("/static/style.css", get(stylesheet))
+        .merge(public_auth)
+}
+
+fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
+    match TEMPLATES.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><title>Error</title><p>Something went wrong.</p>".to_string()))
+                .into_response()
+        }
+    }
+}
+
+/// The words and status for an error shown on a page.
+fn page_error(e: &AppError) -> (StatusCode, String) {
+    let status = match e {
+        AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Unauthenticated | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        AppError::EmailNotVerified | AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        AppError::InvalidToken => StatusCode::BAD_REQUEST,
+        AppError::NotFound => StatusCode::NOT_FOUND,
+        AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Internal(err) => {
+            tracing::error!(error = %format!("{err:#}"), "internal error on a page");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.".into());
+        }
+    };
+    (status, e.to_string())
+}
+
+fn message(title: &str, msg: &str, link: Option<(&str, &str)>) -> Response {
+    render(
+        StatusCode::OK,
+        "message.html",
+        context! { title, message => msg, link => link.map(|l| l.0), link_text => link.map(|l| l.1) },
+    )
+}
+
+async fn home(MaybeAuthed(s): MaybeAuthed) -> Redirect {
+    Redirect::to(if s.is_some() { "/account" } else { "/login" })
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("../../static/style.css"),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SignupForm {
+    email: String,
+    display_name: String,
+    password: String,
+}
+
+async fn signup_page(State(app): State<AppState>) -> Response {
+    render(StatusCode::OK, "signup.html", context! { title => "Create your account", min_length => app.config.password.min_length })
+}
+
+async fn signup_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f): Form<SignupForm>) -> Response {
+    let (email, display_name) = (f.email.clone(), f.display_name.clone());
+    match identity::signup(&app, &ctx.0, SignupInput { email: f.email, password: f.password, display_name: f.display_name }).await {
+        Ok(()) => message(
+            "Check your email",
+            "We sent a link to confirm your address. Open it within 24 hours to finish signing up.",
+            None,
+        ),
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            render(status, "signup.html", context! { title => "Create your account", error, email, display_name,
+                min_length => app.config.password.min_length })
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TokenQuery {
+    token: String,
+}
+
+async fn verify_page(Query(q): Query<TokenQuery>) -> Response {
+    render(StatusCode::OK, "verify.html", context! { title => "Confirm your email", token => q.token })
+}
+
+async fn verify_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f): Form<TokenQuery>) -> Response {
+    match identity::verify_email(&app, &ctx.0, &f.token).await {
+        Ok(()) => message("Email confirmed", "Your email address is confirmed. You can sign in now.", Some(("/login", "Sign in"))),
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            render(status, "message.html", context! { title => "Confirm your email", error,
+                message => "Ask for a new link from the sign-in page if this one has expired." })
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoginForm {
+    email: String,
+    password: String,
+}
+
+async fn login_page(MaybeAuthed(s): MaybeAuthed) -> Response {
+    if s.is_some() {
+        return Redirect::to("/account").into_response();
+    }
+    render(StatusCode::OK, "login.html", context! { title => "Sign in" })
+}
+
+async fn login_submit(State(app): State<AppState>, ctx: RequestCtxExt, jar: CookieJar, Form(f): Form<LoginForm>) -> Response {
+    match identity::login(&app, &ctx.0, &f.email, &f.password).await {
+        Ok(out) => (jar.add(session_cookie(&app, out.token)), Redirect::to("/account")).into_response(),
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            render(status, "login.html", context! { title => "Sign in", error, email => f.email })
+        }
+    }
+}
+
+async fn forgot_page() -> Response {
+    render(StatusCode::OK, "forgot.html", context! { title => "Reset your password" })
+}
+
+async fn forgot_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f): Form<LoginFormEmail>) -> Response {
+    match identity::request_password_reset(&app, &ctx.0, &f.email).await {
+        Ok(()) => message(
+            "Check your email",
+            "If an account uses that address, we sent it a link to reset the password. The link works once, for 30 minutes.",
+            None,
+        ),
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            render(status, "forgot.html", context! { title => "Reset your password", error })
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoginFormEmail {
+    email: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResetForm {
+    token: String,
+    new_password: String,
+}
+
+async fn reset_page(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+    render(StatusCode::OK, "reset.html", context! { title => "Choose a new password", token => q.token,
+        min_length => app.config.password.min_length })
+}
+
+async fn reset_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f): Form<ResetForm>) -> Response {
+    match identity::confirm_password_reset(&app, &ctx.0, &f.token, &f.new_password).await {
+        Ok(()) => message("Password changed", "Your password is changed and every session was signed out.", Some(("/login", "Sign in"))),
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            render(status, "reset.html", context! { title => "Choose a new password", error, token => f.token,
+                min_length => app.config.password.min_length })
+        }
+    }
+}
+
+async fn account_page(State(app): State<AppState>, MaybeAuthed(s): MaybeAuthed) -> Response {
+    let Some(s) = s else { return Redirect::to("/login").into_response() };
+    account_view(&app, &s, StatusCode::OK, None, None).await
+}
+
+async fn account_view(
+    app: &AppState,
+    s: &identity::AuthSession,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<&str>,
+) -> Response {
+    let user = identity::get_me(app, s).await;
+    let sessions = identity::list_sessions(app, s).await;
+    match (user, sessions) {
+        (Ok(user), Ok(sessions)) => render(status, "account.html", context! {
+            title => "Account security", signed_in => true, user => Value::from_serialize(&user),
+            sessions => Value::from_serialize(&sessions), error, notice, min_length => app.config.password.min_length,
+        }),
+        (Err(e), _) | (_, Err(e)) => {
+            let (status, error) = page_error(&e);
+            render(status, "message.html", context! { title => "Account security", error, message => "" })
+        }
+    }
+}
+
+async fn revoke_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAuthed(s): MaybeAuthed, Path(id): Path<String>) -> Response {
+    let Some(s) = s else { return Redirect::to("/login").into_response() };
+    match identity::revoke_session(&app, &ctx.0, &s, &id).await {
+        Ok(()) => account_view(&app, &s, StatusCode::OK, None, Some("That session was signed out.")).await,
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            account_view(&app, &s, status, Some(error), None).await
+        }
+    }
+}
+
+async fn revoke_others_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAuthed(s): MaybeAuthed) -> Response {
+    let Some(s) = s else { return Redirect::to("/login").into_response() };
+    match identity::revoke_other_sessions(&app, &ctx.0, &s).await {
+        Ok(_) => account_view(&app, &s, StatusCode::OK, None, Some("All other sessions were signed out.")).await,
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            account_view(&app, &s, status, Some(error), None).await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasswordForm {
+    current_password: String,
+    new_password: String,
+}
+
+async fn password_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAuthed(s): MaybeAuthed, Form(f): Form<PasswordForm>) -> Response {
+    let Some(s) = s else { return Redirect::to("/login").into_response() };
+    match identity::change_password(&app, &ctx.0, &s, &f.current_password, &f.new_password).await {
+        Ok(()) => account_view(&app, &s, StatusCode::OK, None, Some("Password changed. Your other sessions were signed out.")).await,
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            account_view(&app, &s, status, Some(error), None).await
+        }
+    }
+}
+
+async fn logout_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAuthed(s): MaybeAuthed, jar: CookieJar) -> Response {
+    if let Some(s) = s {
+        if let Err(e) = identity::logout(&app, &ctx.0, &s).await {
+            let (status, error) = page_error(&e);
+            return render(status, "message.html", context! { title => "Sign out", error, message => "" });
+        }
+    }
+    (jar.add(clear_cookie(&app)), Redirect::to("/login")).into_response()
+}

@@ -1,0 +1,72 @@
+//! The session cookie and the extractor that turns it into an authenticated session.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+
+use crate::error::AppError;
+use crate::identity::{self, AuthSession};
+use crate::state::AppState;
+
+/// `__Host-` prefixed (and `Secure`) when the public URL is https.
+pub fn cookie_name(app: &AppState) -> &'static str {
+    if app.config.is_https() {
+        "__Host-strongroom_session"
+    } else {
+        "strongroom_session"
+    }
+}
+
+/// The cookie carrying a new session token: HttpOnly, SameSite=Lax, Path=/, no Domain.
+pub fn session_cookie(app: &AppState, token: String) -> Cookie<'static> {
+    let mut c = Cookie::new(cookie_name(app), token);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_path("/");
+    c.set_secure(app.config.is_https());
+    c.set_max_age(time::Duration::seconds(app.config.session.absolute_timeout_secs));
+    c
+}
+
+/// A cookie that deletes the session cookie.
+pub fn clear_cookie(app: &AppState) -> Cookie<'static> {
+    let mut c = session_cookie(app, String::new());
+    c.set_max_age(time::Duration::ZERO);
+    c
+}
+
+/// A request with a live session; anything else is 401.
+pub struct Authed(pub AuthSession);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        match MaybeAuthed::from_request_parts(parts, app).await?.0 {
+            Some(s) => Ok(Authed(s)),
+            None => Err(AppError::Unauthenticated),
+        }
+    }
+}
+
+/// A request that may carry a live session.
+pub struct MaybeAuthed(pub Option<AuthSession>);
+
+impl FromRequestParts<AppState> for MaybeAuthed {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(s) = parts.extensions.get::<AuthSession>() {
+            return Ok(MaybeAuthed(Some(s.clone())));
+        }
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(token) = jar.get(cookie_name(app)).map(|c| c.value().to_string()) else {
+            return Ok(MaybeAuthed(None));
+        };
+        let s = identity::authenticate(app, &token).await?;
+        if let Some(s) = &s {
+            parts.extensions.insert(s.clone());
+        }
+        Ok(MaybeAuthed(s))
+    }
+}

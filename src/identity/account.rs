@@ -1,0 +1,114 @@
+//! The signed-in user's own account: profile and password change.
+
+use serde_json::json;
+
+use super::{decrypt_user, email, name_ad, validate_display_name, AuthSession, RequestCtx};
+use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
+use crate::crypto::password::check_policy;
+use crate::error::{AppError, AppResult};
+use crate::mail;
+use crate::state::App;
+use crate::store::{self, users::UserRow};
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+    pub mfa: MfaView,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MfaView {
+    pub totp: bool,
+    pub passkeys: u32,
+}
+
+impl UserView {
+    pub(crate) fn from_row(u: &UserRow, email: String, display_name: String) -> Self {
+        Self {
+            id: u.id.clone(),
+            email,
+            display_name,
+            email_verified: u.email_verified_at.is_some(),
+            mfa: MfaView { totp: false, passkeys: 0 },
+            created_at: crate::clock::rfc3339(u.created_at),
+        }
+    }
+}
+
+async fn load_user(app: &App, user_id: &str) -> AppResult<UserRow> {
+    let mut conn = app.db.pool.acquire().await?;
+    store::users::find_by_id(&mut conn, user_id).await?.ok_or(AppError::Unauthenticated)
+}
+
+pub async fn get_me(app: &App, s: &AuthSession) -> AppResult<UserView> {
+    let u = load_user(app, &s.user_id).await?;
+    let (e, n) = decrypt_user(&app.keyring, &u)?;
+    Ok(UserView::from_row(&u, e, n))
+}
+
+pub async fn update_me(app: &App, ctx: &RequestCtx, s: &AuthSession, display_name: &str) -> AppResult<UserView> {
+    let name = validate_display_name(display_name)?;
+    let now = app.clock.now_ms();
+    let mut tx = app.db.pool.begin().await?;
+    store::users::set_display_name(&mut tx, &s.user_id, app.keyring.seal_field(&name_ad(&s.user_id), name.as_bytes()), now)
+        .await?;
+    let ev = Event {
+        actor_id: Some(&s.user_id),
+        action: Action::UserProfileUpdated,
+        target_type: Some("user"),
+        target_id: Some(&s.user_id),
+        ip: Some(ctx.ip),
+        metadata: json!({ "fields": ["display_name"] }),
+    };
+    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    tx.commit().await?;
+    get_me(app, s).await
+}
+
+/// Changes the password after checking the current one; every other session is revoked and the
+/// owner is told by email.
+pub async fn change_password(app: &App, ctx: &RequestCtx, s: &AuthSession, current: &str, new: &str) -> AppResult<()> {
+    let u = load_user(app, &s.user_id).await?;
+    let (addr, name) = decrypt_user(&app.keyring, &u)?;
+    // Wrong current passwords count against the same per-account limit as failed logins, so a
+    // stolen session cannot be used to guess the password.
+    let key = format!("login-acct:{}", app.keyring.blind_index(&addr));
+    let limit = app.config.rate_limits.login_per_account;
+    app.limiter.check(&key, limit).await?;
+    if !app.hasher.verify(current, Some(&u.password_hash)).await?.ok {
+        let _ = app.limiter.hit(&key, limit).await;
+        return Err(AppError::invalid("invalid_current_password", "The current password is not correct."));
+    }
+    check_policy(&app.config.password, new, &addr, &name).map_err(|d| AppError::invalid("weak_password", d))?;
+    let hash = app.hasher.hash(new).await?;
+    let now = app.clock.now_ms();
+    let mut tx = app.db.pool.begin().await?;
+    store::users::set_password_hash(&mut tx, &u.id, &hash, now).await?;
+    let revoked = store::sessions::revoke_all(&mut tx, &u.id, Some(&s.session_id), now, "password_changed").await?;
+    let ev = Event {
+        actor_id: Some(&u.id),
+        action: Action::UserPasswordChanged,
+        target_type: Some("user"),
+        target_id: Some(&u.id),
+        ip: Some(ctx.ip),
+        metadata: json!({ "sessions_revoked": revoked }),
+    };
+    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    mail::enqueue(&mut tx, &app.keyring, now, &password_changed_email(app, &addr)).await?;
+    tx.commit().await?;
+    app.mailer.wake();
+    Ok(())
+}
+
+pub(crate) fn password_changed_email(app: &App, addr: &str) -> mail::Email {
+    let body = format!(
+        "The password of your Strongroom account was just changed, and your other sessions were signed out.\n\n\
+         If this was not you, reset your password now at {}/forgot-password and review your sessions.\n",
+        app.config.public_url()
+    );
+    email(addr, "Your Strongroom password was changed", body)
+}

@@ -1,0 +1,18 @@
+//! Strongroom: a self-hosted, multi-tenant collaboration server whose security is the product.
+//! Layers (data flows one way): `http` → services (`identity`, `audit`) → `store`/`blobs`/`crypto`/`mail`.
+
+pub mod audit;
+pub mod blobs;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod logging;
+pub mod mail;
+pub mod mask;
+pub mod ratelimit;
+pub mod server;
+pub mod state;
+pub mod store;

@@ -1,0 +1,180 @@
+//! Outgoing email. Messages are queued in `email_outbox` (encrypted, in the caller's transaction)
+//! and delivered by a job loop with retries and backoff, to SMTP when configured, else as `.eml`
+//! files in `<data_dir>/outbox/` so a person or a test can follow their links.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::{FieldAd, Keyring};
+use crate::store::{self, Conn, Db};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+fn ad(id: &str) -> FieldAd<'_> {
+    FieldAd { scope: "platform", table: "email_outbox", column: "payload", row: id }
+}
+
+/// Queues `email` in the caller's transaction.
+pub async fn enqueue(c: &mut Conn, keyring: &Keyring, now: i64, email: &Email) -> Result<(), sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let payload = serde_json::to_vec(email).unwrap_or_default();
+    store::outbox::insert(c, &id, keyring.seal_field(&ad(&id), &payload), now).await
+}
+
+enum Transport {
+    File(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// Delivers queued email.
+#[derive(Clone)]
+pub struct Mailer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Transport,
+    from: Mailbox,
+    db: Db,
+    keyring: Arc<Keyring>,
+    clock: SharedClock,
+    wake: Notify,
+}
+
+const MAX_ATTEMPTS: i64 = 8;
+
+impl Mailer {
+    pub fn new(cfg: &Config, db: Db, keyring: Arc<Keyring>, clock: SharedClock) -> anyhow::Result<Self> {
+        let transport = match &cfg.smtp {
+            None => {
+                let dir = cfg.data_dir.join("outbox");
+                std::fs::create_dir_all(&dir)?;
+                Transport::File(AsyncFileTransport::new(dir))
+            }
+            Some(s) => {
+                let mut b = match s.tls.as_str() {
+                    "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)?,
+                    "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+                    _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)?,
+                }
+                .port(s.port);
+                if let (Some(u), Some(p)) = (&s.username, &s.password) {
+                    b = b.credentials(Credentials::new(u.clone(), p.clone()));
+                }
+                Transport::Smtp(b.build())
+            }
+        };
+        let from: Mailbox = cfg.mail_from.parse()?;
+        Ok(Self { inner: Arc::new(Inner { transport, from, db, keyring, clock, wake: Notify::new() }) })
+    }
+
+    /// Tells the worker there is mail (call after committing a transaction that queued some).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Delivers every message that is due now; returns how many were sent.
+    pub async fn deliver_pending(&self) -> anyhow::Result<usize> {
+        let mut sent = 0;
+        loop {
+            let now = self.inner.clock.now_ms();
+            let mut conn = self.inner.db.pool.acquire().await?;
+            let Some(row) = store::outbox::claim(&mut conn, now, 60_000).await? else {
+                return Ok(sent);
+            };
+            drop(conn);
+            let result = self.send_row(&row.id, &row.payload_ct).await;
+            let mut conn = self.inner.db.pool.acquire().await?;
+            match result {
+                Ok(()) => {
+                    store::outbox::mark_sent(&mut conn, &row.id, self.inner.clock.now_ms()).await?;
+                    sent += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(outbox_id = %row.id, attempt = row.attempts, error = %e, "email delivery failed");
+                    let backoff = 1000 * 2i64.pow(u32::try_from(row.attempts.clamp(0, 12)).unwrap_or(12));
+                    let next = if row.attempts >= MAX_ATTEMPTS { i64::MAX } else { now + backoff };
+                    store::outbox::mark_failed(&mut conn, &row.id, next, &e.to_string()).await?;
+                }
+            }
+        }
+    }
+
+    async fn send_row(&self, id: &str, ct: &[u8]) -> anyhow::Result<()> {
+        let plain = self.inner.keyring.open_field(&ad(id), ct)?;
+        let email: Email = serde_json::from_slice(&plain)?;
+        let msg = Message::builder()
+            .from(self.inner.from.clone())
+            .to(email.to.parse()?)
+            .subject(email.subject)
+            .body(email.body)?;
+        match &self.inner.transport {
+            Transport::File(t) => t.send(msg).await.map(|_| ())?,
+            Transport::Smtp(t) => t.send(msg).await.map(|_| ())?,
+        }
+        tracing::info!(outbox_id = %id, "email delivered");
+        Ok(())
+    }
+
+    /// The job loop: runs until `shutdown` fires, waking on `wake()` or every few seconds.
+    pub fn spawn_worker(&self, shutdown: tokio_util_shutdown::Shutdown) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.deliver_pending().await {
+                    tracing::error!(error = %e, "outbox worker error");
+                }
+                tokio::select! {
+                    _ = me.inner.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = shutdown.wait() => return,
+                }
+            }
+        })
+    }
+}
+
+/// A cheap shutdown signal shared by background tasks.
+pub mod tokio_util_shutdown {
+    use tokio::sync::watch;
+
+    #[derive(Clone)]
+    pub struct Shutdown(watch::Receiver<bool>);
+
+    pub struct Trigger(watch::Sender<bool>);
+
+    pub fn channel() -> (Trigger, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (Trigger(tx), Shutdown(rx))
+    }
+
+    impl Trigger {
+        pub fn fire(&self) {
+            let _ = self.0.send(true);
+        }
+    }
+
+    impl Shutdown {
+        pub async fn wait(&self) {
+            let mut rx = self.0.clone();
+            while !*rx.borrow() {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

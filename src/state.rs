@@ -1,0 +1,79 @@
+//! Everything a request handler needs, built once at start-up and passed in (no globals).
+
+use std::sync::Arc;
+
+use crate::blobs::Blobs;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::password::PasswordHasher;
+use crate::crypto::{self, Keyring, MasterKeySource, WrappedKey};
+use crate::mail::Mailer;
+use crate::ratelimit::{MemoryLimiter, RateLimiter};
+use crate::store::{self, Db};
+
+pub struct App {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub keyring: Arc<Keyring>,
+    pub hasher: PasswordHasher,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub clock: SharedClock,
+    pub mailer: Mailer,
+    pub blobs: Blobs,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Opens the data dir, database (migrated), keyring, object store and mailer.
+    pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = Db::connect(&config.database_url(), 16).await?;
+        db.migrate().await?;
+        let (master, source) = crypto::load_master_key(
+            config.master_key.as_deref(),
+            config.master_key_file.as_deref(),
+            &config.data_dir,
+        )?;
+        match source {
+            MasterKeySource::Generated => tracing::warn!(
+                "generated a new master key in the data dir; back it up and move it to a secret store for production"
+            ),
+            MasterKeySource::LoadedGenerated => tracing::warn!(
+                "using the master key generated in the data dir; configure master_key_file for production"
+            ),
+            MasterKeySource::Configured => {}
+        }
+        let keyring = open_keyring(&db, master, clock.now_ms()).await?;
+        let keyring = Arc::new(keyring);
+        let hasher = PasswordHasher::new(&config.password)?;
+        let mailer = Mailer::new(&config, db.clone(), keyring.clone(), clock.clone())?;
+        let blobs = Blobs::local(&config.data_dir.join("objects")).await?;
+        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new(clock.clone()));
+        let trusted_proxies = config.trusted_proxy_nets();
+        Ok(Arc::new(App {
+            config: Arc::new(config),
+            db,
+            keyring,
+            hasher,
+            limiter,
+            clock,
+            mailer,
+            blobs,
+            trusted_proxies,
+        }))
+    }
+}
+
+async fn open_keyring(db: &Db, master: crypto::KeyBytes, now: i64) -> anyhow::Result<Keyring> {
+    let mut tx = db.pool.begin().await?;
+    let stored = store::get_data_key(&mut tx, "platform").await?;
+    let (ring, created) = Keyring::open(master, stored.map(|(version, wrapped)| WrappedKey { version, wrapped }))
+        .map_err(|e| anyhow::anyhow!("cannot open the platform key with this master key: {e}"))?;
+    if let Some(w) = created {
+        store::insert_data_key(&mut tx, "platform", w.version, &w.wrapped, now).await?;
+    }
+    tx.commit().await?;
+    Ok(ring)
+}

@@ -1,0 +1,111 @@
+//! The database. One query code path for SQLite and PostgreSQL through sqlx's `Any` driver: every
+//! query uses `$n` placeholders (both engines accept them) and portable types (TEXT ids, BIGINT
+//! unix-millisecond times, BLOB/BYTEA ciphertexts). Dialect differences live in the migrations.
+//!
+//! Store functions take a `&mut Conn` so that the caller decides the transaction: a change and the
+//! audit event that records it commit together.
+
+pub mod outbox;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+
+pub type Conn = sqlx::AnyConnection;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The connection pool and which engine is behind it.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+}
+
+impl Db {
+    /// Connects; for SQLite, creates the file and turns on WAL, foreign keys and a busy timeout.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        let opts: AnyConnectOptions = url.parse()?;
+        // SQLite has one writer: a single connection serializes writes instead of failing them
+        // with SQLITE_BUSY when a read-then-write transaction races another.
+        let max = if dialect == Dialect::Sqlite { 1 } else { max_connections };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool, dialect })
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+}
+
+/// The wrapped data key with this id, if one was stored.
+pub async fn get_data_key(c: &mut Conn, id: &str) -> Result<Option<(u32, Vec<u8>)>, sqlx::Error> {
+    let row = sqlx::query("SELECT version, wrapped FROM data_keys WHERE id = $1 ORDER BY version DESC LIMIT 1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(match row {
+        Some(r) => {
+            let v: i64 = r.try_get("version")?;
+            Some((u32::try_from(v).unwrap_or(0), r.try_get("wrapped")?))
+        }
+        None => None,
+    })
+}
+
+pub async fn insert_data_key(c: &mut Conn, id: &str, version: u32, wrapped: &[u8], now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO data_keys (id, version, wrapped, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(i64::from(version))
+        .bind(wrapped.to_vec())
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
+/// True when the error is a unique-constraint violation (both engines).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            matches!(d.kind(), sqlx::error::ErrorKind::UniqueViolation)
+        }
+        _ => false,
+    }
+}

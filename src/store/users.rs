@@ -1,0 +1,100 @@
+//! Accounts. Email and display name are stored only as ciphertexts; the email is found through its
+//! blind index.
+
+use sqlx::Row;
+
+use super::Conn;
+
+pub struct UserRow {
+    pub id: String,
+    pub email_ct: Vec<u8>,
+    pub display_name_ct: Vec<u8>,
+    pub password_hash: String,
+    pub email_verified_at: Option<i64>,
+    pub created_at: i64,
+}
+
+const COLS: &str = "id, email_ct, display_name_ct, password_hash, email_verified_at, created_at";
+
+fn from_row(r: sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        id: r.try_get("id")?,
+        email_ct: r.try_get("email_ct")?,
+        display_name_ct: r.try_get("display_name_ct")?,
+        password_hash: r.try_get("password_hash")?,
+        email_verified_at: r.try_get("email_verified_at")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email_bidx: &'a str,
+    pub email_ct: Vec<u8>,
+    pub display_name_ct: Vec<u8>,
+    pub password_hash: &'a str,
+    pub now: i64,
+}
+
+pub async fn insert(c: &mut Conn, u: NewUser<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, email_bidx, email_ct, display_name_ct, password_hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(u.id)
+    .bind(u.email_bidx)
+    .bind(u.email_ct)
+    .bind(u.display_name_ct)
+    .bind(u.password_hash)
+    .bind(u.now)
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
+}
+
+pub async fn find_by_email_bidx(c: &mut Conn, bidx: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query(&format!("SELECT {COLS} FROM users WHERE email_bidx = $1"))
+        .bind(bidx)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn find_by_id(c: &mut Conn, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query(&format!("SELECT {COLS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn mark_verified(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email_verified_at = $2, updated_at = $2 WHERE id = $1 AND email_verified_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_password_hash(c: &mut Conn, id: &str, hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_display_name(c: &mut Conn, id: &str, ct: Vec<u8>, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET display_name_ct = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(ct)
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
