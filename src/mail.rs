@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::Mailbox;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
@@ -116,11 +117,19 @@ impl Mailer {
     async fn send_row(&self, id: &str, ct: &[u8]) -> anyhow::Result<()> {
         let plain = self.inner.keyring.open_field(&ad(id), ct)?;
         let email: Email = serde_json::from_slice(&plain)?;
+        // Plain 7-bit text when possible, so a person (or a test) can read the outbox file as is.
+        // (RFC 5322 allows lines up to 998 characters; lettre's chooser would pick quoted-printable
+        // above 76, which splits links.)
+        let body = if email.body.is_ascii() && email.body.lines().all(|l| l.len() <= 998) {
+            Body::dangerous_pre_encoded(email.body.replace("\r\n", "\n").replace('\n', "\r\n").into_bytes(), ContentTransferEncoding::SevenBit)
+        } else {
+            Body::new(email.body)
+        };
         let msg = Message::builder()
             .from(self.inner.from.clone())
             .to(email.to.parse()?)
             .subject(email.subject)
-            .body(email.body)?;
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body))?;
         match &self.inner.transport {
             Transport::File(t) => t.send(msg).await.map(|_| ())?,
             Transport::Smtp(t) => t.send(msg).await.map(|_| ())?,

@@ -42,6 +42,7 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The whole application.
 pub fn router(app: AppState) -> Router {
+    let _ = ops::metrics_handle();
     let (api, doc) = api(&app);
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     let cfg = &app.config;

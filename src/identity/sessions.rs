@@ -83,6 +83,17 @@ pub async fn login(app: &App, ctx: &RequestCtx, raw_email: &str, password: &str)
         }
     };
     if user.email_verified_at.is_none() {
+        let mut tx = app.db.pool.begin().await?;
+        let ev = Event {
+            actor_id: Some(&user.id),
+            action: Action::AuthLoginFailed,
+            target_type: Some("user"),
+            target_id: Some(&user.id),
+            ip: Some(ctx.ip),
+            metadata: json!({ "email": mask::email(&addr), "reason": "email_not_verified" }),
+        };
+        audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+        tx.commit().await?;
         return Err(AppError::EmailNotVerified);
     }
     app.limiter.reset(&acct_key).await;

@@ -1,0 +1,9 @@
+//! Integration tests, run against SQLite by default and PostgreSQL with
+//! `STRONGROOM_TEST_DATABASE=postgres`.
+
+mod support;
+
+mod abuse;
+mod hardening;
+mod identity;
+mod sessions;
