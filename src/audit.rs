@@ -70,7 +70,12 @@ pub struct Event<'a> {
 }
 
 /// Appends `ev` to `chain` inside the caller's transaction.
-pub async fn append(c: &mut Conn, chain: &str, now: i64, ev: Event<'_>) -> Result<i64, sqlx::Error> {
+pub async fn append(
+    c: &mut Conn,
+    chain: &str,
+    now: i64,
+    ev: Event<'_>,
+) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO audit_chains (chain, last_seq, last_hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
         .bind(chain)
         .bind(GENESIS)
@@ -174,7 +179,10 @@ pub fn canonical(v: &Value) -> String {
                 .collect();
             format!("{{{}}}", parts.join(","))
         }
-        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -212,13 +220,11 @@ pub async fn load_chain(c: &mut Conn, chain: &str) -> Result<Vec<StoredEvent>, s
 /// The first sequence number at which the chain does not verify, if any.
 pub fn first_bad_seq(events: &[StoredEvent]) -> Option<i64> {
     let mut prev = GENESIS.to_string();
-    let mut expect_seq = 1;
-    for e in events {
+    for (expect_seq, e) in (1..).zip(events) {
         if e.seq != expect_seq || e.prev_hash != prev || e.compute_hash() != e.hash {
             return Some(expect_seq.min(e.seq));
         }
         prev = e.hash.clone();
-        expect_seq += 1;
     }
     None
 }

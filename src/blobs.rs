@@ -18,7 +18,9 @@ impl Blobs {
         std::fs::create_dir_all(dir)?;
         let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir)?);
         let me = Self { store };
-        me.store.put(&Path::from(SENTINEL), PutPayload::from_static(b"ok")).await?;
+        me.store
+            .put(&Path::from(SENTINEL), PutPayload::from_static(b"ok"))
+            .await?;
         Ok(me)
     }
 

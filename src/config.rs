@@ -150,7 +150,10 @@ impl Default for Config {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { idle_timeout_secs: 30 * 60, absolute_timeout_secs: 12 * 3600 }
+        Self {
+            idle_timeout_secs: 30 * 60,
+            absolute_timeout_secs: 12 * 3600,
+        }
     }
 }
 
@@ -199,7 +202,10 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(format!("the configuration file {} does not exist", path.display()));
+                return Err(format!(
+                    "the configuration file {} does not exist",
+                    path.display()
+                ));
             }
             fig = fig.merge(Toml::file(path));
         }
@@ -223,27 +229,42 @@ impl Config {
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.listen.parse::<SocketAddr>().is_err() {
-            p.push(format!("listen: '{}' is not an address like 127.0.0.1:8080", self.listen));
+            p.push(format!(
+                "listen: '{}' is not an address like 127.0.0.1:8080",
+                self.listen
+            ));
         }
         if let Some(u) = &self.public_url {
             match url::Url::parse(u) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-                _ => p.push(format!("public_url: '{u}' is not an http(s) URL like https://strongroom.example.com")),
+                _ => p.push(format!(
+                    "public_url: '{u}' is not an http(s) URL like https://strongroom.example.com"
+                )),
             }
         }
         if let Some(db) = &self.database_url {
-            if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            if !(db.starts_with("sqlite:")
+                || db.starts_with("postgres://")
+                || db.starts_with("postgresql://"))
+            {
                 p.push("database_url: must start with sqlite: or postgres://".into());
             }
         }
         for o in &self.allowed_origins {
-            if url::Url::parse(o).map(|u| u.origin().is_tuple()).unwrap_or(false) == false {
-                p.push(format!("allowed_origins: '{o}' is not an origin like https://app.example.com"));
+            if !url::Url::parse(o)
+                .map(|u| u.origin().is_tuple())
+                .unwrap_or(false)
+            {
+                p.push(format!(
+                    "allowed_origins: '{o}' is not an origin like https://app.example.com"
+                ));
             }
         }
         for t in &self.trusted_proxies {
             if parse_net(t).is_none() {
-                p.push(format!("trusted_proxies: '{t}' is neither an IP address nor a CIDR block"));
+                p.push(format!(
+                    "trusted_proxies: '{t}' is neither an IP address nor a CIDR block"
+                ));
             }
         }
         let pw = &self.password;
@@ -278,7 +299,9 @@ impl Config {
             ("auth_per_ip", rl.auth_per_ip),
         ] {
             if l.max == 0 || l.window_secs == 0 {
-                p.push(format!("rate_limits.{name}: max and window_secs must be at least 1"));
+                p.push(format!(
+                    "rate_limits.{name}: max and window_secs must be at least 1"
+                ));
             }
         }
         if self.max_body_bytes < 1024 {
@@ -293,7 +316,10 @@ impl Config {
             }
         }
         if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            p.push(format!("mail_from: '{}' is not a mailbox like Strongroom <no-reply@example.com>", self.mail_from));
+            p.push(format!(
+                "mail_from: '{}' is not a mailbox like Strongroom <no-reply@example.com>",
+                self.mail_from
+            ));
         }
         p
     }
@@ -302,8 +328,13 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         let pw = &self.password;
-        if pw.argon2_memory_kib < OWASP_MIN_MEMORY_KIB || pw.argon2_iterations < OWASP_MIN_ITERATIONS {
-            w.push("password.argon2_*: below the OWASP minimum (m=19456 KiB, t=2); use only for tests".into());
+        if pw.argon2_memory_kib < OWASP_MIN_MEMORY_KIB
+            || pw.argon2_iterations < OWASP_MIN_ITERATIONS
+        {
+            w.push(
+                "password.argon2_*: below the OWASP minimum (m=19456 KiB, t=2); use only for tests"
+                    .into(),
+            );
         }
         if self.master_key.is_none() && self.master_key_file.is_none() {
             w.push("no master key configured: one is generated in the data dir (fine for a trial, not for production)".into());
@@ -328,12 +359,18 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("strongroom.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("strongroom.db").display()
+            ),
         }
     }
 
     pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
-        self.trusted_proxies.iter().filter_map(|t| parse_net(t)).collect()
+        self.trusted_proxies
+            .iter()
+            .filter_map(|t| parse_net(t))
+            .collect()
     }
 }
 

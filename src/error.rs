@@ -35,7 +35,10 @@ pub enum AppError {
 
 impl AppError {
     pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
-        AppError::Invalid { code, detail: detail.into() }
+        AppError::Invalid {
+            code,
+            detail: detail.into(),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Strongroom: a self-hosted, multi-tenant collaboration server whose security is the product.
 //! Layers (data flows one way): `http` → services (`identity`, `audit`) → `store`/`blobs`/`crypto`/`mail`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod audit;
 pub mod blobs;
 pub mod clock;

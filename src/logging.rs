@@ -9,7 +9,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}").unwrap_or_else(|_| never())
+    Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+        .unwrap_or_else(|_| never())
 });
 static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?i)("[a-z_]*(?:password|passwd|token|secret|cookie|authorization|api_key|code)[a-z_]*"\s*:\s*)"(?:[^"\\]|\\.)*""#)
@@ -18,7 +19,8 @@ static SECRET_FIELD: LazyLock<Regex> = LazyLock::new(|| {
 static LONG_OPAQUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9_\-]{32,}").unwrap_or_else(|_| never()));
 static UUID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$").unwrap_or_else(|_| never())
+    Regex::new(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+        .unwrap_or_else(|_| never())
 });
 
 fn never() -> Regex {

@@ -25,11 +25,21 @@ pub struct Email {
 }
 
 fn ad(id: &str) -> FieldAd<'_> {
-    FieldAd { scope: "platform", table: "email_outbox", column: "payload", row: id }
+    FieldAd {
+        scope: "platform",
+        table: "email_outbox",
+        column: "payload",
+        row: id,
+    }
 }
 
 /// Queues `email` in the caller's transaction.
-pub async fn enqueue(c: &mut Conn, keyring: &Keyring, now: i64, email: &Email) -> Result<(), sqlx::Error> {
+pub async fn enqueue(
+    c: &mut Conn,
+    keyring: &Keyring,
+    now: i64,
+    email: &Email,
+) -> Result<(), sqlx::Error> {
     let id = uuid::Uuid::now_v7().to_string();
     let payload = serde_json::to_vec(email).unwrap_or_default();
     store::outbox::insert(c, &id, keyring.seal_field(&ad(&id), &payload), now).await
@@ -58,7 +68,12 @@ struct Inner {
 const MAX_ATTEMPTS: i64 = 8;
 
 impl Mailer {
-    pub fn new(cfg: &Config, db: Db, keyring: Arc<Keyring>, clock: SharedClock) -> anyhow::Result<Self> {
+    pub fn new(
+        cfg: &Config,
+        db: Db,
+        keyring: Arc<Keyring>,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
         let transport = match &cfg.smtp {
             None => {
                 let dir = cfg.data_dir.join("outbox");
@@ -79,7 +94,16 @@ impl Mailer {
             }
         };
         let from: Mailbox = cfg.mail_from.parse()?;
-        Ok(Self { inner: Arc::new(Inner { transport, from, db, keyring, clock, wake: Notify::new() }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                transport,
+                from,
+                db,
+                keyring,
+                clock,
+                wake: Notify::new(),
+            }),
+        })
     }
 
     /// Tells the worker there is mail (call after committing a transaction that queued some).
@@ -106,8 +130,13 @@ impl Mailer {
                 }
                 Err(e) => {
                     tracing::warn!(outbox_id = %row.id, attempt = row.attempts, error = %e, "email delivery failed");
-                    let backoff = 1000 * 2i64.pow(u32::try_from(row.attempts.clamp(0, 12)).unwrap_or(12));
-                    let next = if row.attempts >= MAX_ATTEMPTS { i64::MAX } else { now + backoff };
+                    let backoff =
+                        1000 * 2i64.pow(u32::try_from(row.attempts.clamp(0, 12)).unwrap_or(12));
+                    let next = if row.attempts >= MAX_ATTEMPTS {
+                        i64::MAX
+                    } else {
+                        now + backoff
+                    };
                     store::outbox::mark_failed(&mut conn, &row.id, next, &e.to_string()).await?;
                 }
             }
@@ -121,7 +150,14 @@ impl Mailer {
         // (RFC 5322 allows lines up to 998 characters; lettre's chooser would pick quoted-printable
         // above 76, which splits links.)
         let body = if email.body.is_ascii() && email.body.lines().all(|l| l.len() <= 998) {
-            Body::dangerous_pre_encoded(email.body.replace("\r\n", "\n").replace('\n', "\r\n").into_bytes(), ContentTransferEncoding::SevenBit)
+            Body::dangerous_pre_encoded(
+                email
+                    .body
+                    .replace("\r\n", "\n")
+                    .replace('\n', "\r\n")
+                    .into_bytes(),
+                ContentTransferEncoding::SevenBit,
+            )
         } else {
             Body::new(email.body)
         };
@@ -129,7 +165,11 @@ impl Mailer {
             .from(self.inner.from.clone())
             .to(email.to.parse()?)
             .subject(email.subject)
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body))?;
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(body),
+            )?;
         match &self.inner.transport {
             Transport::File(t) => t.send(msg).await.map(|_| ())?,
             Transport::Smtp(t) => t.send(msg).await.map(|_| ())?,
@@ -139,7 +179,10 @@ impl Mailer {
     }
 
     /// The job loop: runs until `shutdown` fires, waking on `wake()` or every few seconds.
-    pub fn spawn_worker(&self, shutdown: tokio_util_shutdown::Shutdown) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_worker(
+        &self,
+        shutdown: tokio_util_shutdown::Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             loop {

@@ -11,7 +11,11 @@ use strongroom::state::App;
 use strongroom::store::Db;
 
 #[derive(Parser)]
-#[command(name = "strongroom", version, about = "Self-hosted collaboration server whose security is the product")]
+#[command(
+    name = "strongroom",
+    version,
+    about = "Self-hosted collaboration server whose security is the product"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,7 +64,10 @@ impl Common {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -77,7 +84,14 @@ async fn run(cli: Cli) -> ExitCode {
                 for w in cfg.warnings() {
                     println!("warning: {w}");
                 }
-                println!("configuration OK (database: {})", if cfg.database_url().starts_with("sqlite") { "SQLite" } else { "PostgreSQL" });
+                println!(
+                    "configuration OK (database: {})",
+                    if cfg.database_url().starts_with("sqlite") {
+                        "SQLite"
+                    } else {
+                        "PostgreSQL"
+                    }
+                );
                 ExitCode::SUCCESS
             }
             Err(problems) => {

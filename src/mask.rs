@@ -32,7 +32,10 @@ pub fn ip(ip: IpAddr) -> String {
 
 /// A person's name reduced to its initial.
 pub fn name(n: &str) -> String {
-    n.chars().next().map(|c| format!("{c}***")).unwrap_or_default()
+    n.chars()
+        .next()
+        .map(|c| format!("{c}***"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -40,8 +43,14 @@ mod tests {
     #[test]
     fn masks() {
         assert_eq!(super::email("jane.doe@example.com"), "j***@e***.com");
-        assert_eq!(super::ip("203.0.113.77".parse().expect("ip")), "203.0.113.0");
-        assert_eq!(super::ip("2001:db8:1:2::5".parse().expect("ip")), "2001:db8:1::");
+        assert_eq!(
+            super::ip("203.0.113.77".parse().expect("ip")),
+            "203.0.113.0"
+        );
+        assert_eq!(
+            super::ip("2001:db8:1:2::5".parse().expect("ip")),
+            "2001:db8:1::"
+        );
         assert_eq!(super::name("Alice"), "A***");
     }
 }

@@ -34,7 +34,10 @@ const SWEEP_AT: usize = 100_000;
 
 impl MemoryLimiter {
     pub fn new(clock: SharedClock) -> Self {
-        Self { clock, map: Mutex::new(HashMap::new()) }
+        Self {
+            clock,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     fn evaluate(&self, key: &str, limit: Limit, record: bool) -> Result<(), RetryAfter> {
@@ -51,7 +54,9 @@ impl MemoryLimiter {
         if q.len() >= limit.max as usize {
             let oldest = q.front().copied().unwrap_or(now);
             let wait_ms = (oldest + window - now).max(0);
-            return Err(RetryAfter(u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1)));
+            return Err(RetryAfter(
+                u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
+            ));
         }
         if record {
             q.push_back(now);
@@ -69,7 +74,10 @@ impl RateLimiter for MemoryLimiter {
         self.evaluate(key, limit, true)
     }
     async fn reset(&self, key: &str) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 }
 

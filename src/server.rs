@@ -9,16 +9,23 @@ use crate::mail::tokio_util_shutdown;
 use crate::state::AppState;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
-pub async fn run(app: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    app: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let _ = crate::http::ops::metrics_handle();
     let (trigger, stop) = tokio_util_shutdown::channel();
     let worker = app.mailer.spawn_worker(stop);
     tracing::info!(listen_addr = %addr, public_url = %app.config.public_url(), "listening");
     let router = crate::http::router(app);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     trigger.fire();
     let _ = worker.await;
     tracing::info!("stopped");

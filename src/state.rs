@@ -69,8 +69,11 @@ impl App {
 async fn open_keyring(db: &Db, master: crypto::KeyBytes, now: i64) -> anyhow::Result<Keyring> {
     let mut tx = db.pool.begin().await?;
     let stored = store::get_data_key(&mut tx, "platform").await?;
-    let (ring, created) = Keyring::open(master, stored.map(|(version, wrapped)| WrappedKey { version, wrapped }))
-        .map_err(|e| anyhow::anyhow!("cannot open the platform key with this master key: {e}"))?;
+    let (ring, created) = Keyring::open(
+        master,
+        stored.map(|(version, wrapped)| WrappedKey { version, wrapped }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the platform key with this master key: {e}"))?;
     if let Some(w) = created {
         store::insert_data_key(&mut tx, "platform", w.version, &w.wrapped, now).await?;
     }

@@ -71,7 +71,11 @@ pub struct FieldAd<'a> {
 
 impl FieldAd<'_> {
     fn bytes(&self) -> Vec<u8> {
-        format!("strongroom:field:v1|{}|{}|{}|{}", self.scope, self.table, self.column, self.row).into_bytes()
+        format!(
+            "strongroom:field:v1|{}|{}|{}|{}",
+            self.scope, self.table, self.column, self.row
+        )
+        .into_bytes()
     }
 }
 
@@ -170,29 +174,63 @@ pub struct WrappedKey {
 impl Keyring {
     /// Unwraps a stored platform key, or (when `stored` is None) creates one; returns the keyring
     /// and the wrapped key to store when one was created.
-    pub fn open(master: KeyBytes, stored: Option<WrappedKey>) -> Result<(Self, Option<WrappedKey>), CryptoError> {
+    pub fn open(
+        master: KeyBytes,
+        stored: Option<WrappedKey>,
+    ) -> Result<(Self, Option<WrappedKey>), CryptoError> {
         let (root, version, created) = match stored {
-            Some(w) => (unwrap_key(&master, "platform", w.version, &w.wrapped)?, w.version, None),
+            Some(w) => (
+                unwrap_key(&master, "platform", w.version, &w.wrapped)?,
+                w.version,
+                None,
+            ),
             None => {
                 let root = KeyBytes::random();
                 let wrapped = wrap_key(&master, "platform", 1, &root);
-                (root, 1, Some(WrappedKey { version: 1, wrapped }))
+                (
+                    root,
+                    1,
+                    Some(WrappedKey {
+                        version: 1,
+                        wrapped,
+                    }),
+                )
             }
         };
-        Ok((Self { master, platform: DataKey::new(version, &root) }, created))
+        Ok((
+            Self {
+                master,
+                platform: DataKey::new(version, &root),
+            },
+            created,
+        ))
     }
 
     /// Encrypts an account-data field bound to its place.
     pub fn seal_field(&self, ad: &FieldAd<'_>, plaintext: &[u8]) -> Vec<u8> {
-        seal(&self.platform.field, self.platform.version, &ad.bytes(), plaintext)
+        seal(
+            &self.platform.field,
+            self.platform.version,
+            &ad.bytes(),
+            plaintext,
+        )
     }
 
     pub fn open_field(&self, ad: &FieldAd<'_>, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        open(&self.platform.field, self.platform.version, &ad.bytes(), ciphertext)
+        open(
+            &self.platform.field,
+            self.platform.version,
+            &ad.bytes(),
+            ciphertext,
+        )
     }
 
     /// Convenience for UTF-8 fields.
-    pub fn open_field_string(&self, ad: &FieldAd<'_>, ciphertext: &[u8]) -> Result<String, CryptoError> {
+    pub fn open_field_string(
+        &self,
+        ad: &FieldAd<'_>,
+        ciphertext: &[u8],
+    ) -> Result<String, CryptoError> {
         String::from_utf8(self.open_field(ad, ciphertext)?).map_err(|_| CryptoError::Open)
     }
 
@@ -222,7 +260,8 @@ pub fn new_token() -> String {
 }
 
 fn hmac_hex(key: &KeyBytes, data: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).unwrap_or_else(|_| unreachable_hmac());
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(&key.0).unwrap_or_else(|_| unreachable_hmac());
     mac.update(data);
     hex::encode(mac.finalize().into_bytes())
 }
@@ -237,7 +276,12 @@ fn wrap_key(master: &KeyBytes, id: &str, version: u32, key: &KeyBytes) -> Vec<u8
     seal(master, version, ad.as_bytes(), &key.0)
 }
 
-fn unwrap_key(master: &KeyBytes, id: &str, version: u32, wrapped: &[u8]) -> Result<KeyBytes, CryptoError> {
+fn unwrap_key(
+    master: &KeyBytes,
+    id: &str,
+    version: u32,
+    wrapped: &[u8],
+) -> Result<KeyBytes, CryptoError> {
     let ad = format!("strongroom:wrap:v1|{id}|{version}");
     let mut raw = open(master, version, ad.as_bytes(), wrapped)?;
     let k = KeyBytes::from_slice(&raw).ok_or(CryptoError::Open);
@@ -259,7 +303,13 @@ fn seal(key: &KeyBytes, version: u32, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     aad.extend_from_slice(ad);
     // Encryption with a valid key and nonce only fails for plaintexts over 256 GiB.
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
         .unwrap_or_default();
     out.extend_from_slice(&ct);
     out
@@ -277,7 +327,13 @@ fn open(key: &KeyBytes, version: u32, ad: &[u8], data: &[u8]) -> Result<Vec<u8>,
     let mut aad = data[..5].to_vec();
     aad.extend_from_slice(ad);
     cipher
-        .decrypt(XNonce::from_slice(&data[5..5 + NONCE_LEN]), Payload { msg: &data[5 + NONCE_LEN..], aad: &aad })
+        .decrypt(
+            XNonce::from_slice(&data[5..5 + NONCE_LEN]),
+            Payload {
+                msg: &data[5 + NONCE_LEN..],
+                aad: &aad,
+            },
+        )
         .map_err(|_| CryptoError::Open)
 }
 
@@ -286,23 +342,45 @@ mod tests {
     use super::*;
 
     fn ring() -> Keyring {
-        Keyring::open(KeyBytes::random(), None).map(|(k, _)| k).expect("keyring")
+        Keyring::open(KeyBytes::random(), None)
+            .map(|(k, _)| k)
+            .expect("keyring")
     }
 
     #[test]
     fn field_round_trips_and_is_bound_to_its_row() {
         let k = ring();
-        let ad = FieldAd { scope: "platform", table: "users", column: "email", row: "a" };
+        let ad = FieldAd {
+            scope: "platform",
+            table: "users",
+            column: "email",
+            row: "a",
+        };
         let ct = k.seal_field(&ad, b"alice@example.com");
         assert_eq!(k.open_field(&ad, &ct).expect("open"), b"alice@example.com");
         let other = FieldAd { row: "b", ..ad };
         assert!(k.open_field(&other, &ct).is_err());
-        let other_col = FieldAd { scope: "platform", table: "users", column: "display_name", row: "a" };
+        let other_col = FieldAd {
+            scope: "platform",
+            table: "users",
+            column: "display_name",
+            row: "a",
+        };
         assert!(k.open_field(&other_col, &ct).is_err());
         let mut tampered = ct.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(k.open_field(&FieldAd { scope: "platform", table: "users", column: "email", row: "a" }, &tampered).is_err());
+        assert!(k
+            .open_field(
+                &FieldAd {
+                    scope: "platform",
+                    table: "users",
+                    column: "email",
+                    row: "a"
+                },
+                &tampered
+            )
+            .is_err());
     }
 
     #[test]
@@ -310,7 +388,14 @@ mod tests {
         let master = KeyBytes::random();
         let (k1, created) = Keyring::open(master.clone(), None).expect("create");
         let w = created.expect("wrapped");
-        let (k2, none) = Keyring::open(master, Some(WrappedKey { version: w.version, wrapped: w.wrapped.clone() })).expect("reopen");
+        let (k2, none) = Keyring::open(
+            master,
+            Some(WrappedKey {
+                version: w.version,
+                wrapped: w.wrapped.clone(),
+            }),
+        )
+        .expect("reopen");
         assert!(none.is_none());
         assert_eq!(k1.blind_index("a@b.c"), k2.blind_index("a@b.c"));
         assert_ne!(k1.blind_index("a@b.c"), k1.hash_token("a@b.c"));

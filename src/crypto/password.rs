@@ -39,15 +39,24 @@ pub struct Verified {
 
 impl PasswordHasher {
     pub fn new(cfg: &PasswordConfig) -> Result<Self, HashError> {
-        let params = Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, cfg.argon2_parallelism, None)
-            .map_err(|e| HashError::Argon(e.to_string()))?;
+        let params = Params::new(
+            cfg.argon2_memory_kib,
+            cfg.argon2_iterations,
+            cfg.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| HashError::Argon(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let salt = SaltString::generate(&mut OsRng);
         let dummy = argon
             .hash_password(crate::crypto::new_token().as_bytes(), &salt)
             .map_err(|e| HashError::Argon(e.to_string()))?
             .to_string();
-        Ok(Self { params, permits: Arc::new(Semaphore::new(cfg.hash_concurrency.max(1))), dummy: Arc::new(dummy) })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(cfg.hash_concurrency.max(1))),
+            dummy: Arc::new(dummy),
+        })
     }
 
     fn argon(params: Params) -> Argon2<'static> {
@@ -72,11 +81,16 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<Verified, HashError> {
         let pw = normalize(password);
         let real = phc.is_some();
-        let phc = phc.map(str::to_owned).unwrap_or_else(|| self.dummy.as_str().to_owned());
+        let phc = phc
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.dummy.as_str().to_owned());
         let params = self.params.clone();
         self.run(move || {
             let parsed = PasswordHash::new(&phc).map_err(|e| HashError::Argon(e.to_string()))?;
-            let ok = Self::argon(params.clone()).verify_password(pw.as_bytes(), &parsed).is_ok() && real;
+            let ok = Self::argon(params.clone())
+                .verify_password(pw.as_bytes(), &parsed)
+                .is_ok()
+                && real;
             let needs_rehash = ok && weaker(&parsed, &params);
             Ok(Verified { ok, needs_rehash })
         })
@@ -88,7 +102,9 @@ impl PasswordHasher {
         f: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
         let _permit = self.permits.acquire().await.map_err(|_| HashError::Join)?;
-        tokio::task::spawn_blocking(f).await.map_err(|_| HashError::Join)?
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| HashError::Join)?
     }
 }
 
@@ -106,7 +122,12 @@ fn normalize(pw: &str) -> String {
 }
 
 /// Why a password was refused, in words a person can act on.
-pub fn check_policy(cfg: &PasswordConfig, password: &str, email: &str, display_name: &str) -> Result<(), String> {
+pub fn check_policy(
+    cfg: &PasswordConfig,
+    password: &str,
+    email: &str,
+    display_name: &str,
+) -> Result<(), String> {
     let pw = normalize(password);
     let len = pw.chars().count();
     if len < cfg.min_length {
@@ -118,17 +139,24 @@ pub fn check_policy(cfg: &PasswordConfig, password: &str, email: &str, display_n
     let lower = pw.to_lowercase();
     let email = email.trim().to_lowercase();
     let local = email.split('@').next().unwrap_or_default();
-    if (!email.is_empty() && lower.contains(&email)) || (local.chars().count() >= 3 && lower.contains(local)) {
+    if (!email.is_empty() && lower.contains(&email))
+        || (local.chars().count() >= 3 && lower.contains(local))
+    {
         return Err("The password must not contain your email address.".into());
     }
     let name = display_name.trim().to_lowercase();
-    let has_name_part = name.split_whitespace().any(|p| p.chars().count() >= 4 && lower.contains(p));
+    let has_name_part = name
+        .split_whitespace()
+        .any(|p| p.chars().count() >= 4 && lower.contains(p));
     if (name.chars().count() >= 3 && lower.contains(&name)) || has_name_part {
         return Err("The password must not contain your name.".into());
     }
     // The estimator's cost grows with length; the first 100 characters tell whether it is weak.
     let sample: String = pw.chars().take(100).collect();
-    let inputs: Vec<&str> = [email.as_str(), local, name.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+    let inputs: Vec<&str> = [email.as_str(), local, name.as_str()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
     let estimate = zxcvbn::zxcvbn(&sample, &inputs);
     if (estimate.score() as u8) < 3 {
         let hint = estimate
@@ -145,7 +173,11 @@ mod tests {
     use super::*;
 
     fn cfg() -> PasswordConfig {
-        PasswordConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..PasswordConfig::default() }
+        PasswordConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            ..PasswordConfig::default()
+        }
     }
 
     #[test]
@@ -154,14 +186,41 @@ mod tests {
         assert!(check_policy(&c, "short", "a@b.co", "A").is_err());
         // 14 code points: too short even though it is 28 bytes.
         assert!(check_policy(&c, "ééééééééééééé1", "a@b.co", "A").is_err());
-        assert!(check_policy(&c, "passwordpassword", "a@b.co", "A").unwrap_err().contains("weak"));
-        assert!(check_policy(&c, "velvet-giraffe-alice-harbor", "alice@example.com", "Al").unwrap_err().contains("email"));
-        assert!(check_policy(&c, "velvet-giraffe-Roberta-harbor", "x@example.com", "roberta").unwrap_err().contains("name"));
-        assert!(check_policy(&c, "correct horse battery staple orbit", "x@example.com", "Bob").is_ok());
+        assert!(check_policy(&c, "passwordpassword", "a@b.co", "A")
+            .unwrap_err()
+            .contains("weak"));
+        assert!(
+            check_policy(&c, "velvet-giraffe-alice-harbor", "alice@example.com", "Al")
+                .unwrap_err()
+                .contains("email")
+        );
+        assert!(check_policy(
+            &c,
+            "velvet-giraffe-Roberta-harbor",
+            "x@example.com",
+            "roberta"
+        )
+        .unwrap_err()
+        .contains("name"));
+        assert!(check_policy(
+            &c,
+            "correct horse battery staple orbit",
+            "x@example.com",
+            "Bob"
+        )
+        .is_ok());
         // Any Unicode, no composition rules.
-        assert!(check_policy(&c, "мой пароль очень длинный и странный", "x@example.com", "Bob").is_ok());
+        assert!(check_policy(
+            &c,
+            "мой пароль очень длинный и странный",
+            "x@example.com",
+            "Bob"
+        )
+        .is_ok());
         let long: String = "tangerine-quartz-".repeat(70);
-        assert!(check_policy(&c, &long, "x@example.com", "Bob").unwrap_err().contains("at most"));
+        assert!(check_policy(&c, &long, "x@example.com", "Bob")
+            .unwrap_err()
+            .contains("at most"));
     }
 
     #[tokio::test]
@@ -179,8 +238,15 @@ mod tests {
     async fn weaker_hashes_are_flagged_for_rehash() {
         let weak = PasswordHasher::new(&cfg()).expect("hasher");
         let phc = weak.hash("some long passphrase here").await.expect("hash");
-        let strong = PasswordHasher::new(&PasswordConfig { argon2_memory_kib: 128, ..cfg() }).expect("hasher");
-        let v = strong.verify("some long passphrase here", Some(&phc)).await.expect("v");
+        let strong = PasswordHasher::new(&PasswordConfig {
+            argon2_memory_kib: 128,
+            ..cfg()
+        })
+        .expect("hasher");
+        let v = strong
+            .verify("some long passphrase here", Some(&phc))
+            .await
+            .expect("v");
         assert!(v.ok && v.needs_rehash);
     }
 }

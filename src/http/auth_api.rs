@@ -74,27 +74,47 @@ pub struct LoginAnswer {
 
 /// The one answer to signup, resend and reset requests, whatever happened.
 fn accepted() -> Response {
-    (StatusCode::ACCEPTED, ApiJson(Accepted { status: "accepted" })).into_response()
+    (
+        StatusCode::ACCEPTED,
+        ApiJson(Accepted { status: "accepted" }),
+    )
+        .into_response()
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupBody,
     responses((status = 202, body = Accepted), (status = 422, body = super::problem::Problem), (status = 429)))]
-async fn signup(State(app): State<AppState>, ctx: RequestCtxExt, ApiJson(b): ApiJson<SignupBody>) -> AppResult<Response> {
-    let input = SignupInput { email: b.email, password: b.password, display_name: b.display_name };
+async fn signup(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    ApiJson(b): ApiJson<SignupBody>,
+) -> AppResult<Response> {
+    let input = SignupInput {
+        email: b.email,
+        password: b.password,
+        display_name: b.display_name,
+    };
     identity::signup(&app, &ctx.0, input).await?;
     Ok(accepted())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenBody,
     responses((status = 200, body = Accepted), (status = 400, body = super::problem::Problem)))]
-async fn verify_email(State(app): State<AppState>, ctx: RequestCtxExt, ApiJson(b): ApiJson<TokenBody>) -> AppResult<Response> {
+async fn verify_email(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> AppResult<Response> {
     identity::verify_email(&app, &ctx.0, &b.token).await?;
     Ok(ApiJson(Accepted { status: "verified" }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailBody,
     responses((status = 202, body = Accepted), (status = 429)))]
-async fn resend_verification(State(app): State<AppState>, ctx: RequestCtxExt, ApiJson(b): ApiJson<EmailBody>) -> AppResult<Response> {
+async fn resend_verification(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    ApiJson(b): ApiJson<EmailBody>,
+) -> AppResult<Response> {
     identity::resend_verification(&app, &ctx.0, &b.email).await?;
     Ok(accepted())
 }
@@ -110,18 +130,34 @@ async fn login(
 ) -> AppResult<Response> {
     let out = identity::login(&app, &ctx.0, &b.email, &b.password).await?;
     let jar = jar.add(session_cookie(&app, out.token));
-    Ok((jar, ApiJson(LoginAnswer { mfa_required: false, user: out.user })).into_response())
+    Ok((
+        jar,
+        ApiJson(LoginAnswer {
+            mfa_required: false,
+            user: out.user,
+        }),
+    )
+        .into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401)))]
-async fn logout(State(app): State<AppState>, ctx: RequestCtxExt, Authed(s): Authed, jar: CookieJar) -> AppResult<Response> {
+async fn logout(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+    jar: CookieJar,
+) -> AppResult<Response> {
     identity::logout(&app, &ctx.0, &s).await?;
     Ok((jar.add(clear_cookie(&app)), StatusCode::NO_CONTENT).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = EmailBody,
     responses((status = 202, body = Accepted), (status = 429)))]
-async fn request_password_reset(State(app): State<AppState>, ctx: RequestCtxExt, ApiJson(b): ApiJson<EmailBody>) -> AppResult<Response> {
+async fn request_password_reset(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    ApiJson(b): ApiJson<EmailBody>,
+) -> AppResult<Response> {
     identity::request_password_reset(&app, &ctx.0, &b.email).await?;
     Ok(accepted())
 }

@@ -53,7 +53,9 @@ async fn update_me(
     Authed(s): Authed,
     ApiJson(b): ApiJson<UpdateMeBody>,
 ) -> AppResult<ApiJson<UserView>> {
-    Ok(ApiJson(identity::update_me(&app, &ctx.0, &s, &b.display_name).await?))
+    Ok(ApiJson(
+        identity::update_me(&app, &ctx.0, &s, &b.display_name).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "me", request_body = ChangePasswordBody, responses((status = 204), (status = 401), (status = 422), (status = 429)))]
@@ -69,13 +71,23 @@ async fn change_password(
 
 /// Every live session of the caller (a person has few; one page).
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "me", responses((status = 200, body = SessionList), (status = 401)))]
-async fn list_sessions(State(app): State<AppState>, Authed(s): Authed) -> AppResult<ApiJson<SessionList>> {
+async fn list_sessions(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+) -> AppResult<ApiJson<SessionList>> {
     let items = identity::list_sessions(&app, &s).await?;
-    Ok(ApiJson(SessionList { items, next_cursor: None }))
+    Ok(ApiJson(SessionList {
+        items,
+        next_cursor: None,
+    }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/me/sessions", tag = "me", responses((status = 204), (status = 401)))]
-async fn revoke_other_sessions(State(app): State<AppState>, ctx: RequestCtxExt, Authed(s): Authed) -> AppResult<StatusCode> {
+async fn revoke_other_sessions(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+) -> AppResult<StatusCode> {
     identity::revoke_other_sessions(&app, &ctx.0, &s).await?;
     Ok(StatusCode::NO_CONTENT)
 }

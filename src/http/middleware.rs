@@ -24,7 +24,8 @@ pub struct RequestId(pub String);
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);
 
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Outermost: assigns the request id and client address, logs and measures the request, turns
@@ -33,7 +34,10 @@ pub async fn envelope(State(app): State<AppState>, mut req: Request, next: Next)
     let started = Instant::now();
     // Always our own id: a client-sent one would let callers write into our logs.
     let id = uuid::Uuid::now_v7().to_string();
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let ip = client_ip(peer, req.headers(), &app.trusted_proxies);
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(ClientIp(ip));
@@ -62,7 +66,8 @@ pub async fn envelope(State(app): State<AppState>, mut req: Request, next: Next)
     let elapsed = started.elapsed();
     metrics::counter!("http_requests_total", "method" => method.to_string(), "status" => status.as_u16().to_string())
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string()).record(elapsed.as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string())
+        .record(elapsed.as_secs_f64());
     tracing::info!(request_id = %id, method = %method, route = %route, status = status.as_u16(),
         latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "request");
     res
@@ -80,12 +85,20 @@ fn security_headers(h: &mut HeaderMap, https: bool) {
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
-    set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=(), browsing-topics=()");
+    set(
+        h,
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), browsing-topics=()",
+    );
     set(h, "cross-origin-opener-policy", "same-origin");
     set(h, "cross-origin-resource-policy", "same-origin");
     set(h, "cache-control", "no-store");
     if https {
-        set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
+        set(
+            h,
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        );
     }
 }
 
@@ -104,7 +117,13 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[ipnet::Ip
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    chain.iter().rev().find(|ip| !is_trusted(ip)).copied().or(chain.first().copied()).unwrap_or(peer)
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .copied()
+        .or(chain.first().copied())
+        .unwrap_or(peer)
 }
 
 /// Refuses state-changing requests that a browser says come from another site.
@@ -124,21 +143,36 @@ pub async fn cross_origin_guard(State(app): State<AppState>, req: Request, next:
 
 fn same_origin(app: &AppState, h: &HeaderMap) -> bool {
     if let Some(origin) = h.get(header::ORIGIN) {
-        let Ok(origin) = origin.to_str() else { return false };
-        let ours = url::Url::parse(&app.config.public_url()).map(|u| u.origin().ascii_serialization());
-        return ours.as_deref() == Ok(origin) || app.config.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin);
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let ours =
+            url::Url::parse(&app.config.public_url()).map(|u| u.origin().ascii_serialization());
+        return ours.as_deref() == Ok(origin)
+            || app
+                .config
+                .allowed_origins
+                .iter()
+                .any(|o| o.trim_end_matches('/') == origin);
     }
     // No Origin: fall back to Fetch Metadata; non-browser clients send neither.
-    match h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some("cross-site") | Some("same-site") => false,
-        _ => true,
-    }
+    !matches!(
+        h.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+        Some("cross-site" | "same-site")
+    )
 }
 
 /// The general per-address limit on authentication routes.
 pub async fn auth_rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req.extensions().get::<ClientIp>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
-    if let Err(r) = app.limiter.hit(&format!("auth-ip:{ip}"), app.config.rate_limits.auth_per_ip).await {
+    let ip = req
+        .extensions()
+        .get::<ClientIp>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+    if let Err(r) = app
+        .limiter
+        .hit(&format!("auth-ip:{ip}"), app.config.rate_limits.auth_per_ip)
+        .await
+    {
         return AppError::from(r).into_response();
     }
     next.run(req).await
@@ -148,7 +182,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestCtxExt {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ClientIp>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+        let ip = parts
+            .extensions
+            .get::<ClientIp>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -169,10 +206,16 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7, 10.0.0.2"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.7, 10.0.0.2"),
+        );
         let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
         let peer: IpAddr = "10.0.0.1".parse().expect("ip");
-        assert_eq!(client_ip(Some(peer), &h, &trusted), "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        assert_eq!(
+            client_ip(Some(peer), &h, &trusted),
+            "198.51.100.7".parse::<IpAddr>().expect("ip")
+        );
         let outsider: IpAddr = "203.0.113.9".parse().expect("ip");
         assert_eq!(client_ip(Some(outsider), &h, &trusted), outsider);
         assert_eq!(client_ip(Some(outsider), &h, &[]), outsider);

@@ -32,7 +32,10 @@ struct ApiDoc;
 
 /// The `/api/v1` routes with their OpenAPI document.
 pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let auth = auth_api::router().layer(mw::from_fn_with_state(app.clone(), middleware::auth_rate_limit));
+    let auth = auth_api::router().layer(mw::from_fn_with_state(
+        app.clone(),
+        middleware::auth_rate_limit,
+    ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth)
         .merge(me_api::router())
@@ -51,21 +54,39 @@ pub fn router(app: AppState) -> Router {
         .merge(ops::router())
         .merge(pages::router(app.clone()))
         .layer(Extension(doc))
-        .layer(mw::from_fn_with_state(app.clone(), middleware::cross_origin_guard))
+        .layer(mw::from_fn_with_state(
+            app.clone(),
+            middleware::cross_origin_guard,
+        ))
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(cfg.request_timeout_secs)));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(cfg.request_timeout_secs),
+        ));
     if !cfg.allowed_origins.is_empty() {
-        let origins: Vec<HeaderValue> = cfg.allowed_origins.iter().filter_map(|o| o.trim_end_matches('/').parse().ok()).collect();
+        let origins: Vec<HeaderValue> = cfg
+            .allowed_origins
+            .iter()
+            .filter_map(|o| o.trim_end_matches('/').parse().ok())
+            .collect();
         r = r.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
                 .allow_credentials(true)
-                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+                .allow_methods([
+                    Method::GET,
+                    Method::POST,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                ])
                 .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
         );
     }
-    r.layer(CatchPanicLayer::custom(|_| problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)))
-        .layer(mw::from_fn_with_state(app.clone(), middleware::envelope))
-        .with_state(app)
+    r.layer(CatchPanicLayer::custom(|_| {
+        problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+    }))
+    .layer(mw::from_fn_with_state(app.clone(), middleware::envelope))
+    .with_state(app)
 }

@@ -18,7 +18,10 @@ pub fn router() -> axum::Router<AppState> {
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
         .route("/metrics", axum::routing::get(metrics_text))
-        .route("/.well-known/security.txt", axum::routing::get(security_txt))
+        .route(
+            "/.well-known/security.txt",
+            axum::routing::get(security_txt),
+        )
 }
 
 pub fn api_router() -> OpenApiRouter<AppState> {
@@ -42,17 +45,27 @@ async fn readyz(State(app): State<AppState>) -> Response {
         "status": if db && store { "ok" } else { "unavailable" },
         "checks": { "database": if db { "ok" } else { "failed" }, "object_store": if store { "ok" } else { "failed" } },
     });
-    let status = if db && store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db && store {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let mut res = (status, Json(body)).into_response();
     if status != StatusCode::OK {
         // A JSON body that says which dependency failed, not a generic problem.
-        res.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
     }
     res
 }
 
 async fn metrics_text() -> Response {
-    let text = metrics_handle().as_ref().map(PrometheusHandle::render).unwrap_or_default();
+    let text = metrics_handle()
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -70,5 +83,9 @@ async fn security_txt(State(app): State<AppState>) -> Response {
 /// This API's OpenAPI 3.1 document, generated from the handlers' annotations.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI document")))]
 async fn openapi_json(Extension(doc): Extension<Arc<String>>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_ref().clone()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.as_ref().clone(),
+    )
+        .into_response()
 }

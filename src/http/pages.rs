@@ -55,7 +55,10 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/verify-email", get(verify_page))
         .route("/account", get(account_page))
         .route("/account/sessions/{id}/revoke", post(revoke_submit))
-        .route("/account/sessions/revoke-others", post(revoke_others_submit))
+        .route(
+            "/account/sessions/revoke-others",
+            post(revoke_others_submit),
+        )
         .route("/account/password", post(password_submit))
         .route("/logout", post(logout_submit))
         .route("/static/style.css", get(stylesheet))
@@ -67,7 +70,10 @@ fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(template = name, error = %e, "template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><title>Error</title><p>Something went wrong.</p>".to_string()))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><title>Error</title><p>Something went wrong.</p>".to_string()),
+            )
                 .into_response()
         }
     }
@@ -84,7 +90,10 @@ fn page_error(e: &AppError) -> (StatusCode, String) {
         AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Internal(err) => {
             tracing::error!(error = %format!("{err:#}"), "internal error on a page");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.".into());
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side. Please try again.".into(),
+            );
         }
     };
     (status, e.to_string())
@@ -104,7 +113,10 @@ async fn home(MaybeAuthed(s): MaybeAuthed) -> Redirect {
 
 async fn stylesheet() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         include_str!("../../static/style.css"),
     )
         .into_response()
@@ -119,12 +131,30 @@ struct SignupForm {
 }
 
 async fn signup_page(State(app): State<AppState>) -> Response {
-    render(StatusCode::OK, "signup.html", context! { title => "Create your account", min_length => app.config.password.min_length })
+    render(
+        StatusCode::OK,
+        "signup.html",
+        context! { title => "Create your account", min_length => app.config.password.min_length },
+    )
 }
 
-async fn signup_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f): Form<SignupForm>) -> Response {
+async fn signup_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Form(f): Form<SignupForm>,
+) -> Response {
     let (email, display_name) = (f.email.clone(), f.display_name.clone());
-    match identity::signup(&app, &ctx.0, SignupInput { email: f.email, password: f.password, display_name: f.display_name }).await {
+    match identity::signup(
+        &app,
+        &ctx.0,
+        SignupInput {
+            email: f.email,
+            password: f.password,
+            display_name: f.display_name,
+        },
+    )
+    .await
+    {
         Ok(()) => message(
             "Check your email",
             "We sent a link to confirm your address. Open it within 24 hours to finish signing up.",
@@ -132,8 +162,12 @@ async fn signup_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f):
         ),
         Err(e) => {
             let (status, error) = page_error(&e);
-            render(status, "signup.html", context! { title => "Create your account", error, email, display_name,
-                min_length => app.config.password.min_length })
+            render(
+                status,
+                "signup.html",
+                context! { title => "Create your account", error, email, display_name,
+                min_length => app.config.password.min_length },
+            )
         }
     }
 }
@@ -145,16 +179,32 @@ struct TokenQuery {
 }
 
 async fn verify_page(Query(q): Query<TokenQuery>) -> Response {
-    render(StatusCode::OK, "verify.html", context! { title => "Confirm your email", token => q.token })
+    render(
+        StatusCode::OK,
+        "verify.html",
+        context! { title => "Confirm your email", token => q.token },
+    )
 }
 
-async fn verify_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f): Form<TokenQuery>) -> Response {
+async fn verify_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Form(f): Form<TokenQuery>,
+) -> Response {
     match identity::verify_email(&app, &ctx.0, &f.token).await {
-        Ok(()) => message("Email confirmed", "Your email address is confirmed. You can sign in now.", Some(("/login", "Sign in"))),
+        Ok(()) => message(
+            "Email confirmed",
+            "Your email address is confirmed. You can sign in now.",
+            Some(("/login", "Sign in")),
+        ),
         Err(e) => {
             let (status, error) = page_error(&e);
-            render(status, "message.html", context! { title => "Confirm your email", error,
-                message => "Ask for a new link from the sign-in page if this one has expired." })
+            render(
+                status,
+                "message.html",
+                context! { title => "Confirm your email", error,
+                message => "Ask for a new link from the sign-in page if this one has expired." },
+            )
         }
     }
 }
@@ -170,24 +220,49 @@ async fn login_page(MaybeAuthed(s): MaybeAuthed) -> Response {
     if s.is_some() {
         return Redirect::to("/account").into_response();
     }
-    render(StatusCode::OK, "login.html", context! { title => "Sign in" })
+    render(
+        StatusCode::OK,
+        "login.html",
+        context! { title => "Sign in" },
+    )
 }
 
-async fn login_submit(State(app): State<AppState>, ctx: RequestCtxExt, jar: CookieJar, Form(f): Form<LoginForm>) -> Response {
+async fn login_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    jar: CookieJar,
+    Form(f): Form<LoginForm>,
+) -> Response {
     match identity::login(&app, &ctx.0, &f.email, &f.password).await {
-        Ok(out) => (jar.add(session_cookie(&app, out.token)), Redirect::to("/account")).into_response(),
+        Ok(out) => (
+            jar.add(session_cookie(&app, out.token)),
+            Redirect::to("/account"),
+        )
+            .into_response(),
         Err(e) => {
             let (status, error) = page_error(&e);
-            render(status, "login.html", context! { title => "Sign in", error, email => f.email })
+            render(
+                status,
+                "login.html",
+                context! { title => "Sign in", error, email => f.email },
+            )
         }
     }
 }
 
 async fn forgot_page() -> Response {
-    render(StatusCode::OK, "forgot.html", context! { title => "Reset your password" })
+    render(
+        StatusCode::OK,
+        "forgot.html",
+        context! { title => "Reset your password" },
+    )
 }
 
-async fn forgot_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f): Form<LoginFormEmail>) -> Response {
+async fn forgot_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Form(f): Form<LoginFormEmail>,
+) -> Response {
     match identity::request_password_reset(&app, &ctx.0, &f.email).await {
         Ok(()) => message(
             "Check your email",
@@ -215,23 +290,41 @@ struct ResetForm {
 }
 
 async fn reset_page(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
-    render(StatusCode::OK, "reset.html", context! { title => "Choose a new password", token => q.token,
-        min_length => app.config.password.min_length })
+    render(
+        StatusCode::OK,
+        "reset.html",
+        context! { title => "Choose a new password", token => q.token,
+        min_length => app.config.password.min_length },
+    )
 }
 
-async fn reset_submit(State(app): State<AppState>, ctx: RequestCtxExt, Form(f): Form<ResetForm>) -> Response {
+async fn reset_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Form(f): Form<ResetForm>,
+) -> Response {
     match identity::confirm_password_reset(&app, &ctx.0, &f.token, &f.new_password).await {
-        Ok(()) => message("Password changed", "Your password is changed and every session was signed out.", Some(("/login", "Sign in"))),
+        Ok(()) => message(
+            "Password changed",
+            "Your password is changed and every session was signed out.",
+            Some(("/login", "Sign in")),
+        ),
         Err(e) => {
             let (status, error) = page_error(&e);
-            render(status, "reset.html", context! { title => "Choose a new password", error, token => f.token,
-                min_length => app.config.password.min_length })
+            render(
+                status,
+                "reset.html",
+                context! { title => "Choose a new password", error, token => f.token,
+                min_length => app.config.password.min_length },
+            )
         }
     }
 }
 
 async fn account_page(State(app): State<AppState>, MaybeAuthed(s): MaybeAuthed) -> Response {
-    let Some(s) = s else { return Redirect::to("/login").into_response() };
+    let Some(s) = s else {
+        return Redirect::to("/login").into_response();
+    };
     account_view(&app, &s, StatusCode::OK, None, None).await
 }
 
@@ -245,21 +338,45 @@ async fn account_view(
     let user = identity::get_me(app, s).await;
     let sessions = identity::list_sessions(app, s).await;
     match (user, sessions) {
-        (Ok(user), Ok(sessions)) => render(status, "account.html", context! {
-            title => "Account security", signed_in => true, user => Value::from_serialize(&user),
-            sessions => Value::from_serialize(&sessions), error, notice, min_length => app.config.password.min_length,
-        }),
+        (Ok(user), Ok(sessions)) => render(
+            status,
+            "account.html",
+            context! {
+                title => "Account security", signed_in => true, user => Value::from_serialize(&user),
+                sessions => Value::from_serialize(&sessions), error, notice, min_length => app.config.password.min_length,
+            },
+        ),
         (Err(e), _) | (_, Err(e)) => {
             let (status, error) = page_error(&e);
-            render(status, "message.html", context! { title => "Account security", error, message => "" })
+            render(
+                status,
+                "message.html",
+                context! { title => "Account security", error, message => "" },
+            )
         }
     }
 }
 
-async fn revoke_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAuthed(s): MaybeAuthed, Path(id): Path<String>) -> Response {
-    let Some(s) = s else { return Redirect::to("/login").into_response() };
+async fn revoke_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    MaybeAuthed(s): MaybeAuthed,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(s) = s else {
+        return Redirect::to("/login").into_response();
+    };
     match identity::revoke_session(&app, &ctx.0, &s, &id).await {
-        Ok(()) => account_view(&app, &s, StatusCode::OK, None, Some("That session was signed out.")).await,
+        Ok(()) => {
+            account_view(
+                &app,
+                &s,
+                StatusCode::OK,
+                None,
+                Some("That session was signed out."),
+            )
+            .await
+        }
         Err(e) => {
             let (status, error) = page_error(&e);
             account_view(&app, &s, status, Some(error), None).await
@@ -267,10 +384,25 @@ async fn revoke_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAut
     }
 }
 
-async fn revoke_others_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAuthed(s): MaybeAuthed) -> Response {
-    let Some(s) = s else { return Redirect::to("/login").into_response() };
+async fn revoke_others_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    MaybeAuthed(s): MaybeAuthed,
+) -> Response {
+    let Some(s) = s else {
+        return Redirect::to("/login").into_response();
+    };
     match identity::revoke_other_sessions(&app, &ctx.0, &s).await {
-        Ok(_) => account_view(&app, &s, StatusCode::OK, None, Some("All other sessions were signed out.")).await,
+        Ok(_) => {
+            account_view(
+                &app,
+                &s,
+                StatusCode::OK,
+                None,
+                Some("All other sessions were signed out."),
+            )
+            .await
+        }
         Err(e) => {
             let (status, error) = page_error(&e);
             account_view(&app, &s, status, Some(error), None).await
@@ -285,10 +417,26 @@ struct PasswordForm {
     new_password: String,
 }
 
-async fn password_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAuthed(s): MaybeAuthed, Form(f): Form<PasswordForm>) -> Response {
-    let Some(s) = s else { return Redirect::to("/login").into_response() };
+async fn password_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    MaybeAuthed(s): MaybeAuthed,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    let Some(s) = s else {
+        return Redirect::to("/login").into_response();
+    };
     match identity::change_password(&app, &ctx.0, &s, &f.current_password, &f.new_password).await {
-        Ok(()) => account_view(&app, &s, StatusCode::OK, None, Some("Password changed. Your other sessions were signed out.")).await,
+        Ok(()) => {
+            account_view(
+                &app,
+                &s,
+                StatusCode::OK,
+                None,
+                Some("Password changed. Your other sessions were signed out."),
+            )
+            .await
+        }
         Err(e) => {
             let (status, error) = page_error(&e);
             account_view(&app, &s, status, Some(error), None).await
@@ -296,11 +444,20 @@ async fn password_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeA
     }
 }
 
-async fn logout_submit(State(app): State<AppState>, ctx: RequestCtxExt, MaybeAuthed(s): MaybeAuthed, jar: CookieJar) -> Response {
+async fn logout_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    MaybeAuthed(s): MaybeAuthed,
+    jar: CookieJar,
+) -> Response {
     if let Some(s) = s {
         if let Err(e) = identity::logout(&app, &ctx.0, &s).await {
             let (status, error) = page_error(&e);
-            return render(status, "message.html", context! { title => "Sign out", error, message => "" });
+            return render(
+                status,
+                "message.html",
+                context! { title => "Sign out", error, message => "" },
+            );
         }
     }
     (jar.add(clear_cookie(&app)), Redirect::to("/login")).into_response()

@@ -32,7 +32,10 @@ pub fn problem(status: StatusCode, code: &str, detail: Option<String>) -> Respon
         detail,
     };
     let mut res = (status, axum::Json(body)).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     res
 }
 
@@ -58,10 +61,14 @@ pub fn for_status(status: StatusCode) -> Response {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
-            AppError::Invalid { code, detail } => problem(StatusCode::UNPROCESSABLE_ENTITY, code, Some(detail)),
-            AppError::Unauthenticated => {
-                problem(StatusCode::UNAUTHORIZED, "unauthenticated", Some("Sign in to continue.".into()))
+            AppError::Invalid { code, detail } => {
+                problem(StatusCode::UNPROCESSABLE_ENTITY, code, Some(detail))
             }
+            AppError::Unauthenticated => problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                Some("Sign in to continue.".into()),
+            ),
             AppError::InvalidCredentials => problem(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -78,19 +85,28 @@ impl IntoResponse for AppError {
                 Some("This link is invalid, was already used, or has expired.".into()),
             ),
             AppError::NotFound => problem(StatusCode::NOT_FOUND, "not_found", None),
-            AppError::Forbidden { code, detail } => problem(StatusCode::FORBIDDEN, code, Some(detail)),
+            AppError::Forbidden { code, detail } => {
+                problem(StatusCode::FORBIDDEN, code, Some(detail))
+            }
             AppError::RateLimited { retry_after } => {
                 let mut r = problem(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
-                    Some(format!("Too many attempts. Try again in {retry_after} seconds.")),
+                    Some(format!(
+                        "Too many attempts. Try again in {retry_after} seconds."
+                    )),
                 );
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 r
             }
             AppError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
-                problem(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", Some("Something went wrong on our side; it has been logged.".into()))
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    Some("Something went wrong on our side; it has been logged.".into()),
+                )
             }
         }
     }
@@ -122,14 +138,24 @@ fn json_rejection(rej: JsonRejection) -> Response {
             "unsupported_media_type",
             Some("Send the body as application/json.".into()),
         ),
-        JsonRejection::JsonDataError(e) => {
-            problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some(clean_serde_message(&e.body_text())))
+        JsonRejection::JsonDataError(e) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            Some(clean_serde_message(&e.body_text())),
+        ),
+        JsonRejection::JsonSyntaxError(_) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            Some("The body is not valid JSON.".into()),
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            for_status(StatusCode::PAYLOAD_TOO_LARGE)
         }
-        JsonRejection::JsonSyntaxError(_) => {
-            problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("The body is not valid JSON.".into()))
-        }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => for_status(StatusCode::PAYLOAD_TOO_LARGE),
-        other => problem(StatusCode::BAD_REQUEST, "bad_request", Some(other.body_text())),
+        other => problem(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some(other.body_text()),
+        ),
     }
 }
 

@@ -24,7 +24,9 @@ pub fn session_cookie(app: &AppState, token: String) -> Cookie<'static> {
     c.set_same_site(SameSite::Lax);
     c.set_path("/");
     c.set_secure(app.config.is_https());
-    c.set_max_age(time::Duration::seconds(app.config.session.absolute_timeout_secs));
+    c.set_max_age(time::Duration::seconds(
+        app.config.session.absolute_timeout_secs,
+    ));
     c
 }
 
@@ -41,7 +43,10 @@ pub struct Authed(pub AuthSession);
 impl FromRequestParts<AppState> for Authed {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match MaybeAuthed::from_request_parts(parts, app).await?.0 {
             Some(s) => Ok(Authed(s)),
             None => Err(AppError::Unauthenticated),
@@ -55,7 +60,10 @@ pub struct MaybeAuthed(pub Option<AuthSession>);
 impl FromRequestParts<AppState> for MaybeAuthed {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(s) = parts.extensions.get::<AuthSession>() {
             return Ok(MaybeAuthed(Some(s.clone())));
         }

@@ -33,7 +33,10 @@ impl UserView {
             email,
             display_name,
             email_verified: u.email_verified_at.is_some(),
-            mfa: MfaView { totp: false, passkeys: 0 },
+            mfa: MfaView {
+                totp: false,
+                passkeys: 0,
+            },
             created_at: crate::clock::rfc3339(u.created_at),
         }
     }
@@ -41,7 +44,9 @@ impl UserView {
 
 async fn load_user(app: &App, user_id: &str) -> AppResult<UserRow> {
     let mut conn = app.db.pool.acquire().await?;
-    store::users::find_by_id(&mut conn, user_id).await?.ok_or(AppError::Unauthenticated)
+    store::users::find_by_id(&mut conn, user_id)
+        .await?
+        .ok_or(AppError::Unauthenticated)
 }
 
 pub async fn get_me(app: &App, s: &AuthSession) -> AppResult<UserView> {
@@ -50,12 +55,23 @@ pub async fn get_me(app: &App, s: &AuthSession) -> AppResult<UserView> {
     Ok(UserView::from_row(&u, e, n))
 }
 
-pub async fn update_me(app: &App, ctx: &RequestCtx, s: &AuthSession, display_name: &str) -> AppResult<UserView> {
+pub async fn update_me(
+    app: &App,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    display_name: &str,
+) -> AppResult<UserView> {
     let name = validate_display_name(display_name)?;
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
-    store::users::set_display_name(&mut tx, &s.user_id, app.keyring.seal_field(&name_ad(&s.user_id), name.as_bytes()), now)
-        .await?;
+    store::users::set_display_name(
+        &mut tx,
+        &s.user_id,
+        app.keyring
+            .seal_field(&name_ad(&s.user_id), name.as_bytes()),
+        now,
+    )
+    .await?;
     let ev = Event {
         actor_id: Some(&s.user_id),
         action: Action::UserProfileUpdated,
@@ -71,7 +87,13 @@ pub async fn update_me(app: &App, ctx: &RequestCtx, s: &AuthSession, display_nam
 
 /// Changes the password after checking the current one; every other session is revoked and the
 /// owner is told by email.
-pub async fn change_password(app: &App, ctx: &RequestCtx, s: &AuthSession, current: &str, new: &str) -> AppResult<()> {
+pub async fn change_password(
+    app: &App,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    current: &str,
+    new: &str,
+) -> AppResult<()> {
     let u = load_user(app, &s.user_id).await?;
     let (addr, name) = decrypt_user(&app.keyring, &u)?;
     // Wrong current passwords count against the same per-account limit as failed logins, so a
@@ -81,14 +103,20 @@ pub async fn change_password(app: &App, ctx: &RequestCtx, s: &AuthSession, curre
     app.limiter.check(&key, limit).await?;
     if !app.hasher.verify(current, Some(&u.password_hash)).await?.ok {
         let _ = app.limiter.hit(&key, limit).await;
-        return Err(AppError::invalid("invalid_current_password", "The current password is not correct."));
+        return Err(AppError::invalid(
+            "invalid_current_password",
+            "The current password is not correct.",
+        ));
     }
-    check_policy(&app.config.password, new, &addr, &name).map_err(|d| AppError::invalid("weak_password", d))?;
+    check_policy(&app.config.password, new, &addr, &name)
+        .map_err(|d| AppError::invalid("weak_password", d))?;
     let hash = app.hasher.hash(new).await?;
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
     store::users::set_password_hash(&mut tx, &u.id, &hash, now).await?;
-    let revoked = store::sessions::revoke_all(&mut tx, &u.id, Some(&s.session_id), now, "password_changed").await?;
+    let revoked =
+        store::sessions::revoke_all(&mut tx, &u.id, Some(&s.session_id), now, "password_changed")
+            .await?;
     let ev = Event {
         actor_id: Some(&u.id),
         action: Action::UserPasswordChanged,
@@ -98,7 +126,13 @@ pub async fn change_password(app: &App, ctx: &RequestCtx, s: &AuthSession, curre
         metadata: json!({ "sessions_revoked": revoked }),
     };
     audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
-    mail::enqueue(&mut tx, &app.keyring, now, &password_changed_email(app, &addr)).await?;
+    mail::enqueue(
+        &mut tx,
+        &app.keyring,
+        now,
+        &password_changed_email(app, &addr),
+    )
+    .await?;
     tx.commit().await?;
     app.mailer.wake();
     Ok(())

@@ -15,8 +15,8 @@ pub use account::{change_password, get_me, update_me, UserView};
 pub use onboarding::{resend_verification, signup, verify_email, SignupInput};
 pub use recovery::{confirm_password_reset, request_password_reset};
 pub use sessions::{
-    authenticate, list_sessions, login, logout, revoke_other_sessions, revoke_session, AuthSession, LoginOutcome,
-    SessionView,
+    authenticate, list_sessions, login, logout, revoke_other_sessions, revoke_session, AuthSession,
+    LoginOutcome, SessionView,
 };
 
 use crate::crypto::{FieldAd, Keyring};
@@ -37,7 +37,12 @@ pub const RESET_TTL_MS: i64 = 30 * 60 * 1000;
 /// Trimmed, NFKC, lower-cased; refused unless it looks like a deliverable address.
 pub fn normalize_email(raw: &str) -> AppResult<String> {
     let e: String = raw.trim().nfkc().collect::<String>().to_lowercase();
-    let bad = || AppError::invalid("invalid_email", "Enter an email address like name@example.com.");
+    let bad = || {
+        AppError::invalid(
+            "invalid_email",
+            "Enter an email address like name@example.com.",
+        )
+    };
     if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());
     }
@@ -50,7 +55,9 @@ pub fn normalize_email(raw: &str) -> AppResult<String> {
         || domain.starts_with('.')
         || domain.ends_with('.')
         || domain.contains("..")
-        || !domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+        || !domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
     {
         return Err(bad());
     }
@@ -62,21 +69,40 @@ pub fn validate_display_name(raw: &str) -> AppResult<String> {
     let n = raw.trim().to_string();
     let len = n.chars().count();
     if len == 0 || len > 100 || n.chars().any(char::is_control) {
-        return Err(AppError::invalid("invalid_display_name", "Enter a name of 1 to 100 characters."));
+        return Err(AppError::invalid(
+            "invalid_display_name",
+            "Enter a name of 1 to 100 characters.",
+        ));
     }
     Ok(n)
 }
 
 pub(crate) fn email_ad(user_id: &str) -> FieldAd<'_> {
-    FieldAd { scope: "platform", table: "users", column: "email", row: user_id }
+    FieldAd {
+        scope: "platform",
+        table: "users",
+        column: "email",
+        row: user_id,
+    }
 }
 
 pub(crate) fn name_ad(user_id: &str) -> FieldAd<'_> {
-    FieldAd { scope: "platform", table: "users", column: "display_name", row: user_id }
+    FieldAd {
+        scope: "platform",
+        table: "users",
+        column: "display_name",
+        row: user_id,
+    }
 }
 
-pub(crate) fn decrypt_user(k: &Keyring, u: &crate::store::users::UserRow) -> AppResult<(String, String)> {
-    Ok((k.open_field_string(&email_ad(&u.id), &u.email_ct)?, k.open_field_string(&name_ad(&u.id), &u.display_name_ct)?))
+pub(crate) fn decrypt_user(
+    k: &Keyring,
+    u: &crate::store::users::UserRow,
+) -> AppResult<(String, String)> {
+    Ok((
+        k.open_field_string(&email_ad(&u.id), &u.email_ct)?,
+        k.open_field_string(&name_ad(&u.id), &u.display_name_ct)?,
+    ))
 }
 
 pub(crate) fn link(app: &App, path: &str, token: &str) -> String {
@@ -84,7 +110,11 @@ pub(crate) fn link(app: &App, path: &str, token: &str) -> String {
 }
 
 pub(crate) fn email(to: &str, subject: &str, body: String) -> Email {
-    Email { to: to.to_string(), subject: subject.to_string(), body }
+    Email {
+        to: to.to_string(),
+        subject: subject.to_string(),
+        body,
+    }
 }
 
 pub(crate) fn new_id() -> String {
@@ -97,8 +127,13 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email("  Alice@Example.COM ").expect("ok"), "alice@example.com");
-        for bad in ["", "a", "a@b", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "@b.co", "a@b.co."] {
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").expect("ok"),
+            "alice@example.com"
+        );
+        for bad in [
+            "", "a", "a@b", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "@b.co", "a@b.co.",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }

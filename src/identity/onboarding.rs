@@ -2,14 +2,17 @@
 
 use serde_json::json;
 
-use super::{email, email_ad, link, name_ad, new_id, normalize_email, validate_display_name, RequestCtx, VERIFY_TTL_MS};
+use super::{
+    email, email_ad, link, name_ad, new_id, normalize_email, validate_display_name, RequestCtx,
+    VERIFY_TTL_MS,
+};
 use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
 use crate::crypto::{new_token, password::check_policy};
 use crate::error::{AppError, AppResult};
+use crate::state::App;
 use crate::store::tokens::Purpose;
 use crate::store::{self, Conn};
 use crate::{mail, mask};
-use crate::state::App;
 
 pub struct SignupInput {
     pub email: String,
@@ -20,7 +23,12 @@ pub struct SignupInput {
 /// Creates an unverified account and emails a verification link. When the address is taken, the
 /// caller gets the same answer and the owner gets an email instead.
 pub async fn signup(app: &App, ctx: &RequestCtx, input: SignupInput) -> AppResult<()> {
-    app.limiter.hit(&format!("signup-ip:{}", ctx.ip), app.config.rate_limits.signup_per_ip).await?;
+    app.limiter
+        .hit(
+            &format!("signup-ip:{}", ctx.ip),
+            app.config.rate_limits.signup_per_ip,
+        )
+        .await?;
     let addr = normalize_email(&input.email)?;
     let name = validate_display_name(&input.display_name)?;
     check_policy(&app.config.password, &input.password, &addr, &name)
@@ -66,7 +74,13 @@ pub async fn signup(app: &App, ctx: &RequestCtx, input: SignupInput) -> AppResul
     Ok(())
 }
 
-async fn notify_taken(app: &App, c: &mut Conn, existing: &store::users::UserRow, addr: &str, now: i64) -> AppResult<()> {
+async fn notify_taken(
+    app: &App,
+    c: &mut Conn,
+    existing: &store::users::UserRow,
+    addr: &str,
+    now: i64,
+) -> AppResult<()> {
     if existing.email_verified_at.is_none() {
         // The owner never confirmed: a fresh verification link is the useful answer.
         return send_verification(app, c, &existing.id, addr, now).await;
@@ -78,21 +92,48 @@ async fn notify_taken(app: &App, c: &mut Conn, existing: &store::users::UserRow,
         app.config.public_url(),
         app.config.public_url()
     );
-    mail::enqueue(c, &app.keyring, now, &email(addr, "Your Strongroom account", body)).await?;
+    mail::enqueue(
+        c,
+        &app.keyring,
+        now,
+        &email(addr, "Your Strongroom account", body),
+    )
+    .await?;
     Ok(())
 }
 
-async fn send_verification(app: &App, c: &mut Conn, user_id: &str, addr: &str, now: i64) -> AppResult<()> {
+async fn send_verification(
+    app: &App,
+    c: &mut Conn,
+    user_id: &str,
+    addr: &str,
+    now: i64,
+) -> AppResult<()> {
     store::tokens::void_all(c, user_id, Purpose::VerifyEmail, now).await?;
     let token = new_token();
     let hash = app.keyring.hash_token(&token);
-    store::tokens::insert(c, &new_id(), user_id, Purpose::VerifyEmail, &hash, now, now + VERIFY_TTL_MS).await?;
+    store::tokens::insert(
+        c,
+        &new_id(),
+        user_id,
+        Purpose::VerifyEmail,
+        &hash,
+        now,
+        now + VERIFY_TTL_MS,
+    )
+    .await?;
     let body = format!(
         "Welcome to Strongroom.\n\nConfirm your email address by opening this link within 24 hours:\n\n{}\n\n\
          If you did not sign up, ignore this message.\n",
         link(app, "/verify-email", &token)
     );
-    mail::enqueue(c, &app.keyring, now, &email(addr, "Confirm your email address", body)).await?;
+    mail::enqueue(
+        c,
+        &app.keyring,
+        now,
+        &email(addr, "Confirm your email address", body),
+    )
+    .await?;
     Ok(())
 }
 

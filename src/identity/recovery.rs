@@ -14,9 +14,14 @@ use crate::{mail, store};
 /// index, whether or not an account has it, so the limit itself reveals nothing.
 pub(super) async fn throttle_recovery(app: &App, ctx: &RequestCtx, addr: &str) -> AppResult<()> {
     let rl = &app.config.rate_limits;
-    app.limiter.hit(&format!("recovery-ip:{}", ctx.ip), rl.recovery_per_ip).await?;
     app.limiter
-        .hit(&format!("recovery-email:{}", app.keyring.blind_index(addr)), rl.recovery_per_email)
+        .hit(&format!("recovery-ip:{}", ctx.ip), rl.recovery_per_ip)
+        .await?;
+    app.limiter
+        .hit(
+            &format!("recovery-email:{}", app.keyring.blind_index(addr)),
+            rl.recovery_per_email,
+        )
         .await?;
     Ok(())
 }
@@ -32,14 +37,29 @@ pub async fn request_password_reset(app: &App, ctx: &RequestCtx, raw_email: &str
         store::tokens::void_all(&mut tx, &u.id, Purpose::ResetPassword, now).await?;
         let token = new_token();
         let hash = app.keyring.hash_token(&token);
-        store::tokens::insert(&mut tx, &new_id(), &u.id, Purpose::ResetPassword, &hash, now, now + RESET_TTL_MS).await?;
+        store::tokens::insert(
+            &mut tx,
+            &new_id(),
+            &u.id,
+            Purpose::ResetPassword,
+            &hash,
+            now,
+            now + RESET_TTL_MS,
+        )
+        .await?;
         let body = format!(
             "Someone asked to reset the password of your Strongroom account.\n\n\
              To choose a new password, open this link within 30 minutes (it works once):\n\n{}\n\n\
              If it was not you, ignore this message: your password has not changed.\n",
             link(app, "/reset-password", &token)
         );
-        mail::enqueue(&mut tx, &app.keyring, now, &email(&addr, "Reset your Strongroom password", body)).await?;
+        mail::enqueue(
+            &mut tx,
+            &app.keyring,
+            now,
+            &email(&addr, "Reset your Strongroom password", body),
+        )
+        .await?;
         let ev = Event {
             actor_id: Some(&u.id),
             action: Action::PasswordResetRequested,
@@ -56,21 +76,33 @@ pub async fn request_password_reset(app: &App, ctx: &RequestCtx, raw_email: &str
 }
 
 /// Sets a new password with a reset token; the token is burned and every session revoked.
-pub async fn confirm_password_reset(app: &App, ctx: &RequestCtx, token: &str, new_password: &str) -> AppResult<()> {
+pub async fn confirm_password_reset(
+    app: &App,
+    ctx: &RequestCtx,
+    token: &str,
+    new_password: &str,
+) -> AppResult<()> {
     let hash = app.keyring.hash_token(token);
     let now = app.clock.now_ms();
     // Look first (without burning) so a password refused by the policy does not waste the link.
     let user = {
         let mut conn = app.db.pool.acquire().await?;
-        let uid = store::tokens::peek(&mut conn, Purpose::ResetPassword, &hash, now).await?.ok_or(AppError::InvalidToken)?;
-        store::users::find_by_id(&mut conn, &uid).await?.ok_or(AppError::InvalidToken)?
+        let uid = store::tokens::peek(&mut conn, Purpose::ResetPassword, &hash, now)
+            .await?
+            .ok_or(AppError::InvalidToken)?;
+        store::users::find_by_id(&mut conn, &uid)
+            .await?
+            .ok_or(AppError::InvalidToken)?
     };
     let (addr, name) = decrypt_user(&app.keyring, &user)?;
-    check_policy(&app.config.password, new_password, &addr, &name).map_err(|d| AppError::invalid("weak_password", d))?;
+    check_policy(&app.config.password, new_password, &addr, &name)
+        .map_err(|d| AppError::invalid("weak_password", d))?;
     let new_hash = app.hasher.hash(new_password).await?;
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
-    let uid = store::tokens::consume(&mut tx, Purpose::ResetPassword, &hash, now).await?.ok_or(AppError::InvalidToken)?;
+    let uid = store::tokens::consume(&mut tx, Purpose::ResetPassword, &hash, now)
+        .await?
+        .ok_or(AppError::InvalidToken)?;
     if uid != user.id {
         return Err(AppError::InvalidToken);
     }
@@ -87,9 +119,17 @@ pub async fn confirm_password_reset(app: &App, ctx: &RequestCtx, token: &str, ne
         metadata: json!({ "sessions_revoked": revoked }),
     };
     audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
-    mail::enqueue(&mut tx, &app.keyring, now, &super::account::password_changed_email(app, &addr)).await?;
+    mail::enqueue(
+        &mut tx,
+        &app.keyring,
+        now,
+        &super::account::password_changed_email(app, &addr),
+    )
+    .await?;
     tx.commit().await?;
     app.mailer.wake();
-    app.limiter.reset(&format!("login-acct:{}", app.keyring.blind_index(&addr))).await;
+    app.limiter
+        .reset(&format!("login-acct:{}", app.keyring.blind_index(&addr)))
+        .await;
     Ok(())
 }

@@ -38,28 +38,48 @@ pub struct SessionView {
 }
 
 fn ip_ad(id: &str) -> FieldAd<'_> {
-    FieldAd { scope: "platform", table: "sessions", column: "ip", row: id }
+    FieldAd {
+        scope: "platform",
+        table: "sessions",
+        column: "ip",
+        row: id,
+    }
 }
 fn ua_ad(id: &str) -> FieldAd<'_> {
-    FieldAd { scope: "platform", table: "sessions", column: "user_agent", row: id }
+    FieldAd {
+        scope: "platform",
+        table: "sessions",
+        column: "user_agent",
+        row: id,
+    }
 }
 
 /// Verifies email and password. Unknown addresses cost the same hash work and get the same answer.
-pub async fn login(app: &App, ctx: &RequestCtx, raw_email: &str, password: &str) -> AppResult<LoginOutcome> {
+pub async fn login(
+    app: &App,
+    ctx: &RequestCtx,
+    raw_email: &str,
+    password: &str,
+) -> AppResult<LoginOutcome> {
     let limits = &app.config.rate_limits;
     // A malformed address is just an unknown account: same work, same answer.
     let addr = normalize_email(raw_email).unwrap_or_else(|_| raw_email.trim().to_lowercase());
     let bidx = app.keyring.blind_index(&addr);
     let acct_key = format!("login-acct:{bidx}");
     let ip_key = format!("login-ip:{}", ctx.ip);
-    app.limiter.check(&acct_key, limits.login_per_account).await?;
+    app.limiter
+        .check(&acct_key, limits.login_per_account)
+        .await?;
     app.limiter.check(&ip_key, limits.login_per_ip).await?;
 
     let user = {
         let mut conn = app.db.pool.acquire().await?;
         store::users::find_by_email_bidx(&mut conn, &bidx).await?
     };
-    let verified = app.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+    let verified = app
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
     let now = app.clock.now_ms();
     let user = match user {
         Some(u) if verified.ok => u,
@@ -115,7 +135,11 @@ pub async fn login(app: &App, ctx: &RequestCtx, raw_email: &str, password: &str)
     tx.commit().await?;
     let (email, display_name) = decrypt_user(&app.keyring, &user)?;
     let user = UserView::from_row(&user, email, display_name);
-    Ok(LoginOutcome { token, session_id, user })
+    Ok(LoginOutcome {
+        token,
+        session_id,
+        user,
+    })
 }
 
 /// A new session row; returns (token, session id). The token is always fresh, so a cookie planted
@@ -137,7 +161,9 @@ pub(crate) async fn create_session(
         auth_level: "full",
         now,
         expires_at: now + app.config.session.absolute_timeout_secs * 1000,
-        ip_ct: app.keyring.seal_field(&ip_ad(&id), ctx.ip.to_string().as_bytes()),
+        ip_ct: app
+            .keyring
+            .seal_field(&ip_ad(&id), ctx.ip.to_string().as_bytes()),
         user_agent_ct: app.keyring.seal_field(&ua_ad(&id), ua.as_bytes()),
     };
     store::sessions::insert(c, s).await?;
@@ -152,13 +178,20 @@ pub async fn authenticate(app: &App, token: &str) -> AppResult<Option<AuthSessio
     let now = app.clock.now_ms();
     let idle_ms = app.config.session.idle_timeout_secs * 1000;
     let mut conn = app.db.pool.acquire().await?;
-    let Some(s) = store::sessions::find_live(&mut conn, &app.keyring.hash_token(token), now, idle_ms).await? else {
+    let Some(s) =
+        store::sessions::find_live(&mut conn, &app.keyring.hash_token(token), now, idle_ms).await?
+    else {
         return Ok(None);
     };
     if now - s.last_seen_at > 5_000 {
         store::sessions::touch(&mut conn, &s.id, now).await?;
     }
-    Ok(Some(AuthSession { session_id: s.id, user_id: s.user_id, auth_level: s.auth_level, reauth_at: s.reauth_at }))
+    Ok(Some(AuthSession {
+        session_id: s.id,
+        user_id: s.user_id,
+        auth_level: s.auth_level,
+        reauth_at: s.reauth_at,
+    }))
 }
 
 /// Revokes the current session server-side.
@@ -182,15 +215,25 @@ pub async fn logout(app: &App, ctx: &RequestCtx, s: &AuthSession) -> AppResult<(
 pub async fn list_sessions(app: &App, s: &AuthSession) -> AppResult<Vec<SessionView>> {
     let now = app.clock.now_ms();
     let mut conn = app.db.pool.acquire().await?;
-    let rows =
-        store::sessions::list_live_for_user(&mut conn, &s.user_id, now, app.config.session.idle_timeout_secs * 1000)
-            .await?;
+    let rows = store::sessions::list_live_for_user(
+        &mut conn,
+        &s.user_id,
+        now,
+        app.config.session.idle_timeout_secs * 1000,
+    )
+    .await?;
     let k = &app.keyring;
     Ok(rows
         .into_iter()
         .map(|r| SessionView {
-            ip: r.ip_ct.as_deref().and_then(|c| k.open_field_string(&ip_ad(&r.id), c).ok()),
-            user_agent: r.user_agent_ct.as_deref().and_then(|c| k.open_field_string(&ua_ad(&r.id), c).ok()),
+            ip: r
+                .ip_ct
+                .as_deref()
+                .and_then(|c| k.open_field_string(&ip_ad(&r.id), c).ok()),
+            user_agent: r
+                .user_agent_ct
+                .as_deref()
+                .and_then(|c| k.open_field_string(&ua_ad(&r.id), c).ok()),
             current: r.id == s.session_id,
             created_at: crate::clock::rfc3339(r.created_at),
             last_seen_at: crate::clock::rfc3339(r.last_seen_at),
@@ -200,7 +243,12 @@ pub async fn list_sessions(app: &App, s: &AuthSession) -> AppResult<Vec<SessionV
 }
 
 /// Revokes one of the caller's own sessions; someone else's id is simply not found.
-pub async fn revoke_session(app: &App, ctx: &RequestCtx, s: &AuthSession, id: &str) -> AppResult<()> {
+pub async fn revoke_session(
+    app: &App,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    id: &str,
+) -> AppResult<()> {
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
     if !store::sessions::revoke_one(&mut tx, &s.user_id, id, now, "revoked_by_user").await? {
@@ -215,7 +263,14 @@ pub async fn revoke_session(app: &App, ctx: &RequestCtx, s: &AuthSession, id: &s
 pub async fn revoke_other_sessions(app: &App, ctx: &RequestCtx, s: &AuthSession) -> AppResult<u64> {
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
-    let n = store::sessions::revoke_all(&mut tx, &s.user_id, Some(&s.session_id), now, "revoked_by_user").await?;
+    let n = store::sessions::revoke_all(
+        &mut tx,
+        &s.user_id,
+        Some(&s.session_id),
+        now,
+        "revoked_by_user",
+    )
+    .await?;
     audit_revoked(&mut tx, s, ctx, now, None, n).await?;
     tx.commit().await?;
     Ok(n)

@@ -38,21 +38,37 @@ impl Db {
     /// Connects; for SQLite, creates the file and turns on WAL, foreign keys and a busy timeout.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
         let opts: AnyConnectOptions = url.parse()?;
         // SQLite has one writer: a single connection serializes writes instead of failing them
         // with SQLITE_BUSY when a read-then-write transaction races another.
-        let max = if dialect == Dialect::Sqlite { 1 } else { max_connections };
+        let max = if dialect == Dialect::Sqlite {
+            1
+        } else {
+            max_connections
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -70,16 +86,21 @@ impl Db {
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 }
 
 /// The wrapped data key with this id, if one was stored.
 pub async fn get_data_key(c: &mut Conn, id: &str) -> Result<Option<(u32, Vec<u8>)>, sqlx::Error> {
-    let row = sqlx::query("SELECT version, wrapped FROM data_keys WHERE id = $1 ORDER BY version DESC LIMIT 1")
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?;
+    let row = sqlx::query(
+        "SELECT version, wrapped FROM data_keys WHERE id = $1 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?;
     Ok(match row {
         Some(r) => {
             let v: i64 = r.try_get("version")?;
@@ -89,7 +110,13 @@ pub async fn get_data_key(c: &mut Conn, id: &str) -> Result<Option<(u32, Vec<u8>
     })
 }
 
-pub async fn insert_data_key(c: &mut Conn, id: &str, version: u32, wrapped: &[u8], now: i64) -> Result<(), sqlx::Error> {
+pub async fn insert_data_key(
+    c: &mut Conn,
+    id: &str,
+    version: u32,
+    wrapped: &[u8],
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO data_keys (id, version, wrapped, created_at) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(i64::from(version))

@@ -11,7 +11,12 @@ pub struct OutboxRow {
     pub attempts: i64,
 }
 
-pub async fn insert(c: &mut Conn, id: &str, payload_ct: Vec<u8>, now: i64) -> Result<(), sqlx::Error> {
+pub async fn insert(
+    c: &mut Conn,
+    id: &str,
+    payload_ct: Vec<u8>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO email_outbox (id, created_at, payload_ct, attempts, next_attempt_at) VALUES ($1, $2, $3, 0, $2)")
         .bind(id)
         .bind(now)
@@ -24,7 +29,11 @@ pub async fn insert(c: &mut Conn, id: &str, payload_ct: Vec<u8>, now: i64) -> Re
 /// Claims the oldest due message for `lease_ms`. The conditions are repeated outside the subquery
 /// so that on PostgreSQL a second worker racing for the same row re-checks them after the row lock
 /// and finds nothing: no message is sent twice by two replicas.
-pub async fn claim(c: &mut Conn, now: i64, lease_ms: i64) -> Result<Option<OutboxRow>, sqlx::Error> {
+pub async fn claim(
+    c: &mut Conn,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Option<OutboxRow>, sqlx::Error> {
     let row = sqlx::query(
         "UPDATE email_outbox SET locked_until = $2, attempts = attempts + 1 \
          WHERE id = (SELECT id FROM email_outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
@@ -37,7 +46,11 @@ pub async fn claim(c: &mut Conn, now: i64, lease_ms: i64) -> Result<Option<Outbo
     .fetch_optional(&mut *c)
     .await?;
     row.map(|r| {
-        Ok(OutboxRow { id: r.try_get("id")?, payload_ct: r.try_get("payload_ct")?, attempts: r.try_get("attempts")? })
+        Ok(OutboxRow {
+            id: r.try_get("id")?,
+            payload_ct: r.try_get("payload_ct")?,
+            attempts: r.try_get("attempts")?,
+        })
     })
     .transpose()
 }
@@ -51,7 +64,12 @@ pub async fn mark_sent(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Err
         .map(|_| ())
 }
 
-pub async fn mark_failed(c: &mut Conn, id: &str, next_attempt_at: i64, error: &str) -> Result<(), sqlx::Error> {
+pub async fn mark_failed(
+    c: &mut Conn,
+    id: &str,
+    next_attempt_at: i64,
+    error: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE email_outbox SET next_attempt_at = $2, locked_until = NULL, last_error = $3 WHERE id = $1")
         .bind(id)
         .bind(next_attempt_at)

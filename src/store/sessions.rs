@@ -62,7 +62,12 @@ pub async fn insert(c: &mut Conn, s: NewSession<'_>) -> Result<(), sqlx::Error> 
 }
 
 /// A live (not revoked, not past its absolute or idle limit) session with this token hash.
-pub async fn find_live(c: &mut Conn, token_hash: &str, now: i64, idle_ms: i64) -> Result<Option<SessionRow>, sqlx::Error> {
+pub async fn find_live(
+    c: &mut Conn,
+    token_hash: &str,
+    now: i64,
+    idle_ms: i64,
+) -> Result<Option<SessionRow>, sqlx::Error> {
     sqlx::query(&format!(
         "SELECT {COLS} FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3"
     ))
@@ -84,7 +89,12 @@ pub async fn touch(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Error> 
         .map(|_| ())
 }
 
-pub async fn list_live_for_user(c: &mut Conn, user_id: &str, now: i64, idle_ms: i64) -> Result<Vec<SessionRow>, sqlx::Error> {
+pub async fn list_live_for_user(
+    c: &mut Conn,
+    user_id: &str,
+    now: i64,
+    idle_ms: i64,
+) -> Result<Vec<SessionRow>, sqlx::Error> {
     sqlx::query(&format!(
         "SELECT {COLS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3 \
          ORDER BY created_at DESC, id DESC"
@@ -100,7 +110,13 @@ pub async fn list_live_for_user(c: &mut Conn, user_id: &str, now: i64, idle_ms: 
 }
 
 /// Revokes one session of this user; false when there was no such live session.
-pub async fn revoke_one(c: &mut Conn, user_id: &str, id: &str, now: i64, reason: &str) -> Result<bool, sqlx::Error> {
+pub async fn revoke_one(
+    c: &mut Conn,
+    user_id: &str,
+    id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
     )
@@ -114,7 +130,13 @@ pub async fn revoke_one(c: &mut Conn, user_id: &str, id: &str, now: i64, reason:
 }
 
 /// Revokes every live session of the user except `keep`; returns how many.
-pub async fn revoke_all(c: &mut Conn, user_id: &str, keep: Option<&str>, now: i64, reason: &str) -> Result<u64, sqlx::Error> {
+pub async fn revoke_all(
+    c: &mut Conn,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2",
     )

@@ -44,7 +44,12 @@ pub async fn insert(
 
 /// Burns an unused, unexpired token of this purpose and returns its user. The conditional UPDATE
 /// makes a replay, even a concurrent one, find nothing.
-pub async fn consume(c: &mut Conn, purpose: Purpose, token_hash: &str, now: i64) -> Result<Option<String>, sqlx::Error> {
+pub async fn consume(
+    c: &mut Conn,
+    purpose: Purpose,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
     let row = sqlx::query(
         "UPDATE user_tokens SET used_at = $3 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
          RETURNING user_id",
@@ -58,7 +63,12 @@ pub async fn consume(c: &mut Conn, purpose: Purpose, token_hash: &str, now: i64)
 }
 
 /// Voids every outstanding token of this purpose for the user (a new one replaces them).
-pub async fn void_all(c: &mut Conn, user_id: &str, purpose: Purpose, now: i64) -> Result<(), sqlx::Error> {
+pub async fn void_all(
+    c: &mut Conn,
+    user_id: &str,
+    purpose: Purpose,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE user_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
         .bind(user_id)
         .bind(purpose.as_str())
@@ -69,7 +79,12 @@ pub async fn void_all(c: &mut Conn, user_id: &str, purpose: Purpose, now: i64) -
 }
 
 /// The user of an unused, unexpired token, without burning it.
-pub async fn peek(c: &mut Conn, purpose: Purpose, token_hash: &str, now: i64) -> Result<Option<String>, sqlx::Error> {
+pub async fn peek(
+    c: &mut Conn,
+    purpose: Purpose,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT user_id FROM user_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
     )

@@ -79,7 +79,12 @@ pub async fn mark_verified(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx:
         .map(|_| ())
 }
 
-pub async fn set_password_hash(c: &mut Conn, id: &str, hash: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash(
+    c: &mut Conn,
+    id: &str,
+    hash: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(hash)
@@ -89,7 +94,12 @@ pub async fn set_password_hash(c: &mut Conn, id: &str, hash: &str, now: i64) -> 
         .map(|_| ())
 }
 
-pub async fn set_display_name(c: &mut Conn, id: &str, ct: Vec<u8>, now: i64) -> Result<(), sqlx::Error> {
+pub async fn set_display_name(
+    c: &mut Conn,
+    id: &str,
+    ct: Vec<u8>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET display_name_ct = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(ct)

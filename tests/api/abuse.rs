@@ -10,29 +10,55 @@ async fn sixth_failed_login_on_an_account_is_refused_from_any_address() {
     let t = TestApp::new().await;
     t.verified_user("sam@example.com", "Sam").await;
     for i in 0..5 {
-        let r = t.login_as("sam@example.com", "wrong guess number something", &format!("198.51.100.{}", 30 + i)).await;
+        let r = t
+            .login_as(
+                "sam@example.com",
+                "wrong guess number something",
+                &format!("198.51.100.{}", 30 + i),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     // Even the right password from a fresh address is refused inside the window.
     let r = t.login_as("sam@example.com", PASSWORD, "192.0.2.200").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.code(), "rate_limited");
-    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
     assert!((1..=900).contains(&retry), "{retry}");
     assert!(r.session_cookie().is_none());
     // Unknown accounts are limited the same way (no enumeration through the limiter).
     for _ in 0..5 {
-        t.login_as("ghost@example.com", "wrong guess number something", "192.0.2.1").await;
+        t.login_as(
+            "ghost@example.com",
+            "wrong guess number something",
+            "192.0.2.1",
+        )
+        .await;
     }
-    assert_eq!(t.login_as("ghost@example.com", PASSWORD, "192.0.2.2").await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        t.login_as("ghost@example.com", PASSWORD, "192.0.2.2")
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // After the window the owner gets in.
     t.clock.advance_secs(15 * 60 + 1);
-    assert_eq!(t.login_as("sam@example.com", PASSWORD, "192.0.2.200").await.status, StatusCode::OK);
+    assert_eq!(
+        t.login_as("sam@example.com", PASSWORD, "192.0.2.200")
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn per_address_login_limit_ignores_spoofed_forwarded_for() {
-    let t = TestApp::with(|c| c.rate_limits.login_per_ip = strongroom::config::Limit::new(3, 900)).await;
+    let t = TestApp::with(|c| c.rate_limits.login_per_ip = strongroom::config::Limit::new(3, 900))
+        .await;
     for i in 0..3 {
         let r = t
             .send(Req::post("/api/v1/auth/login").ip("198.51.100.50").header("x-forwarded-for", &format!("10.9.9.{i}"))
@@ -41,12 +67,31 @@ async fn per_address_login_limit_ignores_spoofed_forwarded_for() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let r = t
-        .send(Req::post("/api/v1/auth/login").ip("198.51.100.50").header("x-forwarded-for", "10.9.9.99")
-            .json(json!({"email": "u9@example.com", "password": "wrong guess number something"})))
+        .send(
+            Req::post("/api/v1/auth/login")
+                .ip("198.51.100.50")
+                .header("x-forwarded-for", "10.9.9.99")
+                .json(
+                    json!({"email": "u9@example.com", "password": "wrong guess number something"}),
+                ),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "X-Forwarded-For from an untrusted peer must be ignored");
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "X-Forwarded-For from an untrusted peer must be ignored"
+    );
     // Another address is not affected: one office's failures do not lock out another.
-    assert_eq!(t.login_as("u9@example.com", "wrong guess number something", "198.51.100.51").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.login_as(
+            "u9@example.com",
+            "wrong guess number something",
+            "198.51.100.51"
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -56,12 +101,21 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
         c.trusted_proxies = vec!["10.0.0.0/8".into()];
     })
     .await;
-    for client in ["198.51.100.61", "198.51.100.62", "198.51.100.63", "198.51.100.64"] {
+    for client in [
+        "198.51.100.61",
+        "198.51.100.62",
+        "198.51.100.63",
+        "198.51.100.64",
+    ] {
         let r = t
             .send(Req::post("/api/v1/auth/login").ip("10.0.0.5").header("x-forwarded-for", client)
                 .json(json!({"email": "x@example.com", "password": "wrong guess number something"})))
             .await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{client} is its own client behind the proxy");
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{client} is its own client behind the proxy"
+        );
     }
 }
 
@@ -69,14 +123,20 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
 async fn signup_is_limited_per_address() {
     let t = TestApp::new().await;
     for i in 0..5 {
-        assert_eq!(t.signup(&format!("s{i}@example.com"), "S").await.status, StatusCode::ACCEPTED);
+        assert_eq!(
+            t.signup(&format!("s{i}@example.com"), "S").await.status,
+            StatusCode::ACCEPTED
+        );
     }
     let r = t.signup("s6@example.com", "S").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.header("retry-after").is_some());
     assert_eq!(t.count("users").await, 5);
     t.clock.advance_secs(61);
-    assert_eq!(t.signup("s7@example.com", "S").await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        t.signup("s7@example.com", "S").await.status,
+        StatusCode::ACCEPTED
+    );
 }
 
 #[tokio::test]
@@ -85,31 +145,80 @@ async fn reset_and_resend_are_throttled_per_email_and_per_address() {
     t.verified_user("tia@example.com", "Tia").await;
     for email in ["tia@example.com", "nobody@example.com"] {
         for i in 0..3 {
-            let r = t.send(Req::post("/api/v1/auth/password-reset").ip(&format!("198.51.100.{}", 70 + i)).json(json!({"email": email}))).await;
+            let r = t
+                .send(
+                    Req::post("/api/v1/auth/password-reset")
+                        .ip(&format!("198.51.100.{}", 70 + i))
+                        .json(json!({"email": email})),
+                )
+                .await;
             assert_eq!(r.status, StatusCode::ACCEPTED);
         }
         // The fourth request for the same address, from yet another IP, is throttled, whether or
         // not the account exists.
-        let r = t.send(Req::post("/api/v1/auth/resend-verification").ip("198.51.100.99").json(json!({"email": email}))).await;
+        let r = t
+            .send(
+                Req::post("/api/v1/auth/resend-verification")
+                    .ip("198.51.100.99")
+                    .json(json!({"email": email})),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{email}");
     }
-    assert_eq!(t.new_mail().await.iter().filter(|m| m.to == "tia@example.com").count(), 3);
+    assert_eq!(
+        t.new_mail()
+            .await
+            .iter()
+            .filter(|m| m.to == "tia@example.com")
+            .count(),
+        3
+    );
     let mut last = StatusCode::ACCEPTED;
     for i in 0..11 {
-        last = t.send(Req::post("/api/v1/auth/password-reset").ip("198.51.100.111").json(json!({"email": format!("r{i}@example.com")}))).await.status;
+        last = t
+            .send(
+                Req::post("/api/v1/auth/password-reset")
+                    .ip("198.51.100.111")
+                    .json(json!({"email": format!("r{i}@example.com")})),
+            )
+            .await
+            .status;
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "per-address limit");
 }
 
 #[tokio::test]
 async fn every_auth_route_shares_a_general_per_address_limit() {
-    let t = TestApp::with(|c| c.rate_limits.auth_per_ip = strongroom::config::Limit::new(4, 60)).await;
+    let t =
+        TestApp::with(|c| c.rate_limits.auth_per_ip = strongroom::config::Limit::new(4, 60)).await;
     for _ in 0..4 {
-        t.send(Req::post("/api/v1/auth/verify-email").ip("198.51.100.120").json(json!({"token": "x"}))).await;
+        t.send(
+            Req::post("/api/v1/auth/verify-email")
+                .ip("198.51.100.120")
+                .json(json!({"token": "x"})),
+        )
+        .await;
     }
-    let r = t.send(Req::post("/api/v1/auth/login").ip("198.51.100.120").json(json!({"email": "a@example.com", "password": "b"}))).await;
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/login")
+                .ip("198.51.100.120")
+                .json(json!({"email": "a@example.com", "password": "b"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    let page = t.send(Req::post("/login").ip("198.51.100.120").form(&[("email", "a@example.com"), ("password", "b")])).await;
+    let page = t
+        .send(
+            Req::post("/login")
+                .ip("198.51.100.120")
+                .form(&[("email", "a@example.com"), ("password", "b")]),
+        )
+        .await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(t.send(Req::get("/healthz").ip("198.51.100.120")).await.status, StatusCode::OK);
+    assert_eq!(
+        t.send(Req::get("/healthz").ip("198.51.100.120"))
+            .await
+            .status,
+        StatusCode::OK
+    );
 }

@@ -7,33 +7,61 @@ use crate::support::{Req, TestApp};
 
 fn assert_security_headers(r: &crate::support::TestResponse) {
     let csp = r.header("content-security-policy").expect("CSP");
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));
-    assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(
+        r.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
     assert_eq!(r.header("referrer-policy").as_deref(), Some("no-referrer"));
-    assert!(r.header("permissions-policy").expect("permissions").contains("camera=()"));
-    assert_eq!(r.header("cross-origin-opener-policy").as_deref(), Some("same-origin"));
+    assert!(r
+        .header("permissions-policy")
+        .expect("permissions")
+        .contains("camera=()"));
+    assert_eq!(
+        r.header("cross-origin-opener-policy").as_deref(),
+        Some("same-origin")
+    );
     assert!(r.header("x-request-id").expect("request id").len() >= 32);
 }
 
 #[tokio::test]
 async fn security_headers_on_every_kind_of_response() {
     let t = TestApp::new().await;
-    for path in ["/healthz", "/login", "/api/v1/me", "/nope", "/static/style.css"] {
+    for path in [
+        "/healthz",
+        "/login",
+        "/api/v1/me",
+        "/nope",
+        "/static/style.css",
+    ] {
         let r = t.send(Req::get(path)).await;
         assert_security_headers(&r);
     }
     let r = t.send(Req::get("/nope")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.header("content-type").as_deref(), Some("application/problem+json"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
     assert_eq!(r.json()["code"], "not_found");
     let r = t.send(Req::new(Method::PUT, "/api/v1/auth/login")).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.json()["code"], "method_not_allowed");
     // A client-sent request id is not echoed into our logs or headers.
-    let r = t.send(Req::get("/healthz").header("x-request-id", "evil-injected-id")).await;
-    assert_ne!(r.header("x-request-id").as_deref(), Some("evil-injected-id"));
+    let r = t
+        .send(Req::get("/healthz").header("x-request-id", "evil-injected-id"))
+        .await;
+    assert_ne!(
+        r.header("x-request-id").as_deref(),
+        Some("evil-injected-id")
+    );
 }
 
 #[tokio::test]
@@ -42,16 +70,38 @@ async fn cross_origin_state_changes_are_refused_even_with_a_valid_cookie() {
     t.verified_user("uma@example.com", "Uma").await;
     let s = t.login("uma@example.com").await;
     let revoke_all = || Req::delete("/api/v1/me/sessions").cookie(&s);
-    let r = t.send(revoke_all().header("origin", "https://evil.example")).await;
+    let r = t
+        .send(revoke_all().header("origin", "https://evil.example"))
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.code(), "cross_origin_request");
-    let r = t.send(Req::post("/api/v1/auth/logout").cookie(&s).header("sec-fetch-site", "cross-site")).await;
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/logout")
+                .cookie(&s)
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
     assert_eq!(r.code(), "cross_origin_request");
-    let r = t.send(Req::post("/account/password").cookie(&s).header("origin", "null").form(&[("current_password", "x")])).await;
+    let r = t
+        .send(
+            Req::post("/account/password")
+                .cookie(&s)
+                .header("origin", "null")
+                .form(&[("current_password", "x")]),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(t.me(&s).await.status, StatusCode::OK, "nothing was revoked");
     // The same request from our own origin works.
-    let r = t.send(Req::post("/api/v1/auth/logout").cookie(&s).header("origin", "http://strongroom.test").header("sec-fetch-site", "same-origin")).await;
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/logout")
+                .cookie(&s)
+                .header("origin", "http://strongroom.test")
+                .header("sec-fetch-site", "same-origin"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
 
@@ -59,27 +109,52 @@ async fn cross_origin_state_changes_are_refused_even_with_a_valid_cookie() {
 async fn cors_only_for_configured_origins() {
     let t = TestApp::with(|c| c.allowed_origins = vec!["https://app.partner.example".into()]).await;
     let pre = |origin: &str| {
-        Req::new(Method::OPTIONS, "/api/v1/me").header("origin", origin).header("access-control-request-method", "GET")
+        Req::new(Method::OPTIONS, "/api/v1/me")
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
     };
     let ok = t.send(pre("https://app.partner.example")).await;
-    assert_eq!(ok.header("access-control-allow-origin").as_deref(), Some("https://app.partner.example"));
-    assert_eq!(ok.header("access-control-allow-credentials").as_deref(), Some("true"));
+    assert_eq!(
+        ok.header("access-control-allow-origin").as_deref(),
+        Some("https://app.partner.example")
+    );
+    assert_eq!(
+        ok.header("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
     let no = t.send(pre("https://evil.example")).await;
     assert!(no.header("access-control-allow-origin").is_none());
     let plain = TestApp::new().await;
-    assert!(plain.send(pre("https://evil.example")).await.header("access-control-allow-origin").is_none());
+    assert!(plain
+        .send(pre("https://evil.example"))
+        .await
+        .header("access-control-allow-origin")
+        .is_none());
 }
 
 #[tokio::test]
 async fn oversized_malformed_and_unknown_bodies_change_nothing() {
     let t = TestApp::new().await;
-    let big = format!("{{\"email\":\"a@example.com\",\"password\":\"{}\",\"display_name\":\"A\"}}", "x".repeat(10 * 1024 * 1024));
-    let r = t.send(Req::post("/api/v1/auth/signup").raw("application/json", big.into_bytes())).await;
+    let big = format!(
+        "{{\"email\":\"a@example.com\",\"password\":\"{}\",\"display_name\":\"A\"}}",
+        "x".repeat(10 * 1024 * 1024)
+    );
+    let r = t
+        .send(Req::post("/api/v1/auth/signup").raw("application/json", big.into_bytes()))
+        .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(r.header("content-type").as_deref(), Some("application/problem+json"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
     assert_eq!(r.code(), "payload_too_large");
 
-    let r = t.send(Req::post("/api/v1/auth/signup").raw("application/json", b"{\"email\": \"a@example.com\",".to_vec())).await;
+    let r = t
+        .send(Req::post("/api/v1/auth/signup").raw(
+            "application/json",
+            b"{\"email\": \"a@example.com\",".to_vec(),
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "invalid_body");
 
@@ -87,10 +162,20 @@ async fn oversized_malformed_and_unknown_bodies_change_nothing() {
         .send(Req::post("/api/v1/auth/signup").json(json!({"email": "a@example.com", "password": crate::support::PASSWORD, "display_name": "A", "is_admin": true})))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.json()["detail"].as_str().expect("detail").contains("is_admin"));
-    let r = t.send(Req::post("/api/v1/auth/signup").json(json!({"email": 7, "password": "x", "display_name": "A"}))).await;
+    assert!(r.json()["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("is_admin"));
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/signup")
+                .json(json!({"email": 7, "password": "x", "display_name": "A"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = t.send(Req::post("/api/v1/auth/signup").raw("text/plain", b"hello".to_vec())).await;
+    let r = t
+        .send(Req::post("/api/v1/auth/signup").raw("text/plain", b"hello".to_vec()))
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(t.count("users").await, 0);
     assert_eq!(t.count("email_outbox").await, 0);
@@ -100,7 +185,9 @@ async fn oversized_malformed_and_unknown_bodies_change_nothing() {
 #[tokio::test]
 async fn problem_documents_never_leak_internals() {
     let t = TestApp::new().await;
-    let r = t.send(Req::post("/api/v1/auth/verify-email").json(json!({"token": "' OR 1=1 --"}))).await;
+    let r = t
+        .send(Req::post("/api/v1/auth/verify-email").json(json!({"token": "' OR 1=1 --"})))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let body = r.json();
     for key in ["type", "title", "status", "code", "detail"] {
@@ -115,15 +202,26 @@ async fn problem_documents_never_leak_internals() {
 #[tokio::test]
 async fn operations_routes() {
     let t = TestApp::new().await;
-    assert_eq!(t.send(Req::get("/healthz")).await.json(), json!({"status": "ok"}));
+    assert_eq!(
+        t.send(Req::get("/healthz")).await.json(),
+        json!({"status": "ok"})
+    );
     let ready = t.send(Req::get("/readyz")).await;
     assert_eq!(ready.status, StatusCode::OK);
-    assert_eq!(ready.json()["checks"], json!({"database": "ok", "object_store": "ok"}));
+    assert_eq!(
+        ready.json()["checks"],
+        json!({"database": "ok", "object_store": "ok"})
+    );
     let m = t.send(Req::get("/metrics")).await;
     assert_eq!(m.status, StatusCode::OK);
     assert!(m.text().contains("http_requests_total"), "{}", m.text());
     let sec = t.send(Req::get("/.well-known/security.txt")).await.text();
-    for field in ["Contact: ", "Expires: ", "Preferred-Languages: ", "Canonical: "] {
+    for field in [
+        "Contact: ",
+        "Expires: ",
+        "Preferred-Languages: ",
+        "Canonical: ",
+    ] {
         assert!(sec.contains(field), "{sec}");
     }
     let doc = t.send(Req::get("/api/v1/openapi.json")).await.json();
@@ -145,7 +243,10 @@ async fn operations_routes() {
         ("get", "/api/v1/openapi.json"),
     ];
     for (method, path) in expected {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from the OpenAPI document"
+        );
     }
 }
 

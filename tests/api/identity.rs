@@ -15,12 +15,16 @@ async fn signup_verify_login_and_me() {
     let token = mail.token("/verify-email");
 
     // Right password, email not verified: no session.
-    let r = t.login_as("alice@example.com", PASSWORD, "198.51.100.1").await;
+    let r = t
+        .login_as("alice@example.com", PASSWORD, "198.51.100.1")
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.code(), "email_not_verified");
     assert!(r.session_cookie().is_none());
 
-    let r = t.send(Req::post("/api/v1/auth/verify-email").json(json!({ "token": token }))).await;
+    let r = t
+        .send(Req::post("/api/v1/auth/verify-email").json(json!({ "token": token })))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json(), json!({"status": "verified"}));
 
@@ -31,13 +35,28 @@ async fn signup_verify_login_and_me() {
     assert_eq!(me["email_verified"], true);
     assert_eq!(me["mfa"], json!({"totp": false, "passkeys": 0}));
 
-    let r = t.send(Req::new(axum::http::Method::PATCH, "/api/v1/me").cookie(&cookie).json(json!({"display_name": "Alice B."}))).await;
+    let r = t
+        .send(
+            Req::new(axum::http::Method::PATCH, "/api/v1/me")
+                .cookie(&cookie)
+                .json(json!({"display_name": "Alice B."})),
+        )
+        .await;
     assert_eq!(r.json()["display_name"], "Alice B.");
     assert_eq!(
         t.audit_actions().await,
-        ["user.signup", "auth.login_failed", "user.email_verified", "auth.login_succeeded", "user.profile_updated"]
+        [
+            "user.signup",
+            "auth.login_failed",
+            "user.email_verified",
+            "auth.login_succeeded",
+            "user.profile_updated"
+        ]
     );
-    assert_eq!(t.send(Req::get("/api/v1/me")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.send(Req::get("/api/v1/me")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -50,14 +69,22 @@ async fn verification_tokens_are_single_use_and_expire() {
     let replay = t.send(verify(token)).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST);
     assert_eq!(replay.code(), "invalid_token");
-    assert_eq!(t.send(verify("made-up".into())).await.code(), "invalid_token");
+    assert_eq!(
+        t.send(verify("made-up".into())).await.code(),
+        "invalid_token"
+    );
 
     t.signup("carol@example.com", "Carol").await;
     let token = t.mail_to("carol@example.com").await.token("/verify-email");
     t.clock.advance_secs(24 * 3600 + 1);
     assert_eq!(t.send(verify(token)).await.code(), "invalid_token");
     // Resend gives a fresh link that works; the old one stays dead.
-    let r = t.send(Req::post("/api/v1/auth/resend-verification").json(json!({"email": "carol@example.com"}))).await;
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/resend-verification")
+                .json(json!({"email": "carol@example.com"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let fresh = t.mail_to("carol@example.com").await.token("/verify-email");
     assert_eq!(t.send(verify(fresh)).await.status, StatusCode::OK);
@@ -68,19 +95,55 @@ async fn signup_does_not_reveal_taken_emails_and_tells_the_owner() {
     let t = TestApp::new().await;
     t.verified_user("dana@example.com", "Dana").await;
     let body = |e: &str| json!({"email": e, "password": "an attacker's own long passphrase", "display_name": "Eve"});
-    let taken = t.send(Req::post("/api/v1/auth/signup").ip("198.51.100.2").json(body("dana@example.com"))).await;
-    let fresh = t.send(Req::post("/api/v1/auth/signup").ip("198.51.100.3").json(body("erin@example.com"))).await;
+    let taken = t
+        .send(
+            Req::post("/api/v1/auth/signup")
+                .ip("198.51.100.2")
+                .json(body("dana@example.com")),
+        )
+        .await;
+    let fresh = t
+        .send(
+            Req::post("/api/v1/auth/signup")
+                .ip("198.51.100.3")
+                .json(body("erin@example.com")),
+        )
+        .await;
     assert_eq!(taken.status, fresh.status);
     assert_eq!(taken.body, fresh.body);
-    assert_eq!(comparable_headers(&taken.headers), comparable_headers(&fresh.headers));
+    assert_eq!(
+        comparable_headers(&taken.headers),
+        comparable_headers(&fresh.headers)
+    );
     let mails = t.new_mail().await;
-    let owner: Vec<_> = mails.iter().filter(|m| m.to == "dana@example.com").collect();
+    let owner: Vec<_> = mails
+        .iter()
+        .filter(|m| m.to == "dana@example.com")
+        .collect();
     assert_eq!(owner.len(), 1);
-    assert!(owner[0].body.contains("already has one"), "{}", owner[0].body);
+    assert!(
+        owner[0].body.contains("already has one"),
+        "{}",
+        owner[0].body
+    );
     assert!(!owner[0].body.contains("token="));
     // The attacker's password did not replace the owner's.
-    assert_eq!(t.login_as("dana@example.com", "an attacker's own long passphrase", "198.51.100.9").await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(t.login_as("dana@example.com", PASSWORD, "198.51.100.9").await.status, StatusCode::OK);
+    assert_eq!(
+        t.login_as(
+            "dana@example.com",
+            "an attacker's own long passphrase",
+            "198.51.100.9"
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.login_as("dana@example.com", PASSWORD, "198.51.100.9")
+            .await
+            .status,
+        StatusCode::OK
+    );
     assert_eq!(t.count("users").await, 2);
 }
 
@@ -88,19 +151,53 @@ async fn signup_does_not_reveal_taken_emails_and_tells_the_owner() {
 async fn login_reset_and_resend_answer_alike_for_unknown_accounts() {
     let t = TestApp::new().await;
     t.verified_user("fay@example.com", "Fay").await;
-    let wrong = t.login_as("fay@example.com", "not the right passphrase at all", "198.51.100.4").await;
-    let unknown = t.login_as("nobody@example.com", "not the right passphrase at all", "198.51.100.5").await;
+    let wrong = t
+        .login_as(
+            "fay@example.com",
+            "not the right passphrase at all",
+            "198.51.100.4",
+        )
+        .await;
+    let unknown = t
+        .login_as(
+            "nobody@example.com",
+            "not the right passphrase at all",
+            "198.51.100.5",
+        )
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.code(), "invalid_credentials");
     assert_eq!(wrong.body, unknown.body);
-    assert_eq!(comparable_headers(&wrong.headers), comparable_headers(&unknown.headers));
+    assert_eq!(
+        comparable_headers(&wrong.headers),
+        comparable_headers(&unknown.headers)
+    );
 
-    for path in ["/api/v1/auth/password-reset", "/api/v1/auth/resend-verification"] {
-        let a = t.send(Req::post(path).ip("198.51.100.6").json(json!({"email": "fay@example.com"}))).await;
-        let b = t.send(Req::post(path).ip("198.51.100.7").json(json!({"email": "nobody@example.com"}))).await;
+    for path in [
+        "/api/v1/auth/password-reset",
+        "/api/v1/auth/resend-verification",
+    ] {
+        let a = t
+            .send(
+                Req::post(path)
+                    .ip("198.51.100.6")
+                    .json(json!({"email": "fay@example.com"})),
+            )
+            .await;
+        let b = t
+            .send(
+                Req::post(path)
+                    .ip("198.51.100.7")
+                    .json(json!({"email": "nobody@example.com"})),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::ACCEPTED, "{path}");
         assert_eq!((a.status, &a.body), (b.status, &b.body), "{path}");
-        assert_eq!(comparable_headers(&a.headers), comparable_headers(&b.headers), "{path}");
+        assert_eq!(
+            comparable_headers(&a.headers),
+            comparable_headers(&b.headers),
+            "{path}"
+        );
     }
     // Only the real account got mail (a reset link; resend says nothing to a verified account).
     let mails = t.new_mail().await;
@@ -123,7 +220,11 @@ async fn weak_passwords_are_refused_with_a_reason_and_nothing_is_written() {
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{pw}");
         assert_eq!(r.code(), "weak_password");
-        assert!(r.json()["detail"].as_str().unwrap_or("").contains(why), "{pw}: {}", r.text());
+        assert!(
+            r.json()["detail"].as_str().unwrap_or("").contains(why),
+            "{pw}: {}",
+            r.text()
+        );
     }
     // 128 code points of any script are accepted and never truncated.
     let long: String = "Съешь же ещё этих мягких французских булок, да выпей чаю; широкая электрификация южных губерний даст мощный толчок подъёму сельского хозяйства"
@@ -131,14 +232,30 @@ async fn weak_passwords_are_refused_with_a_reason_and_nothing_is_written() {
         .take(128)
         .collect();
     assert_eq!(long.chars().count(), 128);
-    let r = t.send(Req::post("/api/v1/auth/signup").json(json!({"email": "hal@example.com", "password": long, "display_name": "Hal"}))).await;
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/signup")
+                .json(json!({"email": "hal@example.com", "password": long, "display_name": "Hal"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(t.count("users").await, 1);
     let tok = t.mail_to("hal@example.com").await.token("/verify-email");
-    t.send(Req::post("/api/v1/auth/verify-email").json(json!({ "token": tok }))).await;
-    assert_eq!(t.login_as("hal@example.com", &long, "198.51.100.1").await.status, StatusCode::OK);
+    t.send(Req::post("/api/v1/auth/verify-email").json(json!({ "token": tok })))
+        .await;
+    assert_eq!(
+        t.login_as("hal@example.com", &long, "198.51.100.1")
+            .await
+            .status,
+        StatusCode::OK
+    );
     let truncated: String = long.chars().take(127).collect();
-    assert_eq!(t.login_as("hal@example.com", &truncated, "198.51.100.1").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.login_as("hal@example.com", &truncated, "198.51.100.1")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -148,16 +265,37 @@ async fn password_change_revokes_other_sessions_and_notifies() {
     let a = t.login("ivan@example.com").await;
     let b = t.login("ivan@example.com").await;
     let new_pw = "a brand new passphrase for me";
-    let change = |cur: &str| Req::post("/api/v1/me/password").cookie(&a).json(json!({"current_password": cur, "new_password": new_pw}));
+    let change = |cur: &str| {
+        Req::post("/api/v1/me/password")
+            .cookie(&a)
+            .json(json!({"current_password": cur, "new_password": new_pw}))
+    };
     let r = t.send(change("wrong current password here")).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "invalid_current_password");
-    assert_eq!(t.send(change(PASSWORD)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.send(change(PASSWORD)).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(t.me(&a).await.status, StatusCode::OK);
     assert_eq!(t.me(&b).await.status, StatusCode::UNAUTHORIZED);
-    assert!(t.mail_to("ivan@example.com").await.subject.contains("password was changed"));
-    assert_eq!(t.login_as("ivan@example.com", PASSWORD, "198.51.100.1").await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(t.login_as("ivan@example.com", new_pw, "198.51.100.1").await.status, StatusCode::OK);
+    assert!(t
+        .mail_to("ivan@example.com")
+        .await
+        .subject
+        .contains("password was changed"));
+    assert_eq!(
+        t.login_as("ivan@example.com", PASSWORD, "198.51.100.1")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.login_as("ivan@example.com", new_pw, "198.51.100.1")
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -170,28 +308,55 @@ async fn password_reset_is_single_use_expires_and_revokes_every_session() {
     assert_eq!(t.send(ask()).await.status, StatusCode::ACCEPTED);
     let token = t.mail_to("jo@example.com").await.token("/reset-password");
     let new_pw = "jo picks a fresh long passphrase";
-    let confirm = |tok: &str, pw: &str| Req::post("/api/v1/auth/password-reset/confirm").json(json!({"token": tok, "new_password": pw}));
+    let confirm = |tok: &str, pw: &str| {
+        Req::post("/api/v1/auth/password-reset/confirm")
+            .json(json!({"token": tok, "new_password": pw}))
+    };
 
     // A refused password does not burn the link.
     let weak = t.send(confirm(&token, "tooshort")).await;
     assert_eq!(weak.code(), "weak_password");
-    assert_eq!(t.send(confirm(&token, new_pw)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.send(confirm(&token, new_pw)).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(t.me(&s1).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(t.me(&s2).await.status, StatusCode::UNAUTHORIZED);
-    assert!(t.mail_to("jo@example.com").await.subject.contains("password was changed"));
-    let replay = t.send(confirm(&token, "yet another long passphrase here")).await;
+    assert!(t
+        .mail_to("jo@example.com")
+        .await
+        .subject
+        .contains("password was changed"));
+    let replay = t
+        .send(confirm(&token, "yet another long passphrase here"))
+        .await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST);
     assert_eq!(replay.code(), "invalid_token");
-    assert_eq!(t.login_as("jo@example.com", new_pw, "198.51.100.1").await.status, StatusCode::OK);
+    assert_eq!(
+        t.login_as("jo@example.com", new_pw, "198.51.100.1")
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     // A link older than 30 minutes is dead; asking again voids the previous link.
     t.send(ask()).await;
     let old = t.mail_to("jo@example.com").await.token("/reset-password");
     t.send(ask()).await;
     let newer = t.mail_to("jo@example.com").await.token("/reset-password");
-    assert_eq!(t.send(confirm(&old, "some other long passphrase")).await.code(), "invalid_token");
+    assert_eq!(
+        t.send(confirm(&old, "some other long passphrase"))
+            .await
+            .code(),
+        "invalid_token"
+    );
     t.clock.advance_secs(30 * 60 + 1);
-    assert_eq!(t.send(confirm(&newer, "some other long passphrase")).await.code(), "invalid_token");
+    assert_eq!(
+        t.send(confirm(&newer, "some other long passphrase"))
+            .await
+            .code(),
+        "invalid_token"
+    );
     let actions = t.audit_actions().await;
     assert!(actions.contains(&"user.password_reset_requested".to_string()));
     assert!(actions.contains(&"user.password_reset_completed".to_string()));
@@ -200,13 +365,25 @@ async fn password_reset_is_single_use_expires_and_revokes_every_session() {
 #[tokio::test]
 async fn personal_data_is_encrypted_at_rest() {
     let t = TestApp::new().await;
-    t.verified_user("kim.secret@example.com", "Kimberly Zebrafish").await;
+    t.verified_user("kim.secret@example.com", "Kimberly Zebrafish")
+        .await;
     let _c = t.login("kim.secret@example.com").await;
-    let needles = ["kim.secret@example.com", "Kimberly Zebrafish", "203.0.113.10"];
+    let needles = [
+        "kim.secret@example.com",
+        "Kimberly Zebrafish",
+        "203.0.113.10",
+    ];
     let haystack: Vec<u8> = if crate::support::backend_is_postgres() {
         use sqlx::Row;
         let mut all = Vec::new();
-        for table in ["users", "sessions", "user_tokens", "audit_events", "email_outbox", "data_keys"] {
+        for table in [
+            "users",
+            "sessions",
+            "user_tokens",
+            "audit_events",
+            "email_outbox",
+            "data_keys",
+        ] {
             let rows = sqlx::query(&format!("SELECT CAST(t.* AS TEXT) AS r FROM {table} t"))
                 .fetch_all(&t.app.db.pool)
                 .await
@@ -227,17 +404,36 @@ async fn personal_data_is_encrypted_at_rest() {
         all
     };
     for n in needles {
-        assert!(!haystack.windows(n.len()).any(|w| w == n.as_bytes()), "{n} found in plaintext");
+        assert!(
+            !haystack.windows(n.len()).any(|w| w == n.as_bytes()),
+            "{n} found in plaintext"
+        );
     }
     // The emails are found all the same (blind index), and a ciphertext moved to another row fails.
     use sqlx::Row;
-    let row = sqlx::query("SELECT id, email_ct FROM users").fetch_one(&t.app.db.pool).await.expect("row");
+    let row = sqlx::query("SELECT id, email_ct FROM users")
+        .fetch_one(&t.app.db.pool)
+        .await
+        .expect("row");
     let id: String = row.try_get("id").expect("id");
     let ct: Vec<u8> = row.try_get("email_ct").expect("ct");
     let k = &t.app.keyring;
-    let here = strongroom::crypto::FieldAd { scope: "platform", table: "users", column: "email", row: &id };
-    assert_eq!(k.open_field_string(&here, &ct).expect("opens"), "kim.secret@example.com");
-    let elsewhere = strongroom::crypto::FieldAd { scope: "platform", table: "users", column: "email", row: "another-row" };
+    let here = strongroom::crypto::FieldAd {
+        scope: "platform",
+        table: "users",
+        column: "email",
+        row: &id,
+    };
+    assert_eq!(
+        k.open_field_string(&here, &ct).expect("opens"),
+        "kim.secret@example.com"
+    );
+    let elsewhere = strongroom::crypto::FieldAd {
+        scope: "platform",
+        table: "users",
+        column: "email",
+        row: "another-row",
+    };
     assert!(k.open_field(&elsewhere, &ct).is_err());
 }
 
@@ -245,13 +441,26 @@ async fn personal_data_is_encrypted_at_rest() {
 async fn audit_chain_verifies_masks_personal_data_and_refuses_edits() {
     let t = TestApp::new().await;
     t.verified_user("lee@example.com", "Lee").await;
-    t.login_as("lee@example.com", "definitely the wrong password", "198.51.100.77").await;
+    t.login_as(
+        "lee@example.com",
+        "definitely the wrong password",
+        "198.51.100.77",
+    )
+    .await;
     let _c = t.login("lee@example.com").await;
     let mut c = t.app.db.pool.acquire().await.expect("conn");
-    let events = strongroom::audit::load_chain(&mut c, "platform").await.expect("chain");
-    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=events.len() as i64).collect::<Vec<_>>());
+    let events = strongroom::audit::load_chain(&mut c, "platform")
+        .await
+        .expect("chain");
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=events.len() as i64).collect::<Vec<_>>()
+    );
     assert_eq!(strongroom::audit::first_bad_seq(&events), None);
-    let failed = events.iter().find(|e| e.action == "auth.login_failed").expect("failure event");
+    let failed = events
+        .iter()
+        .find(|e| e.action == "auth.login_failed")
+        .expect("failure event");
     assert_eq!(failed.ip.as_deref(), Some("198.51.100.0"));
     assert_eq!(failed.metadata["email"], "l***@e***.com");
     let all = serde_json::to_string(&events).expect("json");
@@ -266,8 +475,20 @@ async fn audit_chain_verifies_masks_personal_data_and_refuses_edits() {
     assert_eq!(strongroom::audit::first_bad_seq(&dropped), Some(2));
 
     // The database refuses UPDATE and DELETE.
-    for sql in ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"] {
-        assert!(sqlx::query(sql).execute(&mut *c).await.is_err(), "{sql} must be refused");
+    for sql in [
+        "UPDATE audit_events SET action = 'x'",
+        "DELETE FROM audit_events",
+    ] {
+        assert!(
+            sqlx::query(sql).execute(&mut *c).await.is_err(),
+            "{sql} must be refused"
+        );
     }
-    assert_eq!(strongroom::audit::load_chain(&mut c, "platform").await.expect("chain").len(), events.len());
+    assert_eq!(
+        strongroom::audit::load_chain(&mut c, "platform")
+            .await
+            .expect("chain")
+            .len(),
+        events.len()
+    );
 }

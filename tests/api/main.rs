@@ -4,6 +4,8 @@
 mod support;
 
 mod abuse;
+mod cli;
 mod hardening;
 mod identity;
+mod logs;
 mod sessions;

@@ -11,17 +11,28 @@ async fn sessions_are_listed_and_revoked_at_once() {
     t.verified_user("mia@example.com", "Mia").await;
     let a = t.login("mia@example.com").await;
     let r = t
-        .send(Req::post("/api/v1/auth/login").ip("198.51.100.20").header("user-agent", "PhoneBrowser/2").json(json!({"email": "mia@example.com", "password": crate::support::PASSWORD})))
+        .send(
+            Req::post("/api/v1/auth/login")
+                .ip("198.51.100.20")
+                .header("user-agent", "PhoneBrowser/2")
+                .json(json!({"email": "mia@example.com", "password": crate::support::PASSWORD})),
+        )
         .await;
     let b = r.session_cookie().expect("cookie");
     let c = t.login("mia@example.com").await;
 
-    let list = t.send(Req::get("/api/v1/me/sessions").cookie(&a)).await.json();
+    let list = t
+        .send(Req::get("/api/v1/me/sessions").cookie(&a))
+        .await
+        .json();
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 3);
     assert_eq!(list["next_cursor"], serde_json::Value::Null);
     assert_eq!(items.iter().filter(|s| s["current"] == true).count(), 1);
-    let phone = items.iter().find(|s| s["user_agent"] == "PhoneBrowser/2").expect("phone session");
+    let phone = items
+        .iter()
+        .find(|s| s["user_agent"] == "PhoneBrowser/2")
+        .expect("phone session");
     assert_eq!(phone["ip"], "198.51.100.20");
     for key in ["id", "created_at", "last_seen_at"] {
         assert!(phone[key].is_string(), "{key}");
@@ -29,27 +40,61 @@ async fn sessions_are_listed_and_revoked_at_once() {
 
     // Revoke one: its cookie stops working at once.
     let id = phone["id"].as_str().expect("id");
-    assert_eq!(t.send(Req::delete(&format!("/api/v1/me/sessions/{id}")).cookie(&a)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/me/sessions/{id}")).cookie(&a))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(t.me(&b).await.status, StatusCode::UNAUTHORIZED);
     // Again, or someone else's: not found.
-    assert_eq!(t.send(Req::delete(&format!("/api/v1/me/sessions/{id}")).cookie(&a)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/me/sessions/{id}")).cookie(&a))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     t.verified_user("ned@example.com", "Ned").await;
     let ned = t.login("ned@example.com").await;
-    let ned_id = t.send(Req::get("/api/v1/me/sessions").cookie(&ned)).await.json()["items"][0]["id"].as_str().expect("id").to_string();
-    assert_eq!(t.send(Req::delete(&format!("/api/v1/me/sessions/{ned_id}")).cookie(&a)).await.status, StatusCode::NOT_FOUND);
+    let ned_id = t
+        .send(Req::get("/api/v1/me/sessions").cookie(&ned))
+        .await
+        .json()["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/me/sessions/{ned_id}")).cookie(&a))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(t.me(&ned).await.status, StatusCode::OK);
 
     // Revoke all others: only the current one lives.
-    assert_eq!(t.send(Req::delete("/api/v1/me/sessions").cookie(&a)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.send(Req::delete("/api/v1/me/sessions").cookie(&a))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(t.me(&c).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(t.me(&a).await.status, StatusCode::OK);
 
     // Logout revokes server-side, not just in the browser.
     let r = t.send(Req::post("/api/v1/auth/logout").cookie(&a)).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert!(r.header("set-cookie").expect("clears").contains("Max-Age=0"));
+    assert!(r
+        .header("set-cookie")
+        .expect("clears")
+        .contains("Max-Age=0"));
     assert_eq!(t.me(&a).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(t.send(Req::post("/api/v1/auth/logout").cookie(&a)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.send(Req::post("/api/v1/auth/logout").cookie(&a))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -60,7 +105,11 @@ async fn idle_and_absolute_timeouts_end_sessions() {
     t.clock.advance_secs(29 * 60);
     assert_eq!(t.me(&idle).await.status, StatusCode::OK);
     t.clock.advance_secs(29 * 60);
-    assert_eq!(t.me(&idle).await.status, StatusCode::OK, "activity extends the idle window");
+    assert_eq!(
+        t.me(&idle).await.status,
+        StatusCode::OK,
+        "activity extends the idle window"
+    );
     t.clock.advance_secs(31 * 60);
     assert_eq!(t.me(&idle).await.status, StatusCode::UNAUTHORIZED);
 
@@ -70,7 +119,11 @@ async fn idle_and_absolute_timeouts_end_sessions() {
         assert_eq!(t.me(&busy).await.status, StatusCode::OK);
     }
     t.clock.advance_secs(20 * 60 + 1);
-    assert_eq!(t.me(&busy).await.status, StatusCode::UNAUTHORIZED, "12 h absolute lifetime");
+    assert_eq!(
+        t.me(&busy).await.status,
+        StatusCode::UNAUTHORIZED,
+        "12 h absolute lifetime"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +145,11 @@ async fn a_cookie_planted_before_login_never_becomes_the_session() {
     t.verified_user("quin@example.com", "Quin").await;
     let planted = "attacker-chosen-value-AAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let r = t
-        .send(Req::post("/api/v1/auth/login").cookie(planted).json(json!({"email": "quin@example.com", "password": crate::support::PASSWORD})))
+        .send(
+            Req::post("/api/v1/auth/login")
+                .cookie(planted)
+                .json(json!({"email": "quin@example.com", "password": crate::support::PASSWORD})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let issued = r.session_cookie().expect("new cookie");
@@ -102,8 +159,13 @@ async fn a_cookie_planted_before_login_never_becomes_the_session() {
     assert_eq!(t.me(&issued).await.status, StatusCode::OK);
     // Only a keyed hash is stored.
     use sqlx::Row;
-    let stored: Vec<String> = sqlx::query("SELECT token_hash FROM sessions").fetch_all(&t.app.db.pool).await.expect("rows")
-        .into_iter().map(|r| r.try_get("token_hash").expect("hash")).collect();
+    let stored: Vec<String> = sqlx::query("SELECT token_hash FROM sessions")
+        .fetch_all(&t.app.db.pool)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|r| r.try_get("token_hash").expect("hash"))
+        .collect();
     assert!(!stored.contains(&issued));
 }
 
@@ -111,7 +173,9 @@ async fn a_cookie_planted_before_login_never_becomes_the_session() {
 async fn cookie_attributes_follow_the_public_url() {
     let t = TestApp::new().await;
     t.verified_user("rae@example.com", "Rae").await;
-    let r = t.login_as("rae@example.com", crate::support::PASSWORD, "198.51.100.1").await;
+    let r = t
+        .login_as("rae@example.com", crate::support::PASSWORD, "198.51.100.1")
+        .await;
     let c = r.header("set-cookie").expect("cookie");
     assert!(c.starts_with("strongroom_session="));
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
@@ -122,13 +186,18 @@ async fn cookie_attributes_follow_the_public_url() {
 
     let t = TestApp::with(|c| c.public_url = Some("https://strongroom.example".into())).await;
     t.verified_user("rae@example.com", "Rae").await;
-    let r = t.login_as("rae@example.com", crate::support::PASSWORD, "198.51.100.1").await;
+    let r = t
+        .login_as("rae@example.com", crate::support::PASSWORD, "198.51.100.1")
+        .await;
     let c = r.header("set-cookie").expect("cookie");
     assert!(c.starts_with("__Host-strongroom_session="), "{c}");
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
         assert!(c.contains(attr), "{c}");
     }
-    assert!(r.header("strict-transport-security").expect("hsts").contains("max-age="));
+    assert!(r
+        .header("strict-transport-security")
+        .expect("hsts")
+        .contains("max-age="));
     let token = r.session_cookie().expect("cookie");
     assert_eq!(t.me(&token).await.status, StatusCode::OK);
 }

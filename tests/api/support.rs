@@ -22,11 +22,14 @@ pub const PASSWORD: &str = "correct horse battery staple orbit";
 pub const DEFAULT_IP: &str = "203.0.113.10";
 
 pub fn backend_is_postgres() -> bool {
-    std::env::var("STRONGROOM_TEST_DATABASE").map(|v| v == "postgres").unwrap_or(false)
+    std::env::var("STRONGROOM_TEST_DATABASE")
+        .map(|v| v == "postgres")
+        .unwrap_or(false)
 }
 
 fn pg_base() -> String {
-    std::env::var("STRONGROOM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("STRONGROOM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A fresh database URL for one test, and the PostgreSQL database name to drop afterwards.
@@ -34,11 +37,19 @@ pub async fn fresh_database(dir: &std::path::Path) -> (String, Option<String>) {
     if backend_is_postgres() {
         use sqlx::Connection;
         let name = format!("sr_test_{}", uuid::Uuid::new_v4().simple());
-        let mut c = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base())).await.expect("connect to postgres");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.expect("create database");
+        let mut c = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base()))
+            .await
+            .expect("connect to postgres");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .expect("create database");
         (format!("{}/{name}", pg_base()), Some(name))
     } else {
-        (format!("sqlite://{}?mode=rwc", dir.join("test.db").display()), None)
+        (
+            format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+            None,
+        )
     }
 }
 
@@ -46,11 +57,16 @@ pub async fn fresh_database(dir: &std::path::Path) -> (String, Option<String>) {
 pub fn drop_database(name: String) {
     let url = format!("{}/postgres", pg_base());
     let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
         rt.block_on(async move {
             use sqlx::Connection;
             if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await;
             }
         });
     })
@@ -59,10 +75,12 @@ pub fn drop_database(name: String) {
 
 /// Configuration for tests: fast hashing, the given data dir and database.
 pub fn test_config(dir: &std::path::Path, db_url: String) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.to_path_buf();
-    cfg.database_url = Some(db_url);
-    cfg.public_url = Some("http://strongroom.test".into());
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        database_url: Some(db_url),
+        public_url: Some("http://strongroom.test".into()),
+        ..Config::default()
+    };
     cfg.password.argon2_memory_kib = 64;
     cfg.password.argon2_iterations = 1;
     cfg
@@ -95,8 +113,14 @@ pub struct Mail {
 impl Mail {
     /// The token of the first link to `path` in the body.
     pub fn token(&self, path: &str) -> String {
-        let re = regex::Regex::new(&format!(r"{}\?token=([A-Za-z0-9_\-]+)", regex::escape(path))).expect("regex");
-        re.captures(&self.body).map(|c| c[1].to_string()).unwrap_or_else(|| panic!("no {path} link in: {}", self.body))
+        let re = regex::Regex::new(&format!(
+            r"{}\?token=([A-Za-z0-9_\-]+)",
+            regex::escape(path)
+        ))
+        .expect("regex");
+        re.captures(&self.body)
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| panic!("no {path} link in: {}", self.body))
     }
 }
 
@@ -114,15 +138,23 @@ impl TestResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
     /// The value of the session cookie this response sets.
     pub fn session_cookie(&self) -> Option<String> {
-        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
-            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
-            let (name, value) = pair.split_once('=')?;
-            (name.ends_with("strongroom_session") && !value.is_empty()).then(|| value.to_string())
-        })
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+                let (name, value) = pair.split_once('=')?;
+                (name.ends_with("strongroom_session") && !value.is_empty())
+                    .then(|| value.to_string())
+            })
     }
     pub fn code(&self) -> String {
         self.json()["code"].as_str().unwrap_or_default().to_string()
@@ -141,7 +173,14 @@ pub struct Req {
 
 impl Req {
     pub fn new(method: Method, path: &str) -> Self {
-        Self { method, path: path.into(), body: Vec::new(), headers: Vec::new(), ip: DEFAULT_IP.parse().expect("ip"), cookie: None }
+        Self {
+            method,
+            path: path.into(),
+            body: Vec::new(),
+            headers: Vec::new(),
+            ip: DEFAULT_IP.parse().expect("ip"),
+            cookie: None,
+        }
     }
     pub fn get(path: &str) -> Self {
         Self::new(Method::GET, path)
@@ -154,17 +193,24 @@ impl Req {
     }
     pub fn json(mut self, v: Value) -> Self {
         self.body = serde_json::to_vec(&v).expect("json");
-        self.headers.push(("content-type".into(), "application/json".into()));
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
         self
     }
     pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
-        self.body = serde_urlencoded::to_string(pairs).expect("form").into_bytes();
-        self.headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+        self.body = serde_urlencoded::to_string(pairs)
+            .expect("form")
+            .into_bytes();
+        self.headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
         self
     }
     pub fn raw(mut self, content_type: &str, body: Vec<u8>) -> Self {
         self.body = body;
-        self.headers.push(("content-type".into(), content_type.into()));
+        self.headers
+            .push(("content-type".into(), content_type.into()));
         self
     }
     pub fn header(mut self, k: &str, v: &str) -> Self {
@@ -195,24 +241,45 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(1_800_000_000_000));
         let app = App::build(cfg, clock.clone()).await.expect("app builds");
         let router = strongroom::http::router(app.clone());
-        Self { app, router, clock, dir, pg_db, seen_mail: Mutex::new(HashSet::new()) }
+        Self {
+            app,
+            router,
+            clock,
+            dir,
+            pg_db,
+            seen_mail: Mutex::new(HashSet::new()),
+        }
     }
 
     pub async fn send(&self, r: Req) -> TestResponse {
         let mut b = Request::builder().method(r.method).uri(&r.path);
         for (k, v) in &r.headers {
-            b = b.header(HeaderName::from_bytes(k.as_bytes()).expect("name"), HeaderValue::from_str(v).expect("value"));
+            b = b.header(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
         }
         if let Some(c) = &r.cookie {
             b = b.header("cookie", format!("{}={c}", self.cookie_name()));
         }
         let mut req = b.body(Body::from(r.body)).expect("request");
-        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(r.ip, 40000)));
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(r.ip, 40000)));
         let res = self.router.clone().oneshot(req).await.expect("infallible");
         let status = res.status();
         let headers = res.headers().clone();
-        let body = res.into_body().collect().await.expect("body").to_bytes().to_vec();
-        TestResponse { status, headers, body }
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn cookie_name(&self) -> &'static str {
@@ -230,7 +297,12 @@ impl TestApp {
         let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)
             .expect("outbox")
             .filter_map(|e| e.ok())
-            .map(|e| (e.metadata().and_then(|m| m.modified()).expect("mtime"), e.path()))
+            .map(|e| {
+                (
+                    e.metadata().and_then(|m| m.modified()).expect("mtime"),
+                    e.path(),
+                )
+            })
             .collect();
         files.sort();
         let mut seen = self.seen_mail.lock().expect("lock");
@@ -243,26 +315,44 @@ impl TestApp {
 
     /// The single new message to `to`.
     pub async fn mail_to(&self, to: &str) -> Mail {
-        let mut m: Vec<Mail> = self.new_mail().await.into_iter().filter(|m| m.to == to).collect();
+        let mut m: Vec<Mail> = self
+            .new_mail()
+            .await
+            .into_iter()
+            .filter(|m| m.to == to)
+            .collect();
         assert_eq!(m.len(), 1, "expected one new email to {to}, got {m:?}");
         m.remove(0)
     }
 
     pub async fn signup(&self, email: &str, name: &str) -> TestResponse {
-        self.send(Req::post("/api/v1/auth/signup").json(serde_json::json!({"email": email, "password": PASSWORD, "display_name": name})))
-            .await
+        self.send(
+            Req::post("/api/v1/auth/signup").json(
+                serde_json::json!({"email": email, "password": PASSWORD, "display_name": name}),
+            ),
+        )
+        .await
     }
 
     /// Signs up and verifies an account.
     pub async fn verified_user(&self, email: &str, name: &str) {
         assert_eq!(self.signup(email, name).await.status, StatusCode::ACCEPTED);
         let token = self.mail_to(email).await.token("/verify-email");
-        let r = self.send(Req::post("/api/v1/auth/verify-email").json(serde_json::json!({ "token": token }))).await;
+        let r = self
+            .send(
+                Req::post("/api/v1/auth/verify-email").json(serde_json::json!({ "token": token })),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     }
 
     pub async fn login_as(&self, email: &str, password: &str, ip: &str) -> TestResponse {
-        self.send(Req::post("/api/v1/auth/login").ip(ip).json(serde_json::json!({"email": email, "password": password}))).await
+        self.send(
+            Req::post("/api/v1/auth/login")
+                .ip(ip)
+                .json(serde_json::json!({"email": email, "password": password})),
+        )
+        .await
     }
 
     /// Logs in and returns the session cookie value.
@@ -290,7 +380,12 @@ impl TestApp {
     /// Audit actions of the platform chain, in order.
     pub async fn audit_actions(&self) -> Vec<String> {
         let mut c = self.app.db.pool.acquire().await.expect("conn");
-        strongroom::audit::load_chain(&mut c, "platform").await.expect("chain").into_iter().map(|e| e.action).collect()
+        strongroom::audit::load_chain(&mut c, "platform")
+            .await
+            .expect("chain")
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
     }
 }
 
@@ -302,7 +397,11 @@ fn parse_eml(raw: &str) -> Mail {
             .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
             .unwrap_or_default()
     };
-    Mail { to: get("To"), subject: get("Subject"), body: body.to_string() }
+    Mail {
+        to: get("To"),
+        subject: get("Subject"),
+        body: body.to_string(),
+    }
 }
 
 /// Headers that legitimately differ between two identical answers.
