@@ -1,6 +1,7 @@
 //! The service-layer error. Services say what went wrong in domain terms; `http::problem` maps
 //! each case to one status and stable machine code. Internal errors carry their cause for the log
 //! only: the client sees a generic 500 with a request id, never SQL, paths or secrets.
+//! The `Display` text of every other variant is written for the person who made the request.
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -8,25 +9,25 @@ pub enum AppError {
     #[error("{detail}")]
     Invalid { code: &'static str, detail: String },
     /// No session, or not a valid one (401).
-    #[error("authentication required")]
+    #[error("Sign in to continue.")]
     Unauthenticated,
     /// Wrong email or password; the same answer for both (401).
-    #[error("invalid email or password")]
+    #[error("The email address or password is not correct.")]
     InvalidCredentials,
     /// Right password, email not yet verified (403).
-    #[error("email address not verified")]
+    #[error("Confirm your email address first: follow the link we sent you.")]
     EmailNotVerified,
     /// A used, expired or unknown emailed token (400).
-    #[error("the link is invalid or has expired")]
+    #[error("This link is invalid, was already used, or has expired.")]
     InvalidToken,
     /// The resource does not exist for this caller (404).
-    #[error("not found")]
+    #[error("Not found.")]
     NotFound,
     /// Visible but not allowed (403).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
     /// Too many attempts (429, `Retry-After`).
-    #[error("too many requests")]
+    #[error("Too many attempts. Try again in {retry_after} seconds.")]
     RateLimited { retry_after: u64 },
     /// Anything else: logged, answered 500.
     #[error(transparent)]

@@ -60,42 +60,25 @@ pub fn for_status(status: StatusCode) -> Response {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let detail = Some(self.to_string());
         match self {
-            AppError::Invalid { code, detail } => {
-                problem(StatusCode::UNPROCESSABLE_ENTITY, code, Some(detail))
+            AppError::Invalid { code, .. } => {
+                problem(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
             }
-            AppError::Unauthenticated => problem(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                Some("Sign in to continue.".into()),
-            ),
-            AppError::InvalidCredentials => problem(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                Some("The email address or password is not correct.".into()),
-            ),
-            AppError::EmailNotVerified => problem(
-                StatusCode::FORBIDDEN,
-                "email_not_verified",
-                Some("Confirm your email address first: follow the link we sent you.".into()),
-            ),
-            AppError::InvalidToken => problem(
-                StatusCode::BAD_REQUEST,
-                "invalid_token",
-                Some("This link is invalid, was already used, or has expired.".into()),
-            ),
+            AppError::Unauthenticated => {
+                problem(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+            }
+            AppError::InvalidCredentials => {
+                problem(StatusCode::UNAUTHORIZED, "invalid_credentials", detail)
+            }
+            AppError::EmailNotVerified => {
+                problem(StatusCode::FORBIDDEN, "email_not_verified", detail)
+            }
+            AppError::InvalidToken => problem(StatusCode::BAD_REQUEST, "invalid_token", detail),
             AppError::NotFound => problem(StatusCode::NOT_FOUND, "not_found", None),
-            AppError::Forbidden { code, detail } => {
-                problem(StatusCode::FORBIDDEN, code, Some(detail))
-            }
+            AppError::Forbidden { code, .. } => problem(StatusCode::FORBIDDEN, code, detail),
             AppError::RateLimited { retry_after } => {
-                let mut r = problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    Some(format!(
-                        "Too many attempts. Try again in {retry_after} seconds."
-                    )),
-                );
+                let mut r = problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 r

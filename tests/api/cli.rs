@@ -1,16 +1,7 @@
 //! The `strongroom` binary: check-config, migrate, and a zero-config serve that logs its address
 //! and stops cleanly on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_strongroom"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    c
-}
+use crate::support::{strongroom_bin as bin, ServerProcess};
 
 #[test]
 fn check_config_says_what_is_wrong_in_plain_words() {
@@ -78,89 +69,35 @@ fn check_config_says_what_is_wrong_in_plain_words() {
 #[tokio::test]
 async fn zero_config_serve_logs_its_address_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut db_name = None;
-    let mut cmd = bin();
-    cmd.current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    if crate::support::backend_is_postgres() {
-        let (url, name) = crate::support::fresh_database(dir.path()).await;
-        db_name = name;
-        let m = bin()
-            .current_dir(dir.path())
-            .args(["migrate", "--database-url", &url])
-            .output()
-            .expect("migrate");
-        assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
-        cmd.args(["--database-url", &url]);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("a listening line in time");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-        if v["fields"]["message"] == "listening" {
-            break v["fields"]["listen_addr"]
-                .as_str()
-                .expect("listen_addr")
-                .to_string();
-        }
-    };
-    let health = reqwest::get(format!("http://{addr}/healthz"))
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    let health = reqwest::get(format!("http://{}/healthz", server.addr))
         .await
         .expect("get");
     assert_eq!(health.status(), 200);
     let data = dir.path().join("strongroom-data");
     assert!(data.join("outbox").is_dir() && data.join("objects").is_dir());
-    let key = data.join("master.key");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
-            0o600
-        );
+        let mode = std::fs::metadata(data.join("master.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
-    if db_name.is_none() {
+    if !crate::support::backend_is_postgres() {
         assert!(data.join("strongroom.db").is_file());
     }
-
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "did not stop after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (status, lines) = server.stop().await;
     assert!(status.success(), "graceful exit, got {status}");
-    let rest: Vec<String> = rx.try_iter().collect();
     assert!(
-        rest.iter().any(|l| l.contains("shutdown signal received")),
-        "{rest:?}"
+        lines.iter().any(|l| l.contains("shutdown signal received")),
+        "{lines:?}"
     );
-    if let Some(n) = db_name {
-        crate::support::drop_database(n);
-    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("generated a new master key")),
+        "the generated key is warned about"
+    );
 }

@@ -492,3 +492,42 @@ async fn audit_chain_verifies_masks_personal_data_and_refuses_edits() {
         events.len()
     );
 }
+
+#[tokio::test]
+async fn login_upgrades_stored_hashes_when_the_cost_rises() {
+    use sqlx::Row;
+    let t = TestApp::new().await;
+    t.verified_user("max@example.com", "Max").await;
+    let hash = || async {
+        sqlx::query("SELECT password_hash FROM users")
+            .fetch_one(&t.app.db.pool)
+            .await
+            .expect("row")
+            .try_get::<String, _>("password_hash")
+            .expect("hash")
+    };
+    assert!(hash().await.contains("m=64,t=1,p=1"));
+    let mut cfg = (*t.app.config).clone();
+    cfg.password.argon2_memory_kib = 256;
+    cfg.password.argon2_iterations = 2;
+    let stronger = strongroom::state::App::build(cfg, t.clock.clone())
+        .await
+        .expect("app");
+    let ctx = strongroom::identity::RequestCtx {
+        ip: "198.51.100.1".parse().expect("ip"),
+        user_agent: String::new(),
+    };
+    strongroom::identity::login(&stronger, &ctx, "max@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let upgraded = hash().await;
+    assert!(
+        upgraded.starts_with("$argon2id$") && upgraded.contains("m=256,t=2,p=1"),
+        "{upgraded}"
+    );
+    assert!(
+        strongroom::identity::login(&stronger, &ctx, "max@example.com", PASSWORD)
+            .await
+            .is_ok()
+    );
+}

@@ -8,4 +8,5 @@ mod cli;
 mod hardening;
 mod identity;
 mod logs;
+mod pages;
 mod sessions;

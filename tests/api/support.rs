@@ -414,3 +414,118 @@ pub fn comparable_headers(h: &HeaderMap) -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+/// The real `strongroom` binary serving from a temp dir on a free port, with its stdout (the JSON
+/// log) collected line by line.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+    pg_db: Option<String>,
+}
+
+pub fn strongroom_bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
+
+impl ServerProcess {
+    /// Starts `strongroom serve --listen 127.0.0.1:0` in `dir` (on a fresh PostgreSQL database when
+    /// that is the backend under test) and waits for its `listening` line.
+    pub async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut cmd = strongroom_bin();
+        cmd.current_dir(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut pg_db = None;
+        if backend_is_postgres() {
+            let (url, name) = fresh_database(dir).await;
+            pg_db = name;
+            let m = strongroom_bin()
+                .current_dir(dir)
+                .args(["migrate", "--database-url", &url])
+                .output()
+                .expect("migrate");
+            assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+            cmd.args(["--database-url", &url]);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let addr = loop {
+            let line = lines
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .expect("a listening line in time");
+            let v: Value = serde_json::from_str(&line).expect("JSON log line");
+            seen.push(line);
+            if v["fields"]["message"] == "listening" {
+                break v["fields"]["listen_addr"]
+                    .as_str()
+                    .expect("listen_addr")
+                    .to_string();
+            }
+        };
+        Self {
+            child,
+            addr,
+            lines,
+            seen,
+            pg_db,
+        }
+    }
+
+    /// Sends SIGTERM, waits for a clean exit, and returns every log line.
+    pub async fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success());
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "did not stop after SIGTERM"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        // The reader thread ends with the pipe; give it a moment to hand over the last lines.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        self.seen.extend(self.lines.try_iter());
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(name) = self.pg_db.take() {
+            drop_database(name);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The server-rendered pages: they work without JavaScript, carry no inline script or style, and
+//! show clear errors.
+
+use axum::http::StatusCode;
+
+use crate::support::{Req, TestApp, PASSWORD};
+
+#[tokio::test]
+async fn pages_render_without_inline_script_or_style() {
+    let t = TestApp::new().await;
+    for path in [
+        "/signup",
+        "/login",
+        "/forgot-password",
+        "/reset-password?token=x",
+        "/verify-email?token=x",
+    ] {
+        let r = t.send(Req::get(path)).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        let html = r.text();
+        assert!(
+            html.contains("<form") && (html.contains("<label") || path.starts_with("/verify")),
+            "{path}"
+        );
+        assert!(
+            !html.contains("<script") && !html.contains("style=") && !html.contains(" on"),
+            "{path}: inline code"
+        );
+    }
+    let r = t.send(Req::get("/account")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location").as_deref(), Some("/login"));
+}
+
+#[tokio::test]
+async fn form_flow_signup_verify_login_account_logout() {
+    let t = TestApp::new().await;
+    let r = t
+        .send(Req::post("/signup").form(&[
+            ("display_name", "Nia"),
+            ("email", "nia@example.com"),
+            ("password", "short"),
+        ]))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("role=\"alert\"") && r.text().contains("at least 15"));
+    assert!(
+        r.text().contains("value=\"nia@example.com\""),
+        "the form keeps what was typed"
+    );
+    let r = t
+        .send(Req::post("/signup").form(&[
+            ("display_name", "Nia <b>"),
+            ("email", "nia@example.com"),
+            ("password", PASSWORD),
+        ]))
+        .await;
+    assert!(r.text().contains("Check your email"));
+    let token = t.mail_to("nia@example.com").await.token("/verify-email");
+    // Opening the link changes nothing until the button is pressed (mail scanners prefetch links).
+    assert!(t
+        .send(Req::get(&format!("/verify-email?token={token}")))
+        .await
+        .text()
+        .contains(&token));
+    let r = t
+        .send(Req::post("/verify-email").form(&[("token", &token)]))
+        .await;
+    assert!(r.text().contains("Email confirmed"));
+    let r = t
+        .send(Req::post("/login").form(&[
+            ("email", "nia@example.com"),
+            ("password", "wrong wrong wrong wrong"),
+        ]))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text().contains("not correct"));
+    let r = t
+        .send(Req::post("/login").form(&[("email", "nia@example.com"), ("password", PASSWORD)]))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let cookie = r.session_cookie().expect("cookie");
+    let page = t.send(Req::get("/account").cookie(&cookie)).await.text();
+    assert!(page.contains("Nia &lt;b&gt;"), "names are escaped");
+    assert!(page.contains("This session"));
+    let r = t.send(Req::post("/logout").cookie(&cookie)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(t.me(&cookie).await.status, StatusCode::UNAUTHORIZED);
+}
