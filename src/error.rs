@@ -29,6 +29,9 @@ pub enum AppError {
     /// Too many attempts (429, `Retry-After`).
     #[error("Too many attempts. Try again in {retry_after} seconds.")]
     RateLimited { retry_after: u64 },
+    /// The database is saturated or unreachable for now (503, `Retry-After`).
+    #[error("The service is busy. Try again in a moment.")]
+    Unavailable,
     /// Anything else: logged, answered 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -45,7 +48,13 @@ impl AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        AppError::Internal(e.into())
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %e, "database pool unavailable");
+                AppError::Unavailable
+            }
+            e => AppError::Internal(e.into()),
+        }
     }
 }
 

@@ -88,6 +88,7 @@ fn page_error(e: &AppError) -> (StatusCode, String) {
         AppError::InvalidToken => StatusCode::BAD_REQUEST,
         AppError::NotFound => StatusCode::NOT_FOUND,
         AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Internal(err) => {
             tracing::error!(error = %format!("{err:#}"), "internal error on a page");
             return (

@@ -83,6 +83,16 @@ impl IntoResponse for AppError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 r
             }
+            AppError::Unavailable => {
+                let mut r = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    detail,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
+                r
+            }
             AppError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
                 problem(

@@ -257,4 +257,11 @@ async fn readiness_fails_when_the_database_is_gone() {
     let r = t.send(Req::get("/readyz")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json()["checks"]["database"], "failed");
+    // Requests that need the database get a retryable 503, not a 500.
+    let r = t
+        .send(Req::post("/api/v1/auth/verify-email").json(json!({"token": "x"})))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.code(), "service_unavailable");
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
 }

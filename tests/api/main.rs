@@ -4,6 +4,7 @@
 mod support;
 
 mod abuse;
+mod audit;
 mod cli;
 mod hardening;
 mod identity;

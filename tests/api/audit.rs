@@ -1,0 +1,105 @@
+//! Every auditable action that exists today is emitted, once, with the right actor and target.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use strongroom::audit::Action;
+
+use crate::support::{Req, TestApp, PASSWORD};
+
+#[tokio::test]
+async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
+    let t = TestApp::new().await;
+    t.verified_user("zoe@example.com", "Zoe").await; // signup, email verified
+    t.login_as("zoe@example.com", "not the password at all", "198.51.100.9")
+        .await; // login failed
+    let a = t.login("zoe@example.com").await; // login succeeded
+    let b = t.login("zoe@example.com").await;
+    let b_id = t
+        .send(Req::get("/api/v1/me/sessions").cookie(&b))
+        .await
+        .json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|s| s["current"] == true)
+        .expect("current")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    t.send(Req::delete(&format!("/api/v1/me/sessions/{b_id}")).cookie(&a))
+        .await; // session revoked
+    t.send(
+        Req::new(axum::http::Method::PATCH, "/api/v1/me")
+            .cookie(&a)
+            .json(json!({"display_name": "Zoë"})),
+    )
+    .await;
+    let new_pw = "a fresh passphrase for my account";
+    t.send(
+        Req::post("/api/v1/me/password")
+            .cookie(&a)
+            .json(json!({"current_password": PASSWORD, "new_password": new_pw})),
+    )
+    .await;
+    t.send(Req::post("/api/v1/auth/password-reset").json(json!({"email": "zoe@example.com"})))
+        .await;
+    t.new_mail().await;
+    t.send(Req::post("/api/v1/auth/password-reset").json(json!({"email": "zoe@example.com"})))
+        .await;
+    let token = t.mail_to("zoe@example.com").await.token("/reset-password");
+    let c = {
+        let r = t.login_as("zoe@example.com", new_pw, "198.51.100.9").await;
+        r.session_cookie().expect("cookie")
+    };
+    t.send(Req::post("/api/v1/auth/logout").cookie(&c)).await; // logout
+    t.send(
+        Req::post("/api/v1/auth/password-reset/confirm")
+            .json(json!({"token": token, "new_password": "and yet another passphrase"})),
+    )
+    .await;
+
+    let mut conn = t.app.db.pool.acquire().await.expect("conn");
+    let events = strongroom::audit::load_chain(&mut conn, "platform")
+        .await
+        .expect("chain");
+    let emitted: BTreeSet<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    let all: BTreeSet<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+    assert_eq!(
+        emitted, all,
+        "every action in the table, and nothing outside it"
+    );
+    let uid = events
+        .iter()
+        .find(|e| e.action == "user.signup")
+        .and_then(|e| e.actor_id.clone())
+        .expect("actor");
+    for e in &events {
+        assert_eq!(
+            e.actor_id.as_deref(),
+            Some(uid.as_str()),
+            "{} has the user as actor",
+            e.action
+        );
+        assert!(e.target_type.is_some(), "{} has a target", e.action);
+        assert!(
+            e.ip.as_deref().is_some_and(|ip| ip.ends_with(".0")),
+            "{} has a masked IP",
+            e.action
+        );
+    }
+    let revoked: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "session.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].target_id.as_deref(), Some(b_id.as_str()));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "user.password_reset_requested")
+            .count(),
+        2
+    );
+    assert_eq!(strongroom::audit::first_bad_seq(&events), None);
+}
