@@ -265,3 +265,36 @@ async fn readiness_fails_when_the_database_is_gone() {
     assert_eq!(r.code(), "service_unavailable");
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));
 }
+
+#[tokio::test]
+async fn a_request_that_stalls_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = crate::support::ServerProcess::start(
+        dir.path(),
+        &[("STRONGROOM_REQUEST_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(&server.addr)
+        .await
+        .expect("connect");
+    // Announce a body and never send it (slowloris).
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        server.addr
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains("application/problem+json") && text.contains("request_timeout"),
+        "{text}"
+    );
+    let (status, _) = server.stop().await;
+    assert!(status.success());
+}
