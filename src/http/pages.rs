@@ -358,6 +358,22 @@ async fn account_view(
     }
 }
 
+/// The account page again, with a notice on success or the error that stopped the change.
+async fn account_outcome(
+    app: &AppState,
+    s: &identity::AuthSession,
+    result: Result<(), AppError>,
+    notice: &str,
+) -> Response {
+    match result {
+        Ok(()) => account_view(app, s, StatusCode::OK, None, Some(notice)).await,
+        Err(e) => {
+            let (status, error) = page_error(&e);
+            account_view(app, s, status, Some(error), None).await
+        }
+    }
+}
+
 async fn revoke_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
@@ -367,22 +383,10 @@ async fn revoke_submit(
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
     };
-    match identity::revoke_session(&app, &ctx.0, &s, &id).await {
-        Ok(()) => {
-            account_view(
-                &app,
-                &s,
-                StatusCode::OK,
-                None,
-                Some("That session was signed out."),
-            )
-            .await
-        }
-        Err(e) => {
-            let (status, error) = page_error(&e);
-            account_view(&app, &s, status, Some(error), None).await
-        }
-    }
+    let result = identity::revoke_session(&app, &ctx.0, &s, &id)
+        .await
+        .map(|_| ());
+    account_outcome(&app, &s, result, "That session was signed out.").await
 }
 
 async fn revoke_others_submit(
@@ -393,22 +397,10 @@ async fn revoke_others_submit(
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
     };
-    match identity::revoke_other_sessions(&app, &ctx.0, &s).await {
-        Ok(_) => {
-            account_view(
-                &app,
-                &s,
-                StatusCode::OK,
-                None,
-                Some("All other sessions were signed out."),
-            )
-            .await
-        }
-        Err(e) => {
-            let (status, error) = page_error(&e);
-            account_view(&app, &s, status, Some(error), None).await
-        }
-    }
+    let result = identity::revoke_other_sessions(&app, &ctx.0, &s)
+        .await
+        .map(|_| ());
+    account_outcome(&app, &s, result, "All other sessions were signed out.").await
 }
 
 #[derive(Deserialize, Default)]
@@ -427,22 +419,16 @@ async fn password_submit(
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
     };
-    match identity::change_password(&app, &ctx.0, &s, &f.current_password, &f.new_password).await {
-        Ok(()) => {
-            account_view(
-                &app,
-                &s,
-                StatusCode::OK,
-                None,
-                Some("Password changed. Your other sessions were signed out."),
-            )
-            .await
-        }
-        Err(e) => {
-            let (status, error) = page_error(&e);
-            account_view(&app, &s, status, Some(error), None).await
-        }
-    }
+    let result = identity::change_password(&app, &ctx.0, &s, &f.current_password, &f.new_password)
+        .await
+        .map(|_| ());
+    account_outcome(
+        &app,
+        &s,
+        result,
+        "Password changed. Your other sessions were signed out.",
+    )
+    .await
 }
 
 async fn logout_submit(

@@ -83,6 +83,33 @@ async fn form_flow_signup_verify_login_account_logout() {
     let page = t.send(Req::get("/account").cookie(&cookie)).await.text();
     assert!(page.contains("Nia &lt;b&gt;"), "names are escaped");
     assert!(page.contains("This session"));
+    // Revoke another session from the page, then change the password there.
+    let other = t.login("nia@example.com").await;
+    let other_id = t
+        .send(Req::get("/api/v1/me/sessions").cookie(&other))
+        .await
+        .json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|s| s["current"] == true)
+        .and_then(|s| s["id"].as_str().map(str::to_string))
+        .expect("id");
+    let page = t.send(Req::get("/account").cookie(&cookie)).await.text();
+    assert!(page.contains(&format!("/account/sessions/{other_id}/revoke")));
+    let r = t
+        .send(Req::post(&format!("/account/sessions/{other_id}/revoke")).cookie(&cookie))
+        .await;
+    assert!(r.text().contains("That session was signed out."));
+    assert_eq!(t.me(&other).await.status, StatusCode::UNAUTHORIZED);
+    let r = t
+        .send(Req::post("/account/password").cookie(&cookie).form(&[
+            ("current_password", "nope nope nope"),
+            ("new_password", "x"),
+        ]))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().contains("current password is not correct"));
     let r = t.send(Req::post("/logout").cookie(&cookie)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(t.me(&cookie).await.status, StatusCode::UNAUTHORIZED);
