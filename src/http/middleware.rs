@@ -84,7 +84,7 @@ fn security_headers(h: &mut HeaderMap, https: bool) {
     set(h, "content-security-policy", CSP);
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    set(h, "referrer-policy", "same-origin");
     set(
         h,
         "permissions-policy",

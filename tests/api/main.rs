@@ -5,12 +5,10 @@ mod support;
 
 mod abuse;
 mod audit;
+mod browser;
 mod cli;
 mod hardening;
 mod identity;
 mod logs;
 mod pages;
 mod sessions;
-// Needs the dev-dependency `hyper-util = { version = "0.1", features = ["client-legacy", "http1", "tokio"] }`
-// (fantoccini without TLS features takes its HTTP connector from it); enable together with it.
-// mod browser;
