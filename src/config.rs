@@ -68,6 +68,8 @@ pub struct PasswordConfig {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Allows Argon2 parameters below the OWASP floor. Only for test suites; never in production.
+    pub insecure_fast_hashing_for_tests: bool,
     /// How many password hashes may run at once (the rest queue), so a login flood cannot starve
     /// the rest of the server.
     pub hash_concurrency: usize,
@@ -165,6 +167,7 @@ impl Default for PasswordConfig {
             argon2_memory_kib: OWASP_MIN_MEMORY_KIB,
             argon2_iterations: OWASP_MIN_ITERATIONS,
             argon2_parallelism: 1,
+            insecure_fast_hashing_for_tests: false,
             hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -210,11 +213,10 @@ impl Config {
             fig = fig.merge(Toml::file(path));
         }
         fig = fig
-            .merge(
-                Env::prefixed("STRONGROOM_")
-                    .split("__")
-                    .filter(|k| !k.as_str().starts_with("test_")),
-            )
+            .merge(Env::prefixed("STRONGROOM_").split("__").filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                !k.starts_with("test_") && k != "config"
+            }))
             .merge(Serialized::defaults(overrides));
         let cfg: Config = fig.extract().map_err(|e| plain_figment_error(&e))?;
         let problems = cfg.validate();
@@ -279,6 +281,15 @@ impl Config {
             || pw.argon2_parallelism == 0
         {
             p.push("password.argon2_*: memory must be at least 8 KiB per lane, iterations and parallelism at least 1".into());
+        }
+        if (pw.argon2_memory_kib < OWASP_MIN_MEMORY_KIB
+            || pw.argon2_iterations < OWASP_MIN_ITERATIONS)
+            && !pw.insecure_fast_hashing_for_tests
+        {
+            p.push(format!(
+                "password.argon2_*: at least {OWASP_MIN_MEMORY_KIB} KiB and {OWASP_MIN_ITERATIONS} iterations (OWASP); \
+                 lower values need password.insecure_fast_hashing_for_tests = true"
+            ));
         }
         if pw.hash_concurrency == 0 {
             p.push("password.hash_concurrency: must be at least 1".into());

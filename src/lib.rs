@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod audit;
+pub mod background;
 pub mod blobs;
 pub mod clock;
 pub mod config;

@@ -77,7 +77,7 @@ impl Mailer {
         let transport = match &cfg.smtp {
             None => {
                 let dir = cfg.data_dir.join("outbox");
-                std::fs::create_dir_all(&dir)?;
+                crate::state::create_private_dir(&dir)?;
                 Transport::File(AsyncFileTransport::new(dir))
             }
             Some(s) => {
@@ -137,7 +137,13 @@ impl Mailer {
                     } else {
                         now + backoff
                     };
-                    store::outbox::mark_failed(&mut conn, &row.id, next, &e.to_string()).await?;
+                    store::outbox::mark_failed(
+                        &mut conn,
+                        &row.id,
+                        next,
+                        &crate::logging::redact(&e.to_string()),
+                    )
+                    .await?;
                 }
             }
         }

@@ -19,6 +19,7 @@ pub async fn run(
     let (trigger, stop) = tokio_util_shutdown::channel();
     let worker = app.mailer.spawn_worker(stop);
     tracing::info!(listen_addr = %addr, public_url = %app.config.public_url(), "listening");
+    let app_background = app.background.clone();
     let router = crate::http::router(app);
     axum::serve(
         listener,
@@ -26,6 +27,9 @@ pub async fn run(
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    app_background
+        .drain(std::time::Duration::from_secs(10))
+        .await;
     trigger.fire();
     let _ = worker.await;
     tracing::info!("stopped");

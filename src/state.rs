@@ -21,6 +21,7 @@ pub struct App {
     pub mailer: Mailer,
     pub blobs: Blobs,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub background: crate::background::Background,
 }
 
 pub type AppState = Arc<App>;
@@ -28,7 +29,7 @@ pub type AppState = Arc<App>;
 impl App {
     /// Opens the data dir, database (migrated), keyring, object store and mailer.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        create_private_dir(&config.data_dir)?;
         let db = Db::connect(&config.database_url(), 16).await?;
         db.migrate().await?;
         let (master, source) = crypto::load_master_key(
@@ -62,6 +63,7 @@ impl App {
             mailer,
             blobs,
             trusted_proxies,
+            background: crate::background::Background::default(),
         }))
     }
 }
@@ -79,4 +81,20 @@ async fn open_keyring(db: &Db, master: crypto::KeyBytes, now: i64) -> anyhow::Re
     }
     tx.commit().await?;
     Ok(ring)
+}
+
+/// Creates the data dir (and parents) readable by this user only: it holds the database, the
+/// outbox with live links and possibly the master key.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
 }

@@ -101,10 +101,20 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Join)?;
-        tokio::task::spawn_blocking(f)
+        // The permit moves into the blocking task: a cancelled request does not free its slot
+        // while its hash is still being computed.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| HashError::Join)?
+            .map_err(|_| HashError::Join)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await
+        .map_err(|_| HashError::Join)?
     }
 }
 

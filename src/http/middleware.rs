@@ -41,7 +41,7 @@ pub async fn envelope(State(app): State<AppState>, mut req: Request, next: Next)
     let ip = client_ip(peer, req.headers(), &app.trusted_proxies);
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(ClientIp(ip));
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -64,13 +64,27 @@ pub async fn envelope(State(app): State<AppState>, mut req: Request, next: Next)
         res.headers_mut().insert("x-request-id", v);
     }
     let elapsed = started.elapsed();
-    metrics::counter!("http_requests_total", "method" => method.to_string(), "status" => status.as_u16().to_string())
+    metrics::counter!("http_requests_total", "method" => method, "status" => status.as_u16().to_string())
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string())
+    metrics::histogram!("http_request_duration_seconds", "method" => method)
         .record(elapsed.as_secs_f64());
     tracing::info!(request_id = %id, method = %method, route = %route, status = status.as_u16(),
         latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "request");
     res
+}
+
+/// A fixed set of labels: a client-chosen method must not create new metric series.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 fn has_body_type(h: &HeaderMap) -> bool {
@@ -105,25 +119,39 @@ fn security_headers(h: &mut HeaderMap, https: bool) {
 /// The peer address, unless the peer is a trusted proxy: then the right-most address in
 /// `X-Forwarded-For` that is not itself a trusted proxy. A client-sent header is otherwise ignored.
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.to_canonical());
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let chain: Vec<IpAddr> = headers
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .copied()
-        .or(chain.first().copied())
-        .unwrap_or(peer)
+    // Walk from the right (the entries our proxies appended) to the first untrusted address. An
+    // entry that does not parse ends the walk: believe nothing left of it.
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        let Some(ip) = parse_forwarded(entry) else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    client
+}
+
+/// `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:443`.
+fn parse_forwarded(s: &str) -> Option<IpAddr> {
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .map(|ip| ip.to_canonical())
 }
 
 /// Refuses state-changing requests that a browser says come from another site.
@@ -170,7 +198,10 @@ pub async fn auth_rate_limit(State(app): State<AppState>, req: Request, next: Ne
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
     if let Err(r) = app
         .limiter
-        .hit(&format!("auth-ip:{ip}"), app.config.rate_limits.auth_per_ip)
+        .hit(
+            &format!("auth-ip:{}", crate::ratelimit::ip_key(ip)),
+            app.config.rate_limits.auth_per_ip,
+        )
         .await
     {
         return AppError::from(r).into_response();
@@ -219,5 +250,23 @@ mod tests {
         let outsider: IpAddr = "203.0.113.9".parse().expect("ip");
         assert_eq!(client_ip(Some(outsider), &h, &trusted), outsider);
         assert_eq!(client_ip(Some(outsider), &h, &[]), outsider);
+        // Ports and brackets are stripped; a mapped IPv4 peer matches an IPv4 proxy block.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.8:5555"),
+        );
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert_eq!(
+            client_ip(Some(mapped), &h, &trusted),
+            "198.51.100.8".parse::<IpAddr>().expect("ip")
+        );
+        // Garbage right of the proxy: believe nothing further left.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.1, nonsense"),
+        );
+        assert_eq!(client_ip(Some(peer), &h, &trusted), peer);
     }
 }

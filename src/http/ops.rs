@@ -74,7 +74,7 @@ async fn security_txt(State(app): State<AppState>) -> Response {
     let expires = crate::clock::rfc3339(app.clock.now_ms() + 365 * 86_400_000);
     let base = app.config.public_url();
     let body = format!(
-        "Contact: {}\nExpires: {expires}\nPreferred-Languages: en\nCanonical: {base}/.well-known/security.txt\nPolicy: {base}/security\n",
+        "Contact: {}\nExpires: {expires}\nPreferred-Languages: en\nCanonical: {base}/.well-known/security.txt\n",
         app.config.security_contact
     );
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()

@@ -100,6 +100,17 @@ fn page_error(e: &AppError) -> (StatusCode, String) {
     (status, e.to_string())
 }
 
+/// A page showing `e`, with the status it maps to (and `Retry-After` when rate limited).
+fn render_error(e: &AppError, name: &str, ctx: Value) -> Response {
+    let (status, error) = page_error(e);
+    let mut res = render(status, name, context! { error, ..ctx });
+    if let AppError::RateLimited { retry_after } = e {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+    }
+    res
+}
+
 fn message(title: &str, msg: &str, link: Option<(&str, &str)>) -> Response {
     render(
         StatusCode::OK,
@@ -161,15 +172,12 @@ async fn signup_submit(
             "We sent a link to confirm your address. Open it within 24 hours to finish signing up.",
             None,
         ),
-        Err(e) => {
-            let (status, error) = page_error(&e);
-            render(
-                status,
-                "signup.html",
-                context! { title => "Create your account", error, email, display_name,
-                min_length => app.config.password.min_length },
-            )
-        }
+        Err(e) => render_error(
+            &e,
+            "signup.html",
+            context! { title => "Create your account", email, display_name,
+            min_length => app.config.password.min_length },
+        ),
     }
 }
 
@@ -198,15 +206,11 @@ async fn verify_submit(
             "Your email address is confirmed. You can sign in now.",
             Some(("/login", "Sign in")),
         ),
-        Err(e) => {
-            let (status, error) = page_error(&e);
-            render(
-                status,
-                "message.html",
-                context! { title => "Confirm your email", error,
-                message => "Ask for a new link from the sign-in page if this one has expired." },
-            )
-        }
+        Err(e) => render_error(
+            &e,
+            "message.html",
+            context! { title => "Confirm your email", message => "Ask for a new link from the sign-in page if this one has expired." },
+        ),
     }
 }
 
@@ -240,14 +244,11 @@ async fn login_submit(
             Redirect::to("/account"),
         )
             .into_response(),
-        Err(e) => {
-            let (status, error) = page_error(&e);
-            render(
-                status,
-                "login.html",
-                context! { title => "Sign in", error, email => f.email },
-            )
-        }
+        Err(e) => render_error(
+            &e,
+            "login.html",
+            context! { title => "Sign in", email => f.email },
+        ),
     }
 }
 
@@ -271,8 +272,7 @@ async fn forgot_submit(
             None,
         ),
         Err(e) => {
-            let (status, error) = page_error(&e);
-            render(status, "forgot.html", context! { title => "Reset your password", error })
+            render_error(&e, "forgot.html", context! { title => "Reset your password" })
         }
     }
 }
@@ -310,15 +310,12 @@ async fn reset_submit(
             "Your password is changed and every session was signed out.",
             Some(("/login", "Sign in")),
         ),
-        Err(e) => {
-            let (status, error) = page_error(&e);
-            render(
-                status,
-                "reset.html",
-                context! { title => "Choose a new password", error, token => f.token,
-                min_length => app.config.password.min_length },
-            )
-        }
+        Err(e) => render_error(
+            &e,
+            "reset.html",
+            context! { title => "Choose a new password", token => f.token,
+            min_length => app.config.password.min_length },
+        ),
     }
 }
 
@@ -347,14 +344,11 @@ async fn account_view(
                 sessions => Value::from_serialize(&sessions), error, notice, min_length => app.config.password.min_length,
             },
         ),
-        (Err(e), _) | (_, Err(e)) => {
-            let (status, error) = page_error(&e);
-            render(
-                status,
-                "message.html",
-                context! { title => "Account security", error, message => "" },
-            )
-        }
+        (Err(e), _) | (_, Err(e)) => render_error(
+            &e,
+            "message.html",
+            context! { title => "Account security", message => "" },
+        ),
     }
 }
 
@@ -369,7 +363,12 @@ async fn account_outcome(
         Ok(()) => account_view(app, s, StatusCode::OK, None, Some(notice)).await,
         Err(e) => {
             let (status, error) = page_error(&e);
-            account_view(app, s, status, Some(error), None).await
+            let mut res = account_view(app, s, status, Some(error), None).await;
+            if let AppError::RateLimited { retry_after } = e {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+            }
+            res
         }
     }
 }

@@ -144,10 +144,10 @@ fn json_rejection(rej: JsonRejection) -> Response {
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             for_status(StatusCode::PAYLOAD_TOO_LARGE)
         }
-        other => problem(
+        _ => problem(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            Some(other.body_text()),
+            Some("The request body could not be read.".into()),
         ),
     }
 }

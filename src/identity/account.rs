@@ -97,23 +97,32 @@ pub async fn change_password(
     let u = load_user(app, &s.user_id).await?;
     let (addr, name) = decrypt_user(&app.keyring, &u)?;
     // Wrong current passwords count against the same per-account limit as failed logins, so a
-    // stolen session cannot be used to guess the password.
+    // stolen session cannot be used to guess the password; reserved first, as for login.
     let key = format!("login-acct:{}", app.keyring.blind_index(&addr));
-    let limit = app.config.rate_limits.login_per_account;
-    app.limiter.check(&key, limit).await?;
+    app.limiter
+        .hit(&key, app.config.rate_limits.login_per_account)
+        .await?;
     if !app.hasher.verify(current, Some(&u.password_hash)).await?.ok {
-        let _ = app.limiter.hit(&key, limit).await;
         return Err(AppError::invalid(
             "invalid_current_password",
             "The current password is not correct.",
         ));
     }
+    app.limiter.forgive(&key).await;
     check_policy(&app.config.password, new, &addr, &name)
         .map_err(|d| AppError::invalid("weak_password", d))?;
     let hash = app.hasher.hash(new).await?;
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
-    store::users::set_password_hash(&mut tx, &u.id, &hash, now).await?;
+    // Only if nobody changed it meanwhile (a concurrent reset wins; this change then fails).
+    if !store::users::swap_password_hash(&mut tx, &u.id, &u.password_hash, &hash, now).await? {
+        return Err(AppError::invalid(
+            "invalid_current_password",
+            "The password was changed meanwhile; sign in again.",
+        ));
+    }
+    // A reset link asked for earlier must not undo this change.
+    store::tokens::void_all(&mut tx, &u.id, store::tokens::Purpose::ResetPassword, now).await?;
     let revoked =
         store::sessions::revoke_all(&mut tx, &u.id, Some(&s.session_id), now, "password_changed")
             .await?;

@@ -6,16 +6,17 @@ use super::{decrypt_user, email, link, new_id, normalize_email, RequestCtx, RESE
 use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
 use crate::crypto::{new_token, password::check_policy};
 use crate::error::{AppError, AppResult};
-use crate::state::App;
-use crate::store::tokens::Purpose;
+use crate::state::{App, AppState};
+use crate::store::tokens::{NewToken, Purpose};
 use crate::{mail, store};
 
 /// Per-address and per-email throttle for reset and resend requests. The email key is the blind
 /// index, whether or not an account has it, so the limit itself reveals nothing.
 pub(super) async fn throttle_recovery(app: &App, ctx: &RequestCtx, addr: &str) -> AppResult<()> {
     let rl = &app.config.rate_limits;
+    let ip = crate::ratelimit::ip_key(ctx.ip);
     app.limiter
-        .hit(&format!("recovery-ip:{}", ctx.ip), rl.recovery_per_ip)
+        .hit(&format!("recovery-ip:{ip}"), rl.recovery_per_ip)
         .await?;
     app.limiter
         .hit(
@@ -26,27 +27,41 @@ pub(super) async fn throttle_recovery(app: &App, ctx: &RequestCtx, addr: &str) -
     Ok(())
 }
 
-/// Emails a reset link when the account exists; the same answer either way.
-pub async fn request_password_reset(app: &App, ctx: &RequestCtx, raw_email: &str) -> AppResult<()> {
+/// Emails a reset link when the account exists; the same answer, at the same moment, either way:
+/// the lookup and the writes happen after the answer.
+pub async fn request_password_reset(
+    app: &AppState,
+    ctx: &RequestCtx,
+    raw_email: &str,
+) -> AppResult<()> {
     let addr = normalize_email(raw_email)?;
     throttle_recovery(app, ctx, &addr).await?;
+    let (bg, ctx) = (app.clone(), ctx.clone());
+    app.background.spawn(async move {
+        if let Err(e) = send_reset(&bg, &ctx, &addr).await {
+            tracing::error!(error = %format!("{e:#}"), "password reset request failed after the answer");
+        }
+    });
+    Ok(())
+}
+
+async fn send_reset(app: &App, ctx: &RequestCtx, addr: &str) -> anyhow::Result<()> {
     let now = app.clock.now_ms();
-    let bidx = app.keyring.blind_index(&addr);
+    let bidx = app.keyring.blind_index(addr);
     let mut tx = app.db.pool.begin().await?;
     if let Some(u) = store::users::find_by_email_bidx(&mut tx, &bidx).await? {
         store::tokens::void_all(&mut tx, &u.id, Purpose::ResetPassword, now).await?;
         let token = new_token();
-        let hash = app.keyring.hash_token(&token);
-        store::tokens::insert(
-            &mut tx,
-            &new_id(),
-            &u.id,
-            Purpose::ResetPassword,
-            &hash,
+        let t = NewToken {
+            id: &new_id(),
+            user_id: &u.id,
+            purpose: Purpose::ResetPassword,
+            token_hash: &app.keyring.hash_token(&token),
+            password_hash: None,
             now,
-            now + RESET_TTL_MS,
-        )
-        .await?;
+            expires_at: now + RESET_TTL_MS,
+        };
+        store::tokens::insert(&mut tx, t).await?;
         let body = format!(
             "Someone asked to reset the password of your Strongroom account.\n\n\
              To choose a new password, open this link within 30 minutes (it works once):\n\n{}\n\n\
@@ -57,7 +72,7 @@ pub async fn request_password_reset(app: &App, ctx: &RequestCtx, raw_email: &str
             &mut tx,
             &app.keyring,
             now,
-            &email(&addr, "Reset your Strongroom password", body),
+            &email(addr, "Reset your Strongroom password", body),
         )
         .await?;
         let ev = Event {
@@ -102,13 +117,17 @@ pub async fn confirm_password_reset(
     let mut tx = app.db.pool.begin().await?;
     let uid = store::tokens::consume(&mut tx, Purpose::ResetPassword, &hash, now)
         .await?
-        .ok_or(AppError::InvalidToken)?;
+        .ok_or(AppError::InvalidToken)?
+        .user_id;
     if uid != user.id {
         return Err(AppError::InvalidToken);
     }
     store::users::set_password_hash(&mut tx, &uid, &new_hash, now).await?;
     // Following the emailed link proves control of the address.
     store::users::mark_verified(&mut tx, &uid, now).await?;
+    for purpose in [Purpose::VerifyEmail, Purpose::PendingSignup] {
+        store::tokens::void_all(&mut tx, &uid, purpose, now).await?;
+    }
     let revoked = store::sessions::revoke_all(&mut tx, &uid, None, now, "password_reset").await?;
     let ev = Event {
         actor_id: Some(&uid),

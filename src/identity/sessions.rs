@@ -55,6 +55,9 @@ fn ua_ad(id: &str) -> FieldAd<'_> {
 }
 
 /// Verifies email and password. Unknown addresses cost the same hash work and get the same answer.
+///
+/// Both limits are reserved before the password is checked, so parallel guesses cannot all slip
+/// past a check made before any of them was counted. A success hands the attempts back.
 pub async fn login(
     app: &App,
     ctx: &RequestCtx,
@@ -66,61 +69,102 @@ pub async fn login(
     let addr = normalize_email(raw_email).unwrap_or_else(|_| raw_email.trim().to_lowercase());
     let bidx = app.keyring.blind_index(&addr);
     let acct_key = format!("login-acct:{bidx}");
-    let ip_key = format!("login-ip:{}", ctx.ip);
-    app.limiter
-        .check(&acct_key, limits.login_per_account)
-        .await?;
-    app.limiter.check(&ip_key, limits.login_per_ip).await?;
+    let ip_key = format!("login-ip:{}", crate::ratelimit::ip_key(ctx.ip));
+    app.limiter.hit(&acct_key, limits.login_per_account).await?;
+    if let Err(r) = app.limiter.hit(&ip_key, limits.login_per_ip).await {
+        app.limiter.forgive(&acct_key).await;
+        return Err(r.into());
+    }
 
-    let user = {
+    let now = app.clock.now_ms();
+    let (user, signup_hash) = {
         let mut conn = app.db.pool.acquire().await?;
-        store::users::find_by_email_bidx(&mut conn, &bidx).await?
+        let user = store::users::find_by_email_bidx(&mut conn, &bidx).await?;
+        let signup_hash = match &user {
+            Some(u) => store::tokens::latest_signup_hash(&mut conn, &u.id, now).await?,
+            None => None,
+        };
+        (user, signup_hash)
     };
     let verified = app
         .hasher
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
-    let now = app.clock.now_ms();
-    let user = match user {
-        Some(u) if verified.ok => u,
-        other => {
-            // Record the failure against both keys; whichever is full, the next try is refused.
-            let _ = app.limiter.hit(&acct_key, limits.login_per_account).await;
-            let _ = app.limiter.hit(&ip_key, limits.login_per_ip).await;
-            let mut tx = app.db.pool.begin().await?;
-            let uid = other.as_ref().map(|u| u.id.clone());
-            let ev = Event {
-                actor_id: uid.as_deref(),
-                action: Action::AuthLoginFailed,
-                target_type: Some("user"),
-                target_id: uid.as_deref(),
-                ip: Some(ctx.ip),
-                metadata: json!({ "email": mask::email(&addr), "reason": "invalid_credentials" }),
-            };
-            audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
-            tx.commit().await?;
-            return Err(AppError::InvalidCredentials);
+    match user {
+        Some(u) if verified.ok && u.email_verified_at.is_some() => {
+            let out = start_session(app, ctx, u, password, verified.needs_rehash).await;
+            if out.is_ok() {
+                app.limiter.reset(&acct_key).await;
+                app.limiter.forgive(&ip_key).await;
+            }
+            out
         }
-    };
-    if user.email_verified_at.is_none() {
-        let mut tx = app.db.pool.begin().await?;
-        let ev = Event {
-            actor_id: Some(&user.id),
-            action: Action::AuthLoginFailed,
-            target_type: Some("user"),
-            target_id: Some(&user.id),
-            ip: Some(ctx.ip),
-            metadata: json!({ "email": mask::email(&addr), "reason": "email_not_verified" }),
-        };
-        audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
-        tx.commit().await?;
-        return Err(AppError::EmailNotVerified);
+        Some(u) if verified.ok => {
+            // Costs the second hash that a pending signup's check costs below, so the two
+            // "not verified" answers take the same work.
+            app.hasher.verify(password, None).await?;
+            login_failed(app, ctx, Some(&u.id), &addr, "email_not_verified", now).await?;
+            Err(AppError::EmailNotVerified)
+        }
+        other => {
+            let uid = other.as_ref().map(|u| u.id.as_str());
+            // The password of a signup made for this (taken) address answers like the unverified
+            // account it would have created, so signup-then-login tells nothing.
+            if let Some(h) = signup_hash {
+                if app.hasher.verify(password, Some(&h)).await?.ok {
+                    login_failed(app, ctx, uid, &addr, "email_not_verified", now).await?;
+                    return Err(AppError::EmailNotVerified);
+                }
+            }
+            login_failed(app, ctx, uid, &addr, "invalid_credentials", now).await?;
+            Err(AppError::InvalidCredentials)
+        }
     }
-    app.limiter.reset(&acct_key).await;
+}
+
+async fn login_failed(
+    app: &App,
+    ctx: &RequestCtx,
+    uid: Option<&str>,
+    addr: &str,
+    reason: &str,
+    now: i64,
+) -> AppResult<()> {
     let mut tx = app.db.pool.begin().await?;
-    if verified.needs_rehash {
-        let new_hash = app.hasher.hash(password).await?;
-        store::users::set_password_hash(&mut tx, &user.id, &new_hash, now).await?;
+    let ev = Event {
+        actor_id: uid,
+        action: Action::AuthLoginFailed,
+        target_type: Some("user"),
+        target_id: uid,
+        ip: Some(ctx.ip),
+        metadata: json!({ "email": mask::email(addr), "reason": reason }),
+    };
+    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates the session for a verified password, upgrading the stored hash when its parameters are
+/// below the configured ones. The swap only succeeds if the hash is still the one just verified,
+/// so a login racing a password reset or change cannot outlive it.
+async fn start_session(
+    app: &App,
+    ctx: &RequestCtx,
+    user: store::users::UserRow,
+    password: &str,
+    needs_rehash: bool,
+) -> AppResult<LoginOutcome> {
+    let new_hash = if needs_rehash {
+        app.hasher.hash(password).await?
+    } else {
+        user.password_hash.clone()
+    };
+    let now = app.clock.now_ms();
+    let mut tx = app.db.pool.begin().await?;
+    if !store::users::swap_password_hash(&mut tx, &user.id, &user.password_hash, &new_hash, now)
+        .await?
+    {
+        return Err(AppError::InvalidCredentials);
     }
     let (token, session_id) = create_session(app, &mut tx, &user.id, ctx, now).await?;
     let ev = Event {
@@ -249,6 +293,10 @@ pub async fn revoke_session(
     s: &AuthSession,
     id: &str,
 ) -> AppResult<()> {
+    // Session ids are UUIDs; anything else (including bytes a database would reject) is not found.
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(AppError::NotFound);
+    }
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
     if !store::sessions::revoke_one(&mut tx, &s.user_id, id, now, "revoked_by_user").await? {

@@ -108,3 +108,25 @@ pub async fn set_display_name(
         .await
         .map(|_| ())
 }
+
+/// Replaces the password hash only if it is still `expected`; false when it changed meanwhile.
+/// On PostgreSQL the row lock it takes also orders a login against a concurrent reset: whichever
+/// commits second sees the other's change.
+pub async fn swap_password_hash(
+    c: &mut Conn,
+    id: &str,
+    expected: &str,
+    new: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE users SET password_hash = $3, updated_at = $4 WHERE id = $1 AND password_hash = $2",
+    )
+    .bind(id)
+    .bind(expected)
+    .bind(new)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

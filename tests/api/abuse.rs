@@ -222,3 +222,60 @@ async fn every_auth_route_shares_a_general_per_address_limit() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_cannot_slip_past_the_account_limit() {
+    let t = std::sync::Arc::new(TestApp::new().await);
+    t.verified_user("una@example.com", "Una").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let t = t.clone();
+        set.spawn(async move {
+            t.login_as(
+                "una@example.com",
+                &format!("parallel guess number {i} xyz"),
+                &format!("198.51.100.{}", 100 + i),
+            )
+            .await
+            .status
+        });
+    }
+    let statuses: Vec<StatusCode> = set.join_all().await;
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        15,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limited_pages_say_when_to_retry() {
+    let t = TestApp::new().await;
+    for i in 0..5 {
+        t.send(Req::post("/login").ip("198.51.100.140").form(&[
+            ("email", "vic@example.com"),
+            ("password", &format!("guess {i} guess guess")),
+        ]))
+        .await;
+    }
+    let r = t
+        .send(Req::post("/login").ip("198.51.100.141").form(&[
+            ("email", "vic@example.com"),
+            ("password", "guess six guess guess"),
+        ]))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.header("retry-after").is_some());
+    assert!(r.text().contains("Try again in"));
+}

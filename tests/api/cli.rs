@@ -55,6 +55,39 @@ fn check_config_says_what_is_wrong_in_plain_words() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+    // The file can also be named by STRONGROOM_CONFIG.
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["check-config"])
+        .env("STRONGROOM_CONFIG", &file)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Argon2 below the OWASP floor needs an explicit test-only switch.
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["check-config"])
+        .env("STRONGROOM_PASSWORD__ARGON2_MEMORY_KIB", "1024")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("insecure_fast_hashing_for_tests"));
+    // The shipped example is valid.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/strongroom.example.toml");
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["check-config", "--config", example])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Flags win over env, env over the file.
     let out = bin()
         .current_dir(dir.path())
@@ -84,6 +117,12 @@ async fn zero_config_serve_logs_its_address_and_stops_on_sigterm() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        // The data dir holds the outbox (live links) and the database: this user only.
+        let dir_mode = std::fs::metadata(&data)
+            .expect("data dir")
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
     }
     if !crate::support::backend_is_postgres() {
         assert!(data.join("strongroom.db").is_file());

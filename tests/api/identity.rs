@@ -127,17 +127,22 @@ async fn signup_does_not_reveal_taken_emails_and_tells_the_owner() {
         owner[0].body
     );
     assert!(!owner[0].body.contains("token="));
-    // The attacker's password did not replace the owner's.
+    // Logging in with the password just used answers the same for both: "not verified".
+    let attacker_pw = "an attacker's own long passphrase";
+    let a = t
+        .login_as("dana@example.com", attacker_pw, "198.51.100.9")
+        .await;
+    let b = t
+        .login_as("erin@example.com", attacker_pw, "198.51.100.9")
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!((a.status, &a.body), (b.status, &b.body));
     assert_eq!(
-        t.login_as(
-            "dana@example.com",
-            "an attacker's own long passphrase",
-            "198.51.100.9"
-        )
-        .await
-        .status,
-        StatusCode::UNAUTHORIZED
+        comparable_headers(&a.headers),
+        comparable_headers(&b.headers)
     );
+    // The attacker's password did not replace the owner's, and got no session.
+    assert!(a.session_cookie().is_none());
     assert_eq!(
         t.login_as("dana@example.com", PASSWORD, "198.51.100.9")
             .await
@@ -529,5 +534,109 @@ async fn login_upgrades_stored_hashes_when_the_cost_rises() {
         strongroom::identity::login(&stronger, &ctx, "max@example.com", PASSWORD)
             .await
             .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_stranger_who_signed_up_first_cannot_keep_the_account() {
+    let t = TestApp::new().await;
+    let attacker_pw = "the attacker chose this passphrase";
+    let r = t
+        .send(Req::post("/api/v1/auth/signup").ip("198.51.100.66").json(
+            json!({"email": "olga@example.com", "password": attacker_pw, "display_name": "Olga"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let attackers_link = t.mail_to("olga@example.com").await.token("/verify-email");
+    // The owner signs up later with her own password and confirms with the link she received.
+    t.signup("olga@example.com", "Olga").await;
+    let owners_link = t.mail_to("olga@example.com").await.token("/verify-email");
+    assert_ne!(attackers_link, owners_link);
+    let r = t
+        .send(Req::post("/api/v1/auth/verify-email").json(json!({ "token": owners_link })))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        t.login_as("olga@example.com", attacker_pw, "198.51.100.66")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.login_as("olga@example.com", PASSWORD, "198.51.100.67")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The other link died with the confirmation.
+    let r = t
+        .send(Req::post("/api/v1/auth/verify-email").json(json!({ "token": attackers_link })))
+        .await;
+    assert_eq!(r.code(), "invalid_token");
+    assert_eq!(t.count("users").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_used_twice_at_once_works_once() {
+    let t = std::sync::Arc::new(TestApp::new().await);
+    t.signup("pat@example.com", "Pat").await;
+    let token = t.mail_to("pat@example.com").await.token("/verify-email");
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (t, token) = (t.clone(), token.clone());
+        set.spawn(async move {
+            t.send(Req::post("/api/v1/auth/verify-email").json(json!({ "token": token })))
+                .await
+                .status
+        });
+    }
+    let statuses: Vec<StatusCode> = set.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::BAD_REQUEST)
+            .count(),
+        3,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_voids_earlier_reset_links() {
+    let t = TestApp::new().await;
+    t.verified_user("quincy@example.com", "Quincy").await;
+    t.send(Req::post("/api/v1/auth/password-reset").json(json!({"email": "quincy@example.com"})))
+        .await;
+    let link = t
+        .mail_to("quincy@example.com")
+        .await
+        .token("/reset-password");
+    let s = t.login("quincy@example.com").await;
+    let new_pw = "a different passphrase entirely";
+    let r = t
+        .send(
+            Req::post("/api/v1/me/password")
+                .cookie(&s)
+                .json(json!({"current_password": PASSWORD, "new_password": new_pw})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/password-reset/confirm")
+                .json(json!({"token": link, "new_password": "the thief's new passphrase"})),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_token");
+    assert_eq!(
+        t.login_as("quincy@example.com", new_pw, "198.51.100.1")
+            .await
+            .status,
+        StatusCode::OK
     );
 }

@@ -71,6 +71,13 @@ async fn sessions_are_listed_and_revoked_at_once() {
     );
     assert_eq!(t.me(&ned).await.status, StatusCode::OK);
 
+    // Ids that are not UUIDs (a NUL byte would make PostgreSQL itself fail) are simply not found.
+    for bad in ["%00", "not-a-uuid", "1%27%20OR%201%3D1"] {
+        let r = t
+            .send(Req::delete(&format!("/api/v1/me/sessions/{bad}")).cookie(&a))
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}");
+    }
     // Revoke all others: only the current one lives.
     assert_eq!(
         t.send(Req::delete("/api/v1/me/sessions").cookie(&a))
