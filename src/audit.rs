@@ -27,6 +27,17 @@ pub enum Action {
     PasswordResetRequested,
     PasswordResetCompleted,
     UserProfileUpdated,
+    AuthPasswordVerified,
+    AuthMfaSucceeded,
+    AuthMfaFailed,
+    AuthReauthenticated,
+    MfaTotpEnabled,
+    MfaTotpDisabled,
+    MfaRecoveryCodesRegenerated,
+    MfaRecoveryCodeUsed,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
 }
 
 impl Action {
@@ -41,6 +52,17 @@ impl Action {
         Action::PasswordResetRequested,
         Action::PasswordResetCompleted,
         Action::UserProfileUpdated,
+        Action::AuthPasswordVerified,
+        Action::AuthMfaSucceeded,
+        Action::AuthMfaFailed,
+        Action::AuthReauthenticated,
+        Action::MfaTotpEnabled,
+        Action::MfaTotpDisabled,
+        Action::MfaRecoveryCodesRegenerated,
+        Action::MfaRecoveryCodeUsed,
+        Action::PasskeyAdded,
+        Action::PasskeyRenamed,
+        Action::PasskeyRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +77,17 @@ impl Action {
             Action::PasswordResetRequested => "user.password_reset_requested",
             Action::PasswordResetCompleted => "user.password_reset_completed",
             Action::UserProfileUpdated => "user.profile_updated",
+            Action::AuthPasswordVerified => "auth.password_verified",
+            Action::AuthMfaSucceeded => "auth.mfa_succeeded",
+            Action::AuthMfaFailed => "auth.mfa_failed",
+            Action::AuthReauthenticated => "auth.reauthenticated",
+            Action::MfaTotpEnabled => "mfa.totp_enabled",
+            Action::MfaTotpDisabled => "mfa.totp_disabled",
+            Action::MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
+            Action::MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+            Action::PasskeyAdded => "mfa.passkey_added",
+            Action::PasskeyRenamed => "mfa.passkey_renamed",
+            Action::PasskeyRemoved => "mfa.passkey_removed",
         }
     }
 }

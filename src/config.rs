@@ -57,6 +57,8 @@ pub struct Config {
 pub struct SessionConfig {
     pub idle_timeout_secs: i64,
     pub absolute_timeout_secs: i64,
+    /// How long a re-authentication (step-up) keeps sensitive actions open.
+    pub reauth_window_secs: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +104,8 @@ pub struct RateLimitConfig {
     pub recovery_per_email: Limit,
     /// Every request to an authentication route from one address.
     pub auth_per_ip: Limit,
+    /// Wrong second-factor codes for one account.
+    pub mfa_per_account: Limit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +159,7 @@ impl Default for SessionConfig {
         Self {
             idle_timeout_secs: 30 * 60,
             absolute_timeout_secs: 12 * 3600,
+            reauth_window_secs: 10 * 60,
         }
     }
 }
@@ -182,6 +187,7 @@ impl Default for RateLimitConfig {
             recovery_per_ip: Limit::new(10, 15 * 60),
             recovery_per_email: Limit::new(3, 60 * 60),
             auth_per_ip: Limit::new(120, 60),
+            mfa_per_account: Limit::new(10, 15 * 60),
         }
     }
 }
@@ -308,6 +314,7 @@ impl Config {
             ("recovery_per_ip", rl.recovery_per_ip),
             ("recovery_per_email", rl.recovery_per_email),
             ("auth_per_ip", rl.auth_per_ip),
+            ("mfa_per_account", rl.mfa_per_account),
         ] {
             if l.max == 0 || l.window_secs == 0 {
                 p.push(format!(

@@ -17,6 +17,9 @@ pub enum AppError {
     /// Right password, email not yet verified (403).
     #[error("Confirm your email address first: follow the link we sent you.")]
     EmailNotVerified,
+    /// A wrong, reused or expired second-factor code (401).
+    #[error("The code is not correct, or was already used.")]
+    InvalidCode,
     /// A used, expired or unknown emailed token (400).
     #[error("This link is invalid, was already used, or has expired.")]
     InvalidToken,

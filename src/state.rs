@@ -22,6 +22,8 @@ pub struct App {
     pub blobs: Blobs,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub background: crate::background::Background,
+    /// The WebAuthn relying party, when the public URL can be one.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 pub type AppState = Arc<App>;
@@ -53,6 +55,11 @@ impl App {
         let blobs = Blobs::local(&config.data_dir.join("objects")).await?;
         let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new(clock.clone()));
         let trusted_proxies = config.trusted_proxy_nets();
+        let webauthn =
+            crate::identity::passkeys::build_webauthn(&config.public_url()).map(Arc::new);
+        if webauthn.is_none() {
+            tracing::warn!("passkeys are unavailable: the public URL must use a domain name (localhost works for trials)");
+        }
         Ok(Arc::new(App {
             config: Arc::new(config),
             db,
@@ -64,6 +71,7 @@ impl App {
             blobs,
             trusted_proxies,
             background: crate::background::Background::default(),
+            webauthn,
         }))
     }
 }

@@ -69,7 +69,20 @@ pub struct Accepted {
 #[derive(Serialize, ToSchema)]
 pub struct LoginAnswer {
     mfa_required: bool,
-    user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    methods: Vec<&'static str>,
+}
+
+impl LoginAnswer {
+    pub fn from_outcome(out: &identity::LoginOutcome) -> Self {
+        Self {
+            mfa_required: out.user.is_none(),
+            user: out.user.clone(),
+            methods: out.methods.clone(),
+        }
+    }
 }
 
 /// The one answer to signup, resend and reset requests, whatever happened.
@@ -129,15 +142,9 @@ async fn login(
     ApiJson(b): ApiJson<LoginBody>,
 ) -> AppResult<Response> {
     let out = identity::login(&app, &ctx.0, &b.email, &b.password).await?;
+    let answer = LoginAnswer::from_outcome(&out);
     let jar = jar.add(session_cookie(&app, out.token));
-    Ok((
-        jar,
-        ApiJson(LoginAnswer {
-            mfa_required: false,
-            user: out.user,
-        }),
-    )
-        .into_response())
+    Ok((jar, ApiJson(answer)).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401)))]

@@ -2,9 +2,12 @@
 
 pub mod auth_api;
 pub mod me_api;
+pub mod mfa_api;
+pub mod mfa_pages;
 pub mod middleware;
 pub mod ops;
 pub mod pages;
+pub mod passkey_api;
 pub mod problem;
 pub mod session;
 
@@ -32,13 +35,17 @@ struct ApiDoc;
 
 /// The `/api/v1` routes with their OpenAPI document.
 pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let auth = auth_api::router().layer(mw::from_fn_with_state(
-        app.clone(),
-        middleware::auth_rate_limit,
-    ));
+    let auth = auth_api::router()
+        .merge(mfa_api::login_router())
+        .layer(mw::from_fn_with_state(
+            app.clone(),
+            middleware::auth_rate_limit,
+        ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth)
         .merge(me_api::router())
+        .merge(mfa_api::me_router())
+        .merge(passkey_api::me_router())
         .merge(ops::api_router())
         .split_for_parts()
 }

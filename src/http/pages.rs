@@ -14,7 +14,7 @@ use minijinja::{context, Environment, Value};
 use serde::Deserialize;
 
 use super::middleware::{auth_rate_limit, RequestCtxExt};
-use super::session::{clear_cookie, session_cookie, MaybeAuthed};
+use super::session::{clear_cookie, session_cookie, FullSession, MaybeAuthed};
 use crate::error::AppError;
 use crate::identity::{self, SignupInput};
 use crate::state::AppState;
@@ -30,6 +30,19 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("forgot.html", include_str!("../../templates/forgot.html")),
         ("reset.html", include_str!("../../templates/reset.html")),
         ("account.html", include_str!("../../templates/account.html")),
+        (
+            "mfa_login.html",
+            include_str!("../../templates/mfa_login.html"),
+        ),
+        (
+            "totp_setup.html",
+            include_str!("../../templates/totp_setup.html"),
+        ),
+        (
+            "recovery_codes.html",
+            include_str!("../../templates/recovery_codes.html"),
+        ),
+        ("reauth.html", include_str!("../../templates/reauth.html")),
     ] {
         if let Err(e) = env.add_template(name, src) {
             tracing::error!(template = name, error = %e, "template does not compile");
@@ -45,6 +58,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/forgot-password", post(forgot_submit))
         .route("/reset-password", post(reset_submit))
         .route("/verify-email", post(verify_submit))
+        .merge(super::mfa_pages::public_router())
         .layer(mw::from_fn_with_state(app, auth_rate_limit));
     Router::new()
         .route("/", get(home))
@@ -54,6 +68,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/reset-password", get(reset_page))
         .route("/verify-email", get(verify_page))
         .route("/account", get(account_page))
+        .merge(super::mfa_pages::router())
         .route("/account/sessions/{id}/revoke", post(revoke_submit))
         .route(
             "/account/sessions/revoke-others",
@@ -65,7 +80,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .merge(public_auth)
 }
 
-fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
+pub(super) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
     match TEMPLATES.get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -80,10 +95,12 @@ fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
 }
 
 /// The words and status for an error shown on a page.
-fn page_error(e: &AppError) -> (StatusCode, String) {
+pub(super) fn page_error(e: &AppError) -> (StatusCode, String) {
     let status = match e {
         AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        AppError::Unauthenticated | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        AppError::Unauthenticated | AppError::InvalidCredentials | AppError::InvalidCode => {
+            StatusCode::UNAUTHORIZED
+        }
         AppError::EmailNotVerified | AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
         AppError::InvalidToken => StatusCode::BAD_REQUEST,
         AppError::NotFound => StatusCode::NOT_FOUND,
@@ -101,7 +118,7 @@ fn page_error(e: &AppError) -> (StatusCode, String) {
 }
 
 /// A page showing `e`, with the status it maps to (and `Retry-After` when rate limited).
-fn render_error(e: &AppError, name: &str, ctx: Value) -> Response {
+pub(super) fn render_error(e: &AppError, name: &str, ctx: Value) -> Response {
     let (status, error) = page_error(e);
     let mut res = render(status, name, context! { error, ..ctx });
     if let AppError::RateLimited { retry_after } = e {
@@ -111,7 +128,7 @@ fn render_error(e: &AppError, name: &str, ctx: Value) -> Response {
     res
 }
 
-fn message(title: &str, msg: &str, link: Option<(&str, &str)>) -> Response {
+pub(super) fn message(title: &str, msg: &str, link: Option<(&str, &str)>) -> Response {
     render(
         StatusCode::OK,
         "message.html",
@@ -119,7 +136,7 @@ fn message(title: &str, msg: &str, link: Option<(&str, &str)>) -> Response {
     )
 }
 
-async fn home(MaybeAuthed(s): MaybeAuthed) -> Redirect {
+async fn home(FullSession(s): FullSession) -> Redirect {
     Redirect::to(if s.is_some() { "/account" } else { "/login" })
 }
 
@@ -221,7 +238,7 @@ struct LoginForm {
     password: String,
 }
 
-async fn login_page(MaybeAuthed(s): MaybeAuthed) -> Response {
+async fn login_page(FullSession(s): FullSession) -> Response {
     if s.is_some() {
         return Redirect::to("/account").into_response();
     }
@@ -239,11 +256,14 @@ async fn login_submit(
     Form(f): Form<LoginForm>,
 ) -> Response {
     match identity::login(&app, &ctx.0, &f.email, &f.password).await {
-        Ok(out) => (
-            jar.add(session_cookie(&app, out.token)),
-            Redirect::to("/account"),
-        )
-            .into_response(),
+        Ok(out) => {
+            let next = if out.user.is_some() {
+                "/account"
+            } else {
+                "/login/mfa"
+            };
+            (jar.add(session_cookie(&app, out.token)), Redirect::to(next)).into_response()
+        }
         Err(e) => render_error(
             &e,
             "login.html",
@@ -319,32 +339,54 @@ async fn reset_submit(
     }
 }
 
-async fn account_page(State(app): State<AppState>, MaybeAuthed(s): MaybeAuthed) -> Response {
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AccountQuery {
+    confirmed: Option<String>,
+}
+
+async fn account_page(
+    State(app): State<AppState>,
+    MaybeAuthed(s): MaybeAuthed,
+    Query(q): Query<AccountQuery>,
+) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
     };
-    account_view(&app, &s, StatusCode::OK, None, None).await
+    if !s.is_full() {
+        return Redirect::to("/login/mfa").into_response();
+    }
+    let notice = q
+        .confirmed
+        .map(|_| "Confirmed. You can make sensitive changes for the next 10 minutes.");
+    account_view(&app, &s, StatusCode::OK, None, notice).await
 }
 
-async fn account_view(
+pub(super) async fn account_view(
     app: &AppState,
     s: &identity::AuthSession,
     status: StatusCode,
     error: Option<String>,
     notice: Option<&str>,
 ) -> Response {
-    let user = identity::get_me(app, s).await;
-    let sessions = identity::list_sessions(app, s).await;
-    match (user, sessions) {
-        (Ok(user), Ok(sessions)) => render(
+    let loaded = async {
+        Ok::<_, AppError>((
+            identity::get_me(app, s).await?,
+            identity::list_sessions(app, s).await?,
+            identity::passkeys::list(app, s).await?,
+        ))
+    };
+    match loaded.await {
+        Ok((user, sessions, passkeys)) => render(
             status,
             "account.html",
             context! {
                 title => "Account security", signed_in => true, user => Value::from_serialize(&user),
-                sessions => Value::from_serialize(&sessions), error, notice, min_length => app.config.password.min_length,
+                sessions => Value::from_serialize(&sessions), passkeys => Value::from_serialize(&passkeys),
+                error, notice, min_length => app.config.password.min_length,
             },
         ),
-        (Err(e), _) | (_, Err(e)) => render_error(
+        Err(e) => render_error(
             &e,
             "message.html",
             context! { title => "Account security", message => "" },
@@ -353,7 +395,7 @@ async fn account_view(
 }
 
 /// The account page again, with a notice on success or the error that stopped the change.
-async fn account_outcome(
+pub(super) async fn account_outcome(
     app: &AppState,
     s: &identity::AuthSession,
     result: Result<(), AppError>,
@@ -376,7 +418,7 @@ async fn account_outcome(
 async fn revoke_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    MaybeAuthed(s): MaybeAuthed,
+    FullSession(s): FullSession,
     Path(id): Path<String>,
 ) -> Response {
     let Some(s) = s else {
@@ -391,7 +433,7 @@ async fn revoke_submit(
 async fn revoke_others_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    MaybeAuthed(s): MaybeAuthed,
+    FullSession(s): FullSession,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
@@ -412,7 +454,7 @@ struct PasswordForm {
 async fn password_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    MaybeAuthed(s): MaybeAuthed,
+    FullSession(s): FullSession,
     Form(f): Form<PasswordForm>,
 ) -> Response {
     let Some(s) = s else {

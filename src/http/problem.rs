@@ -75,6 +75,7 @@ impl IntoResponse for AppError {
                 problem(StatusCode::FORBIDDEN, "email_not_verified", detail)
             }
             AppError::InvalidToken => problem(StatusCode::BAD_REQUEST, "invalid_token", detail),
+            AppError::InvalidCode => problem(StatusCode::UNAUTHORIZED, "invalid_code", detail),
             AppError::NotFound => problem(StatusCode::NOT_FOUND, "not_found", None),
             AppError::Forbidden { code, .. } => problem(StatusCode::FORBIDDEN, code, detail),
             AppError::RateLimited { retry_after } => {

@@ -37,7 +37,8 @@ pub fn clear_cookie(app: &AppState) -> Cookie<'static> {
     c
 }
 
-/// A request with a live session; anything else is 401.
+/// A request with a live, fully authenticated session; anything else (no session, or one that
+/// still owes its second factor) is 401.
 pub struct Authed(pub AuthSession);
 
 impl FromRequestParts<AppState> for Authed {
@@ -48,8 +49,44 @@ impl FromRequestParts<AppState> for Authed {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match MaybeAuthed::from_request_parts(parts, app).await?.0 {
-            Some(s) => Ok(Authed(s)),
-            None => Err(AppError::Unauthenticated),
+            Some(s) if s.is_full() => Ok(Authed(s)),
+            _ => Err(AppError::Unauthenticated),
+        }
+    }
+}
+
+/// For pages: the session if it is fully authenticated, else None.
+pub struct FullSession(pub Option<AuthSession>);
+
+impl FromRequestParts<AppState> for FullSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(FullSession(
+            MaybeAuthed::from_request_parts(parts, app)
+                .await?
+                .0
+                .filter(AuthSession::is_full),
+        ))
+    }
+}
+
+/// A session that has passed the password and owes its second factor: the only thing it can do.
+pub struct PendingMfa(pub AuthSession);
+
+impl FromRequestParts<AppState> for PendingMfa {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match MaybeAuthed::from_request_parts(parts, app).await?.0 {
+            Some(s) if !s.is_full() => Ok(PendingMfa(s)),
+            _ => Err(AppError::Unauthenticated),
         }
     }
 }

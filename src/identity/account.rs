@@ -52,7 +52,14 @@ async fn load_user(app: &App, user_id: &str) -> AppResult<UserRow> {
 pub async fn get_me(app: &App, s: &AuthSession) -> AppResult<UserView> {
     let u = load_user(app, &s.user_id).await?;
     let (e, n) = decrypt_user(&app.keyring, &u)?;
-    Ok(UserView::from_row(&u, e, n))
+    let mut view = UserView::from_row(&u, e, n);
+    let mut c = app.db.pool.acquire().await?;
+    view.mfa.totp = store::mfa::get_totp(&mut c, &s.user_id)
+        .await?
+        .is_some_and(|t| t.confirmed);
+    view.mfa.passkeys =
+        u32::try_from(store::mfa::count_passkeys(&mut c, &s.user_id).await?).unwrap_or(0);
+    Ok(view)
 }
 
 pub async fn update_me(

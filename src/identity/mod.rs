@@ -3,7 +3,9 @@
 //! the same password-hash work.
 
 mod account;
+pub mod mfa;
 mod onboarding;
+pub mod passkeys;
 mod recovery;
 pub mod sessions;
 

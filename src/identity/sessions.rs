@@ -20,11 +20,26 @@ pub struct AuthSession {
     pub reauth_at: Option<i64>,
 }
 
+/// Session levels: a full session, or one that may only finish a second factor.
+pub const LEVEL_FULL: &str = "full";
+pub const LEVEL_PENDING_MFA: &str = "pending_mfa";
+/// How long a password-verified session may take to present its second factor.
+pub const PENDING_MFA_TTL_MS: i64 = 5 * 60 * 1000;
+
+impl AuthSession {
+    pub fn is_full(&self) -> bool {
+        self.auth_level == LEVEL_FULL
+    }
+}
+
 pub struct LoginOutcome {
     /// The bearer secret for the cookie; never stored, never logged.
     pub token: String,
     pub session_id: String,
-    pub user: UserView,
+    /// None while a second factor is still owed.
+    pub user: Option<UserView>,
+    /// The second factors the user can finish with, when one is owed.
+    pub methods: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -166,23 +181,50 @@ async fn start_session(
     {
         return Err(AppError::InvalidCredentials);
     }
-    let (token, session_id) = create_session(app, &mut tx, &user.id, ctx, now).await?;
-    let ev = Event {
-        actor_id: Some(&user.id),
-        action: Action::AuthLoginSucceeded,
-        target_type: Some("session"),
-        target_id: Some(&session_id),
-        ip: Some(ctx.ip),
-        metadata: json!({ "method": "password" }),
+    // With a second factor enrolled, the password only opens a pending session.
+    let methods = super::mfa::methods(&mut tx, &user.id).await?;
+    let level = if methods.is_empty() {
+        LEVEL_FULL
+    } else {
+        LEVEL_PENDING_MFA
+    };
+    let (token, session_id) = create_session(app, &mut tx, &user.id, ctx, now, level).await?;
+    let ev = if methods.is_empty() {
+        Event {
+            actor_id: Some(&user.id),
+            action: Action::AuthLoginSucceeded,
+            target_type: Some("session"),
+            target_id: Some(&session_id),
+            ip: Some(ctx.ip),
+            metadata: json!({ "method": "password" }),
+        }
+    } else {
+        Event {
+            actor_id: Some(&user.id),
+            action: Action::AuthPasswordVerified,
+            target_type: Some("session"),
+            target_id: Some(&session_id),
+            ip: Some(ctx.ip),
+            metadata: json!({ "mfa_required": true }),
+        }
     };
     audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
     tx.commit().await?;
+    if !methods.is_empty() {
+        return Ok(LoginOutcome {
+            token,
+            session_id,
+            user: None,
+            methods,
+        });
+    }
     let (email, display_name) = decrypt_user(&app.keyring, &user)?;
-    let user = UserView::from_row(&user, email, display_name);
+    let view = UserView::from_row(&user, email, display_name);
     Ok(LoginOutcome {
         token,
         session_id,
-        user,
+        user: Some(view),
+        methods,
     })
 }
 
@@ -194,6 +236,7 @@ pub(crate) async fn create_session(
     user_id: &str,
     ctx: &RequestCtx,
     now: i64,
+    level: &str,
 ) -> AppResult<(String, String)> {
     let token = new_token();
     let id = new_id();
@@ -202,9 +245,13 @@ pub(crate) async fn create_session(
         id: &id,
         user_id,
         token_hash: &app.keyring.hash_token(&token),
-        auth_level: "full",
+        auth_level: level,
         now,
-        expires_at: now + app.config.session.absolute_timeout_secs * 1000,
+        expires_at: if level == LEVEL_FULL {
+            now + app.config.session.absolute_timeout_secs * 1000
+        } else {
+            now + PENDING_MFA_TTL_MS
+        },
         ip_ct: app
             .keyring
             .seal_field(&ip_ad(&id), ctx.ip.to_string().as_bytes()),

@@ -5,6 +5,7 @@
 //! Store functions take a `&mut Conn` so that the caller decides the transaction: a change and the
 //! audit event that records it commit together.
 
+pub mod mfa;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;

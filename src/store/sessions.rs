@@ -148,3 +148,24 @@ pub async fn revoke_all(
     .await?;
     Ok(r.rows_affected())
 }
+
+/// Counts one more wrong second-factor code on a pending session; returns the new count.
+pub async fn bump_mfa_attempts(c: &mut Conn, id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE sessions SET mfa_attempts = mfa_attempts + 1 WHERE id = $1 RETURNING mfa_attempts",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    .map_or(Ok(i64::MAX), |r| r.try_get("mfa_attempts"))
+}
+
+/// Marks the session as freshly re-authenticated (step-up).
+pub async fn set_reauth(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET reauth_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}

@@ -10,5 +10,6 @@ mod cli;
 mod hardening;
 mod identity;
 mod logs;
+mod mfa;
 mod pages;
 mod sessions;

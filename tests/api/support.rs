@@ -286,6 +286,12 @@ impl TestApp {
         }
     }
 
+    /// The app's clock in whole seconds.
+    pub fn clock_secs(&self) -> u64 {
+        use strongroom::clock::Clock;
+        u64::try_from(self.clock.now_ms() / 1000).expect("positive")
+    }
+
     pub fn cookie_name(&self) -> &'static str {
         if self.app.config.is_https() {
             "__Host-strongroom_session"

@@ -1,0 +1,355 @@
+//! Second factors from the attacker's side: TOTP replay and drift, pending sessions, recovery codes,
+//! rate limits and step-up.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{Req, TestApp, PASSWORD};
+
+/// The code an authenticator app shows for `secret` at the app's clock plus `offset_steps`.
+pub fn code_at(t: &TestApp, secret: &str, offset_steps: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret).expect("base32");
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret.as_bytes().to_vec())
+        .build()
+        .expect("totp");
+    let secs = t.clock_secs() as i64 + offset_steps * 30;
+    totp.generate(secs as u64).to_string()
+}
+
+/// Signs up, logs in, enrols TOTP; returns (cookie, base32 secret, recovery codes).
+pub async fn user_with_totp(t: &TestApp, email: &str) -> (String, String, Vec<String>) {
+    t.verified_user(email, "Mfa User").await;
+    let cookie = t.login(email).await;
+    let r = t
+        .send(Req::post("/api/v1/me/mfa/totp").cookie(&cookie))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let e = r.json();
+    let secret = e["secret"].as_str().expect("secret").to_string();
+    assert!(e["otpauth_uri"]
+        .as_str()
+        .expect("uri")
+        .starts_with("otpauth://totp/Strongroom"));
+    assert!(e["qr_svg"].as_str().expect("svg").contains("<svg"));
+    // Not active until confirmed.
+    assert_eq!(t.me(&cookie).await.json()["mfa"]["totp"], false);
+    let r = t
+        .send(
+            Req::post("/api/v1/me/mfa/totp/confirm")
+                .cookie(&cookie)
+                .json(json!({"code": code_at(t, &secret, 0)})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let codes: Vec<String> = r.json()["recovery_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("s").to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(t.me(&cookie).await.json()["mfa"]["totp"], true);
+    t.clock.advance_secs(30);
+    (cookie, secret, codes)
+}
+
+async fn pending_login(t: &TestApp, email: &str) -> String {
+    let r = t.login_as(email, PASSWORD, "198.51.100.1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["mfa_required"], true);
+    assert!(
+        body.get("user").is_none(),
+        "no user data before the second factor"
+    );
+    assert_eq!(body["methods"], json!(["totp", "recovery_code"]));
+    r.session_cookie().expect("pending cookie")
+}
+
+fn totp_req(pending: &str, code: &str) -> Req {
+    Req::post("/api/v1/auth/mfa/totp")
+        .cookie(pending)
+        .json(json!({ "code": code }))
+}
+
+#[tokio::test]
+async fn totp_login_upgrades_the_session_and_refuses_replay() {
+    let t = TestApp::new().await;
+    let (_, secret, _) = user_with_totp(&t, "amy@example.com").await;
+    let pending = pending_login(&t, "amy@example.com").await;
+    // The pending session can do nothing but finish MFA.
+    for (m, p) in [
+        (Method::GET, "/api/v1/me"),
+        (Method::GET, "/api/v1/me/sessions"),
+        (Method::DELETE, "/api/v1/me/sessions"),
+        (Method::POST, "/api/v1/me/mfa/recovery-codes"),
+        (Method::POST, "/api/v1/auth/logout"),
+    ] {
+        assert_eq!(
+            t.send(Req::new(m.clone(), p).cookie(&pending)).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{m} {p}"
+        );
+    }
+    assert_eq!(
+        t.send(Req::get("/account").cookie(&pending)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let code = code_at(&t, &secret, 0);
+    let r = t.send(totp_req(&pending, &code)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["mfa_required"], false);
+    assert_eq!(r.json()["user"]["email"], "amy@example.com");
+    let full = r.session_cookie().expect("new cookie");
+    assert_ne!(full, pending, "a new token after the second factor");
+    assert_eq!(t.me(&full).await.status, StatusCode::OK);
+    assert_eq!(
+        t.send(totp_req(&pending, &code)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the pending session is gone"
+    );
+
+    // The same code, still inside its window, is refused on a new login.
+    let again = pending_login(&t, "amy@example.com").await;
+    let r = t.send(totp_req(&again, &code)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.code(), "invalid_code");
+    t.clock.advance_secs(30);
+    assert_eq!(
+        t.send(totp_req(&again, &code_at(&t, &secret, 0)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn drift_of_one_step_is_accepted_three_is_not() {
+    let t = TestApp::new().await;
+    let (_, secret, _) = user_with_totp(&t, "ben@example.com").await;
+    t.clock.advance_secs(300);
+    let pending = pending_login(&t, "ben@example.com").await;
+    assert_eq!(
+        t.send(totp_req(&pending, &code_at(&t, &secret, -3)))
+            .await
+            .code(),
+        "invalid_code"
+    );
+    assert_eq!(
+        t.send(totp_req(&pending, &code_at(&t, &secret, 3)))
+            .await
+            .code(),
+        "invalid_code"
+    );
+    assert_eq!(
+        t.send(totp_req(&pending, &code_at(&t, &secret, -1)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_codes_end_the_pending_session_and_it_expires() {
+    let t = TestApp::new().await;
+    let (_, secret, _) = user_with_totp(&t, "cal@example.com").await;
+    let pending = pending_login(&t, "cal@example.com").await;
+    for i in 0..5 {
+        let r = t
+            .send(totp_req(&pending, &format!("{:06}", 100_000 + i)))
+            .await;
+        assert_eq!(r.code(), "invalid_code");
+    }
+    let r = t.send(totp_req(&pending, &code_at(&t, &secret, 0))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.code(),
+        "unauthenticated",
+        "the pending session was revoked"
+    );
+
+    let slow = pending_login(&t, "cal@example.com").await;
+    t.clock.advance_secs(5 * 60 + 1);
+    assert_eq!(
+        t.send(totp_req(&slow, &code_at(&t, &secret, 0)))
+            .await
+            .code(),
+        "unauthenticated"
+    );
+}
+
+#[tokio::test]
+async fn second_factor_attempts_are_rate_limited_per_account() {
+    let t = TestApp::new().await;
+    let (_, secret, _) = user_with_totp(&t, "dee@example.com").await;
+    let mut last = StatusCode::OK;
+    for round in 0..3 {
+        let pending = pending_login(&t, "dee@example.com").await;
+        for i in 0..4 {
+            last = t
+                .send(totp_req(
+                    &pending,
+                    &format!("{:06}", 200_000 + round * 10 + i),
+                ))
+                .await
+                .status;
+        }
+    }
+    assert_eq!(
+        last,
+        StatusCode::TOO_MANY_REQUESTS,
+        "more than 10 wrong codes in 15 minutes"
+    );
+    let pending = pending_login(&t, "dee@example.com").await;
+    let r = t.send(totp_req(&pending, &code_at(&t, &secret, 0))).await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right code waits"
+    );
+    assert!(r.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn a_recovery_code_works_exactly_once_and_is_reported() {
+    let t = TestApp::new().await;
+    let (_, _, codes) = user_with_totp(&t, "eve@example.com").await;
+    t.new_mail().await;
+    let pending = pending_login(&t, "eve@example.com").await;
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/mfa/recovery-code")
+                .cookie(&pending)
+                .json(json!({"code": codes[3].to_lowercase()})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let mail = t.mail_to("eve@example.com").await;
+    assert!(mail.body.contains("9 unused codes remain"), "{}", mail.body);
+    let pending = pending_login(&t, "eve@example.com").await;
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/mfa/recovery-code")
+                .cookie(&pending)
+                .json(json!({"code": codes[3]})),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_code");
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/mfa/recovery-code")
+                .cookie(&pending)
+                .json(json!({"code": codes[4]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let actions = t.audit_actions().await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "mfa.recovery_code_used")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn step_up_expires_after_ten_minutes_and_guards_sensitive_actions() {
+    let t = TestApp::new().await;
+    let (cookie, secret, old_codes) = user_with_totp(&t, "fin@example.com").await;
+    t.clock.advance_secs(10 * 60);
+    let regen = || Req::post("/api/v1/me/mfa/recovery-codes").cookie(&cookie);
+    let r = t.send(regen()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "reauthentication_required");
+    let r = t
+        .send(Req::delete("/api/v1/me/mfa/totp").cookie(&cookie))
+        .await;
+    assert_eq!(r.code(), "reauthentication_required");
+    let wrong = t
+        .send(
+            Req::post("/api/v1/me/reauthenticate")
+                .cookie(&cookie)
+                .json(json!({"password": "not my password at all"})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let r = t
+        .send(
+            Req::post("/api/v1/me/reauthenticate")
+                .cookie(&cookie)
+                .json(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = t.send(regen()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let new_codes = r.json()["recovery_codes"].as_array().expect("codes").len();
+    assert_eq!(new_codes, 10);
+    // The old set is void.
+    let pending = pending_login(&t, "fin@example.com").await;
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/mfa/recovery-code")
+                .cookie(&pending)
+                .json(json!({"code": old_codes[0]})),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_code");
+    // Step-up with a TOTP code works too, and lapses again after ten minutes.
+    t.clock.advance_secs(11 * 60);
+    assert_eq!(t.send(regen()).await.code(), "reauthentication_required");
+    let r = t
+        .send(
+            Req::post("/api/v1/me/reauthenticate")
+                .cookie(&cookie)
+                .json(json!({"code": code_at(&t, &secret, 0)})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(t.send(regen()).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn removing_totp_needs_proof_signs_out_other_sessions_and_emails() {
+    let t = TestApp::new().await;
+    let (cookie, secret, _) = user_with_totp(&t, "gus@example.com").await;
+    let other = {
+        let p = pending_login(&t, "gus@example.com").await;
+        t.send(totp_req(&p, &code_at(&t, &secret, 0)))
+            .await
+            .session_cookie()
+            .expect("cookie")
+    };
+    t.clock.advance_secs(11 * 60);
+    t.new_mail().await;
+    let r = t
+        .send(
+            Req::delete("/api/v1/me/mfa/totp")
+                .cookie(&cookie)
+                .json(json!({"code": "000000"})),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_code");
+    t.clock.advance_secs(30);
+    let r = t
+        .send(
+            Req::delete("/api/v1/me/mfa/totp")
+                .cookie(&cookie)
+                .json(json!({"code": code_at(&t, &secret, 0)})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(t.me(&other).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(t.me(&cookie).await.json()["mfa"]["totp"], false);
+    assert!(t
+        .mail_to("gus@example.com")
+        .await
+        .subject
+        .contains("turned off"));
+    let r = t
+        .login_as("gus@example.com", PASSWORD, "198.51.100.1")
+        .await;
+    assert_eq!(r.json()["mfa_required"], false);
+}
