@@ -37,6 +37,7 @@ struct ApiDoc;
 pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let auth = auth_api::router()
         .merge(mfa_api::login_router())
+        .merge(passkey_api::login_router())
         .layer(mw::from_fn_with_state(
             app.clone(),
             middleware::auth_rate_limit,

@@ -94,11 +94,12 @@ async fn save_state<T: serde::Serialize>(
 
 async fn take_state<T: serde::de::DeserializeOwned>(
     app: &App,
-    c: &mut Conn,
     kind: &str,
     owner: &str,
 ) -> AppResult<T> {
-    let (id, ct) = store::mfa::take_webauthn_state(c, kind, owner, app.clock.now_ms())
+    // Outside the caller's transaction: a ceremony is spent even when its answer is refused.
+    let mut c = app.db.pool.acquire().await?;
+    let (id, ct) = store::mfa::take_webauthn_state(&mut c, kind, owner, app.clock.now_ms())
         .await?
         .ok_or_else(|| {
             AppError::invalid(
@@ -188,9 +189,9 @@ pub async fn finish_registration(
             format!("Not a WebAuthn registration: {e}"),
         )
     })?;
+    let state: PasskeyRegistration = take_state(app, "register", &s.session_id).await?;
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
-    let state: PasskeyRegistration = take_state(app, &mut tx, "register", &s.session_id).await?;
     let passkey = wa.finish_passkey_registration(&cred, &state).map_err(|e| {
         AppError::invalid(
             "passkey_rejected",
@@ -345,15 +346,31 @@ pub async fn finish_authentication(
             format!("Not a WebAuthn assertion: {e}"),
         )
     })?;
+    enum Ceremony {
+        SecondFactor(PasskeyAuthentication),
+        Passwordless(DiscoverableAuthentication),
+    }
+    let ceremony = match pending {
+        Some(p) => {
+            // Wrong passkeys count like wrong codes.
+            app.limiter
+                .hit(
+                    &format!("mfa-acct:{}", p.user_id),
+                    app.config.rate_limits.mfa_per_account,
+                )
+                .await?;
+            Ceremony::SecondFactor(take_state(app, "second_factor", &p.session_id).await?)
+        }
+        None => Ceremony::Passwordless(take_state(app, "passwordless", ceremony_id).await?),
+    };
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
     let cred_id = URL_SAFE_NO_PAD.encode(cred.get_credential_id());
-    let found = store::mfa::find_passkey_by_credential(&mut tx, &cred_id).await?;
-    let result = match pending {
-        Some(p) => {
-            let state: PasskeyAuthentication =
-                take_state(app, &mut tx, "second_factor", &p.session_id).await?;
-            let (owner, row) = found.ok_or(AppError::InvalidCode)?;
+    let (owner, row) = store::mfa::find_passkey_by_credential(&mut tx, &cred_id)
+        .await?
+        .ok_or(AppError::InvalidCode)?;
+    let result = match (ceremony, pending) {
+        (Ceremony::SecondFactor(state), Some(p)) => {
             if owner != p.user_id {
                 return Err(AppError::InvalidCode);
             }
@@ -362,13 +379,10 @@ pub async fn finish_authentication(
                 .map_err(|_| AppError::InvalidCode)?;
             (owner, row, res)
         }
-        None => {
-            let state: DiscoverableAuthentication =
-                take_state(app, &mut tx, "passwordless", ceremony_id).await?;
+        (Ceremony::Passwordless(state), _) => {
             let (uid, _) = wa
                 .identify_discoverable_authentication(&cred)
                 .map_err(|_| AppError::InvalidCode)?;
-            let (owner, row) = found.ok_or(AppError::InvalidCode)?;
             if Uuid::parse_str(&owner).ok() != Some(uid) {
                 return Err(AppError::InvalidCode);
             }
@@ -378,6 +392,7 @@ pub async fn finish_authentication(
                 .map_err(|_| AppError::InvalidCode)?;
             (owner, row, res)
         }
+        (Ceremony::SecondFactor(_), None) => return Err(AppError::InvalidCode),
     };
     let (owner, row, res) = result;
     let mut key = load_passkey(app, &row)?;
@@ -392,6 +407,11 @@ pub async fn finish_authentication(
         None => passwordless_session(app, &mut tx, ctx, &owner, now).await?,
     };
     tx.commit().await?;
+    if let Some(p) = pending {
+        app.limiter
+            .forgive(&format!("mfa-acct:{}", p.user_id))
+            .await;
+    }
     Ok(out)
 }
 

@@ -20,9 +20,9 @@ use tokio::net::TcpListener;
 
 use crate::support::{self, PASSWORD};
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMIUM_ARGS: &str = "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM_ARGS: &str = "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
     --disable-quic --no-first-run --disable-background-networking --disable-component-update \
     --disable-sync --window-size=1280,900";
 const EMAIL: &str = "browser.user@example.com";
@@ -181,7 +181,7 @@ async fn flow(b: Client, addr: SocketAddr, data_dir: PathBuf) {
 }
 
 /// Polls `url` until it answers 200 (chromedriver takes a moment to listen).
-async fn wait_until_answers(url: &str) {
+pub(crate) async fn wait_until_answers(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Ok(r) = reqwest::get(url).await {
@@ -195,7 +195,7 @@ async fn wait_until_answers(url: &str) {
 }
 
 /// Waits for the outbox worker to deliver the verification email; returns its link.
-async fn verification_link(data_dir: &Path, base: &str) -> String {
+pub(crate) async fn verification_link(data_dir: &Path, base: &str) -> String {
     let re = regex::Regex::new(&format!(
         r"{}/verify-email\?token=[A-Za-z0-9_\-]+",
         regex::escape(base)
@@ -220,7 +220,7 @@ async fn verification_link(data_dir: &Path, base: &str) -> String {
 }
 
 /// Waits up to 10 s for the page's `<h1>` to read `want` (navigation after a click may lag).
-async fn expect_heading(b: &Client, want: &str) {
+pub(crate) async fn expect_heading(b: &Client, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = match b.find(Locator::Css("h1")).await {
@@ -240,21 +240,21 @@ async fn expect_heading(b: &Client, want: &str) {
     }
 }
 
-async fn find(b: &Client, css: &str) -> Element {
+pub(crate) async fn find(b: &Client, css: &str) -> Element {
     let found = b.find(Locator::Css(css)).await;
     found.unwrap_or_else(|e| panic!("no element {css}: {e}"))
 }
 
-async fn goto(b: &Client, url: &str) {
+pub(crate) async fn goto(b: &Client, url: &str) {
     let done = b.goto(url).await;
     done.unwrap_or_else(|e| panic!("open {url}: {e}"));
 }
 
-async fn absent(b: &Client, css: &str) -> bool {
+pub(crate) async fn absent(b: &Client, css: &str) -> bool {
     b.find(Locator::Css(css)).await.is_err()
 }
 
-async fn fill(b: &Client, css: &str, value: &str) {
+pub(crate) async fn fill(b: &Client, css: &str, value: &str) {
     let field = find(b, css).await;
     let cleared = field.clear().await;
     cleared.unwrap_or_else(|e| panic!("clear {css}: {e}"));
@@ -262,18 +262,18 @@ async fn fill(b: &Client, css: &str, value: &str) {
     typed.unwrap_or_else(|e| panic!("type into {css}: {e}"));
 }
 
-async fn click(b: &Client, css: &str) {
+pub(crate) async fn click(b: &Client, css: &str) {
     let clicked = find(b, css).await.click().await;
     clicked.unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
-async fn text(b: &Client, css: &str) -> String {
+pub(crate) async fn text(b: &Client, css: &str) -> String {
     let t = find(b, css).await.text().await;
     let t = t.unwrap_or_else(|e| panic!("text of {css}: {e}"));
     t.trim().to_string()
 }
 
-async fn path(b: &Client) -> String {
+pub(crate) async fn path(b: &Client) -> String {
     let url = b.current_url().await.expect("current URL");
     url.path().to_string()
 }
@@ -288,7 +288,7 @@ async fn rows(b: &Client) -> Vec<String> {
     out
 }
 
-async fn screenshot(b: &Client, name: &str) {
+pub(crate) async fn screenshot(b: &Client, name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-screenshots");
     std::fs::create_dir_all(&dir).expect("create target/e2e-screenshots");
     let png = b.screenshot().await;

@@ -245,6 +245,20 @@ async fn operations_routes() {
         ("delete", "/api/v1/me/sessions"),
         ("delete", "/api/v1/me/sessions/{id}"),
         ("get", "/api/v1/openapi.json"),
+        ("post", "/api/v1/auth/mfa/totp"),
+        ("post", "/api/v1/auth/mfa/recovery-code"),
+        ("post", "/api/v1/auth/passkey/start"),
+        ("post", "/api/v1/auth/passkey/finish"),
+        ("post", "/api/v1/me/mfa/totp"),
+        ("delete", "/api/v1/me/mfa/totp"),
+        ("post", "/api/v1/me/mfa/totp/confirm"),
+        ("post", "/api/v1/me/mfa/recovery-codes"),
+        ("post", "/api/v1/me/reauthenticate"),
+        ("post", "/api/v1/me/passkeys/register/start"),
+        ("post", "/api/v1/me/passkeys/register/finish"),
+        ("get", "/api/v1/me/passkeys"),
+        ("patch", "/api/v1/me/passkeys/{id}"),
+        ("delete", "/api/v1/me/passkeys/{id}"),
     ];
     for (method, path) in expected {
         assert!(

@@ -353,3 +353,116 @@ async fn removing_totp_needs_proof_signs_out_other_sessions_and_emails() {
         .await;
     assert_eq!(r.json()["mfa_required"], false);
 }
+
+#[tokio::test]
+async fn passkeys_need_a_domain_name_in_the_public_url() {
+    let t = TestApp::with(|c| c.public_url = Some("http://127.0.0.1:9".into())).await;
+    t.verified_user("hal@example.com", "Hal").await;
+    let s = t.login("hal@example.com").await;
+    let r = t
+        .send(Req::post("/api/v1/me/passkeys/register/start").cookie(&s))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "passkeys_unavailable");
+}
+
+#[tokio::test]
+async fn passkey_ceremonies_refuse_forged_or_stale_answers() {
+    let t = TestApp::new().await;
+    t.verified_user("ida@example.com", "Ida").await;
+    let s = t.login("ida@example.com").await;
+    let r = t
+        .send(Req::post("/api/v1/me/passkeys/register/start").cookie(&s))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let opts = r.json();
+    assert_eq!(opts["publicKey"]["rp"]["id"], "strongroom.test");
+    assert_eq!(
+        opts["publicKey"]["authenticatorSelection"]["residentKey"],
+        "required"
+    );
+    assert!(opts["publicKey"]["challenge"]
+        .as_str()
+        .is_some_and(|c| c.len() >= 32));
+
+    let finish = |cred: serde_json::Value| {
+        Req::post("/api/v1/me/passkeys/register/finish")
+            .cookie(&s)
+            .json(json!({"name": "Laptop", "credential": cred}))
+    };
+    let r = t.send(finish(json!({"nonsense": true}))).await;
+    assert_eq!(r.code(), "invalid_credential");
+    let forged = json!({
+        "id": "AAAA", "rawId": "AAAA", "type": "public-key", "extensions": {},
+        "response": {"attestationObject": "o2NmbXRkbm9uZQ", "clientDataJSON": "e30"}
+    });
+    let r = t.send(finish(forged.clone())).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "passkey_rejected", "{}", r.text());
+    // The challenge was spent by that answer: a second try needs a new ceremony.
+    assert_eq!(t.send(finish(forged)).await.code(), "ceremony_expired");
+    assert_eq!(t.count("passkeys").await, 0);
+    assert_eq!(
+        t.send(Req::get("/api/v1/me/passkeys").cookie(&s))
+            .await
+            .json()["items"],
+        json!([])
+    );
+
+    // Passwordless sign-in: a challenge for anyone, and nothing for a forged answer.
+    let r = t.send(Req::post("/api/v1/auth/passkey/start")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let ceremony = r.json()["ceremony_id"]
+        .as_str()
+        .expect("ceremony")
+        .to_string();
+    let assertion = json!({
+        "id": "AAAA", "rawId": "AAAA", "type": "public-key", "extensions": {},
+        "response": {"authenticatorData": "AAAA", "clientDataJSON": "e30", "signature": "AAAA", "userHandle": null}
+    });
+    let r = t
+        .send(
+            Req::post("/api/v1/auth/passkey/finish")
+                .json(json!({"ceremony_id": ceremony, "credential": assertion})),
+        )
+        .await;
+    assert!(
+        matches!(
+            r.status,
+            StatusCode::UNAUTHORIZED | StatusCode::UNPROCESSABLE_ENTITY
+        ),
+        "{}",
+        r.text()
+    );
+    assert!(r.session_cookie().is_none());
+
+    // Management of passkeys that are not there.
+    let id = uuid::Uuid::now_v7().to_string();
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &format!("/api/v1/me/passkeys/{id}"))
+                .cookie(&s)
+                .json(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/me/passkeys/{id}")).cookie(&s))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.send(Req::delete("/api/v1/me/passkeys/%00").cookie(&s))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Registration is a sensitive action: after ten minutes it needs a step-up.
+    t.clock.advance_secs(11 * 60);
+    let r = t
+        .send(Req::post("/api/v1/me/passkeys/register/start").cookie(&s))
+        .await;
+    assert_eq!(r.code(), "reauthentication_required");
+}
