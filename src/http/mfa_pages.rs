@@ -50,11 +50,9 @@ fn pending(s: Option<AuthSession>) -> Option<AuthSession> {
     s.filter(|s| !s.is_full())
 }
 
-async fn mfa_page(State(app): State<AppState>, MaybeAuthed(s): MaybeAuthed) -> Response {
-    let Some(p) = pending(s) else {
-        return Redirect::to("/login").into_response();
-    };
-    let has_passkeys = match app.db.pool.acquire().await {
+/// Whether the account behind a pending session can finish with a passkey.
+async fn has_passkeys(app: &AppState, p: &AuthSession) -> bool {
+    match app.db.pool.acquire().await {
         Ok(mut c) => {
             crate::store::mfa::count_passkeys(&mut c, &p.user_id)
                 .await
@@ -62,11 +60,18 @@ async fn mfa_page(State(app): State<AppState>, MaybeAuthed(s): MaybeAuthed) -> R
                 > 0
         }
         Err(_) => false,
+    }
+}
+
+async fn mfa_page(State(app): State<AppState>, MaybeAuthed(s): MaybeAuthed) -> Response {
+    let Some(p) = pending(s) else {
+        return Redirect::to("/login").into_response();
     };
+    let passkeys = has_passkeys(&app, &p).await;
     render(
         StatusCode::OK,
         "mfa_login.html",
-        context! { title => "Two-step sign-in", passkeys => has_passkeys },
+        context! { title => "Two-step sign-in", passkeys },
     )
 }
 
@@ -86,11 +91,14 @@ async fn finish(
             Redirect::to("/account"),
         )
             .into_response(),
-        Err(e) => render_error(
-            &e,
-            "mfa_login.html",
-            context! { title => "Two-step sign-in" },
-        ),
+        Err(e) => {
+            let passkeys = has_passkeys(app, &p).await;
+            render_error(
+                &e,
+                "mfa_login.html",
+                context! { title => "Two-step sign-in", passkeys },
+            )
+        }
     }
 }
 

@@ -22,7 +22,8 @@ use crate::support::{self, PASSWORD};
 
 pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
-pub(crate) const CHROMIUM_ARGS: &str = "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+pub(crate) const CHROMIUM_ARGS: &str =
+    "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
     --disable-quic --no-first-run --disable-background-networking --disable-component-update \
     --disable-sync --window-size=1280,900";
 const EMAIL: &str = "browser.user@example.com";

@@ -6,6 +6,7 @@ mod support;
 mod abuse;
 mod audit;
 mod browser;
+mod browser_mfa;
 mod cli;
 mod hardening;
 mod identity;
