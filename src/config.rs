@@ -104,8 +104,10 @@ pub struct RateLimitConfig {
     pub recovery_per_email: Limit,
     /// Every request to an authentication route from one address.
     pub auth_per_ip: Limit,
-    /// Wrong second-factor codes for one account.
+    /// Wrong second-factor codes for one account from one client network.
     pub mfa_per_account: Limit,
+    /// Wrong second-factor codes for one account from anywhere.
+    pub mfa_per_account_total: Limit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +190,7 @@ impl Default for RateLimitConfig {
             recovery_per_email: Limit::new(3, 60 * 60),
             auth_per_ip: Limit::new(120, 60),
             mfa_per_account: Limit::new(10, 15 * 60),
+            mfa_per_account_total: Limit::new(30, 15 * 60),
         }
     }
 }
@@ -315,6 +318,7 @@ impl Config {
             ("recovery_per_email", rl.recovery_per_email),
             ("auth_per_ip", rl.auth_per_ip),
             ("mfa_per_account", rl.mfa_per_account),
+            ("mfa_per_account_total", rl.mfa_per_account_total),
         ] {
             if l.max == 0 || l.window_secs == 0 {
                 p.push(format!(

@@ -1,6 +1,6 @@
 // Passkey ceremonies for Strongroom's pages: WebAuthn needs a little JavaScript. Served as a file so
 // the Content-Security-Policy can forbid inline script. Buttons declare what they do with
-// data-passkey-action = register | second-factor | passwordless.
+// data-passkey-action = register | second-factor | passwordless | reauth.
 "use strict";
 
 (function () {
@@ -60,8 +60,8 @@
     window.location.assign("/account");
   }
 
-  async function authenticate() {
-    const challenge = await post("/api/v1/auth/passkey/start");
+  async function authenticate(startUrl, finishUrl, next) {
+    const challenge = await post(startUrl);
     const pk = challenge.publicKey;
     pk.challenge = b64urlToBuf(pk.challenge);
     (pk.allowCredentials || []).forEach((c) => (c.id = b64urlToBuf(c.id)));
@@ -79,8 +79,8 @@
         userHandle: r.userHandle ? bufToB64url(r.userHandle) : null,
       },
     };
-    await post("/api/v1/auth/passkey/finish", { ceremony_id: challenge.ceremony_id, credential: credential });
-    window.location.assign("/account");
+    await post(finishUrl, { ceremony_id: challenge.ceremony_id, credential: credential });
+    window.location.assign(next);
   }
 
   document.addEventListener("click", function (ev) {
@@ -93,7 +93,11 @@
     }
     const action = btn.getAttribute("data-passkey-action");
     status("Waiting for your passkey…");
-    const run = action === "register" ? register : authenticate;
-    run().catch((e) => status(e.message || "The passkey was not accepted."));
+    let run;
+    if (action === "register") run = register();
+    else if (action === "reauth")
+      run = authenticate("/api/v1/me/reauthenticate/passkey/start", "/api/v1/me/reauthenticate/passkey/finish", "/account?confirmed=1");
+    else run = authenticate("/api/v1/auth/passkey/start", "/api/v1/auth/passkey/finish", "/account");
+    run.catch((e) => status(e.message || "The passkey was not accepted."));
   });
 })();

@@ -32,7 +32,8 @@ CREATE TABLE webauthn_states (
     kind TEXT NOT NULL,
     owner TEXT NOT NULL,
     state_ct BYTEA NOT NULL,
-    expires_at BIGINT NOT NULL
+    expires_at BIGINT NOT NULL,
+    UNIQUE (owner, kind)
 );
 
 ALTER TABLE sessions ADD COLUMN mfa_attempts BIGINT NOT NULL DEFAULT 0;

@@ -13,7 +13,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::middleware::RequestCtxExt;
-use super::pages::{account_outcome, page_error, render, render_error};
+use super::pages::{account_outcome, page_error, reauth_prompt, render, render_error};
 use super::session::{session_cookie, FullSession, MaybeAuthed};
 use crate::error::AppError;
 use crate::identity::mfa::{self, SecondFactor};
@@ -122,15 +122,6 @@ async fn mfa_recovery_submit(
     finish(&app, &ctx, s, jar, SecondFactor::RecoveryCode(&f.code)).await
 }
 
-/// Step-up needed: ask for the password, then come back.
-fn reauth_prompt() -> Response {
-    render(
-        StatusCode::FORBIDDEN,
-        "reauth.html",
-        context! { title => "Confirm it is you", signed_in => true },
-    )
-}
-
 fn needs_reauth(e: &AppError) -> bool {
     matches!(
         e,
@@ -225,20 +216,26 @@ async fn recovery_codes_submit(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct PasswordForm {
+struct ReauthForm {
     password: String,
+    code: String,
 }
 
 async fn reauth_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Form(f): Form<PasswordForm>,
+    Form(f): Form<ReauthForm>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
     };
-    match mfa::reauthenticate(&app, &ctx.0, &s, Some(&f.password), None).await {
+    let (password, code) = if f.code.trim().is_empty() {
+        (Some(f.password.as_str()), None)
+    } else {
+        (None, Some(f.code.as_str()))
+    };
+    match mfa::reauthenticate(&app, &ctx.0, &s, password, code).await {
         Ok(()) => Redirect::to("/account?confirmed=1").into_response(),
         Err(e) => {
             let (status, error) = page_error(&e);

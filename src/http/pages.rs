@@ -403,6 +403,10 @@ pub(super) async fn account_outcome(
 ) -> Response {
     match result {
         Ok(()) => account_view(app, s, StatusCode::OK, None, Some(notice)).await,
+        Err(AppError::Forbidden {
+            code: "reauthentication_required",
+            ..
+        }) => reauth_prompt(),
         Err(e) => {
             let (status, error) = page_error(&e);
             let mut res = account_view(app, s, status, Some(error), None).await;
@@ -413,6 +417,15 @@ pub(super) async fn account_outcome(
             res
         }
     }
+}
+
+/// Step-up needed: ask for proof (password, code or passkey), then come back.
+pub(super) fn reauth_prompt() -> Response {
+    render(
+        StatusCode::FORBIDDEN,
+        "reauth.html",
+        context! { title => "Confirm it is you", signed_in => true },
+    )
 }
 
 async fn revoke_submit(

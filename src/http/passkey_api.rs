@@ -24,6 +24,8 @@ pub fn me_router() -> OpenApiRouter<AppState> {
         .routes(routes!(finish_registration))
         .routes(routes!(list_passkeys))
         .routes(routes!(rename_passkey, delete_passkey))
+        .routes(routes!(start_reauthentication))
+        .routes(routes!(finish_reauthentication))
 }
 
 /// Passkey sign-in (behind the auth rate limit).
@@ -150,4 +152,36 @@ async fn finish_authentication(
     .await?;
     let answer = LoginAnswer::from_outcome(&out);
     Ok((jar.add(session_cookie(&app, out.token)), ApiJson(answer)).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialBody {
+    #[serde(default)]
+    ceremony_id: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.get`, JSON-encoded (base64url).
+    #[schema(value_type = Object)]
+    credential: serde_json::Value,
+}
+
+#[utoipa::path(post, path = "/api/v1/me/reauthenticate/passkey/start", tag = "me",
+    responses((status = 200, description = "ceremony_id and PublicKeyCredentialRequestOptions", body = Object), (status = 401), (status = 403)))]
+async fn start_reauthentication(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+) -> AppResult<Response> {
+    Ok(axum::Json(passkeys::start_reauthentication(&app, &s).await?).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/me/reauthenticate/passkey/finish", tag = "me", request_body = CredentialBody,
+    responses((status = 204), (status = 401), (status = 422)))]
+async fn finish_reauthentication(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+    ApiJson(b): ApiJson<CredentialBody>,
+) -> AppResult<StatusCode> {
+    let _ = b.ceremony_id;
+    passkeys::finish_reauthentication(&app, &ctx.0, &s, b.credential).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

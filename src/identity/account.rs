@@ -101,6 +101,8 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> AppResult<()> {
+    // A sensitive action: a recent sign-in or step-up, on top of the current password.
+    super::mfa::require_recent_auth(app, s)?;
     let u = load_user(app, &s.user_id).await?;
     let (addr, name) = decrypt_user(&app.keyring, &u)?;
     // Wrong current passwords count against the same per-account limit as failed logins, so a

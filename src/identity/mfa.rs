@@ -49,7 +49,7 @@ fn totp(secret: &[u8], account: &str) -> AppResult<Totp> {
 }
 
 /// The second factors a user can finish a login with (empty: none enrolled).
-pub async fn methods(c: &mut Conn, user_id: &str) -> AppResult<Vec<&'static str>> {
+pub async fn methods(app: &App, c: &mut Conn, user_id: &str) -> AppResult<Vec<&'static str>> {
     let mut m = Vec::new();
     if store::mfa::get_totp(c, user_id)
         .await?
@@ -60,7 +60,9 @@ pub async fn methods(c: &mut Conn, user_id: &str) -> AppResult<Vec<&'static str>
             m.push("recovery_code");
         }
     }
-    if store::mfa::count_passkeys(c, user_id).await? > 0 {
+    // Offered only while the server can run WebAuthn ceremonies, so a passkey-only account is
+    // never left with a second step it cannot finish.
+    if app.webauthn.is_some() && store::mfa::count_passkeys(c, user_id).await? > 0 {
         m.push("passkey");
     }
     Ok(m)
@@ -101,14 +103,16 @@ pub async fn start_totp(app: &App, s: &AuthSession) -> AppResult<TotpEnrolment> 
         .to_url()
         .map_err(|e| AppError::Internal(anyhow::anyhow!("totp url: {e:?}")))?;
     let now = app.clock.now_ms();
-    let mut c = app.db.pool.acquire().await?;
+    let mut tx = app.db.pool.begin().await?;
+    store::users::lock(&mut tx, &s.user_id).await?;
     let ct = app.keyring.seal_field(&secret_ad(&s.user_id), &secret);
-    if !store::mfa::put_pending_totp(&mut c, &s.user_id, ct, now).await? {
+    if !store::mfa::put_pending_totp(&mut tx, &s.user_id, ct, now).await? {
         return Err(AppError::Forbidden {
             code: "totp_already_enabled",
             detail: "An authenticator app is already set up; remove it first to replace it.".into(),
         });
     }
+    tx.commit().await?;
     let qr = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|e| AppError::Internal(anyhow::anyhow!("qr: {e}")))?;
     let qr_svg = qr
@@ -163,12 +167,19 @@ pub async fn confirm_totp(
 ) -> AppResult<Vec<String>> {
     require_recent_auth(app, s)?;
     let (_, addr, _) = user_email(app, &s.user_id).await?;
+    let key = mfa_key(s, ctx);
+    app.limiter
+        .hit(&key, app.config.rate_limits.mfa_per_account)
+        .await?;
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
-    if !check_totp(app, &mut tx, &s.user_id, code, false).await? {
+    store::users::lock(&mut tx, &s.user_id).await?;
+    if !check_totp(app, &mut tx, &s.user_id, code, false).await?
+        || !store::mfa::confirm_totp(&mut tx, &s.user_id, now).await?
+    {
         return Err(AppError::InvalidCode);
     }
-    store::mfa::confirm_totp(&mut tx, &s.user_id, now).await?;
+    app.limiter.forgive(&key).await;
     let codes = new_recovery_codes(app, &mut tx, &s.user_id, now).await?;
     audit_event(&mut tx, s, ctx, now, Action::MfaTotpEnabled, json!({})).await?;
     let body = "An authenticator app was added to your Strongroom account as a second factor.\n\n\
@@ -185,6 +196,36 @@ pub async fn confirm_totp(
     Ok(codes)
 }
 
+/// The rate-limit key for second-factor guesses: per account and client network, so an attacker
+/// who knows the password cannot lock the owner out from elsewhere.
+fn mfa_key(s: &AuthSession, ctx: &RequestCtx) -> String {
+    format!("mfa:{}:{}", s.user_id, crate::ratelimit::ip_key(ctx.ip))
+}
+
+/// Both second-factor limits: per account and network, and a wider one per account.
+async fn reserve_mfa_guess(app: &App, s: &AuthSession, ctx: &RequestCtx) -> AppResult<()> {
+    let rl = &app.config.rate_limits;
+    app.limiter
+        .hit(&mfa_key(s, ctx), rl.mfa_per_account)
+        .await?;
+    if let Err(r) = app
+        .limiter
+        .hit(&format!("mfa-acct:{}", s.user_id), rl.mfa_per_account_total)
+        .await
+    {
+        app.limiter.forgive(&mfa_key(s, ctx)).await;
+        return Err(r.into());
+    }
+    Ok(())
+}
+
+async fn forgive_mfa_guess(app: &App, s: &AuthSession, ctx: &RequestCtx) {
+    app.limiter.forgive(&mfa_key(s, ctx)).await;
+    app.limiter
+        .forgive(&format!("mfa-acct:{}", s.user_id))
+        .await;
+}
+
 /// Removes TOTP (and its recovery codes). Needs a current code or a recent re-authentication;
 /// every other session is signed out and the user is told by email.
 pub async fn disable_totp(
@@ -194,13 +235,29 @@ pub async fn disable_totp(
     code: Option<&str>,
 ) -> AppResult<()> {
     let (_, addr, _) = user_email(app, &s.user_id).await?;
+    if code.is_some() {
+        // A current code is a step-up of its own, so it is limited and audited like one.
+        reserve_mfa_guess(app, s, ctx).await?;
+    }
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
+    store::users::lock(&mut tx, &s.user_id).await?;
     match code {
         Some(code) => {
             if !check_totp(app, &mut tx, &s.user_id, code, true).await? {
+                audit_event(
+                    &mut tx,
+                    s,
+                    ctx,
+                    now,
+                    Action::AuthMfaFailed,
+                    json!({ "method": "totp", "purpose": "remove_totp" }),
+                )
+                .await?;
+                tx.commit().await?;
                 return Err(AppError::InvalidCode);
             }
+            forgive_mfa_guess(app, s, ctx).await;
         }
         None => require_recent_auth(app, s)?,
     }
@@ -243,6 +300,7 @@ pub async fn regenerate_recovery_codes(
     require_recent_auth(app, s)?;
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
+    store::users::lock(&mut tx, &s.user_id).await?;
     if !store::mfa::get_totp(&mut tx, &s.user_id)
         .await?
         .is_some_and(|t| t.confirmed)
@@ -317,12 +375,25 @@ pub async fn complete_mfa(
     pending: &AuthSession,
     factor: SecondFactor<'_>,
 ) -> AppResult<LoginOutcome> {
-    let key = format!("mfa-acct:{}", pending.user_id);
-    app.limiter
-        .hit(&key, app.config.rate_limits.mfa_per_account)
-        .await?;
+    reserve_mfa_guess(app, pending, ctx).await?;
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
+    // The attempt is counted before the code is checked: parallel guesses cannot exceed five.
+    let Some(attempt) =
+        store::sessions::reserve_mfa_attempt(&mut tx, &pending.session_id, MAX_MFA_ATTEMPTS)
+            .await?
+    else {
+        store::sessions::revoke_one(
+            &mut tx,
+            &pending.user_id,
+            &pending.session_id,
+            now,
+            "mfa_attempts_exhausted",
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(AppError::Unauthenticated);
+    };
     let (ok, method) = match factor {
         SecondFactor::Totp(code) => (
             check_totp(app, &mut tx, &pending.user_id, code, true).await?,
@@ -337,30 +408,11 @@ pub async fn complete_mfa(
         }
     };
     if !ok {
-        let attempts = store::sessions::bump_mfa_attempts(&mut tx, &pending.session_id).await?;
-        if attempts >= 5 {
-            store::sessions::revoke_one(
-                &mut tx,
-                &pending.user_id,
-                &pending.session_id,
-                now,
-                "mfa_attempts_exhausted",
-            )
-            .await?;
-        }
-        audit_event(
-            &mut tx,
-            pending,
-            ctx,
-            now,
-            Action::AuthMfaFailed,
-            json!({ "method": method, "attempts": attempts }),
-        )
-        .await?;
+        record_mfa_failure(&mut tx, pending, ctx, now, method, attempt).await?;
         tx.commit().await?;
         return Err(AppError::InvalidCode);
     }
-    app.limiter.forgive(&key).await;
+    forgive_mfa_guess(app, pending, ctx).await;
     let out = upgrade_session(app, &mut tx, ctx, pending, method, now).await?;
     if method == "recovery_code" {
         audit_event(
@@ -390,6 +442,39 @@ pub async fn complete_mfa(
     tx.commit().await?;
     app.mailer.wake();
     Ok(out)
+}
+
+/// Wrong second factors a pending session may present before it is revoked.
+pub const MAX_MFA_ATTEMPTS: i64 = 5;
+
+/// Audits a wrong second factor, and revokes the pending session at the last allowed attempt.
+pub(crate) async fn record_mfa_failure(
+    c: &mut Conn,
+    pending: &AuthSession,
+    ctx: &RequestCtx,
+    now: i64,
+    method: &str,
+    attempt: i64,
+) -> AppResult<()> {
+    if attempt >= MAX_MFA_ATTEMPTS {
+        store::sessions::revoke_one(
+            c,
+            &pending.user_id,
+            &pending.session_id,
+            now,
+            "mfa_attempts_exhausted",
+        )
+        .await?;
+    }
+    audit_event(
+        c,
+        pending,
+        ctx,
+        now,
+        Action::AuthMfaFailed,
+        json!({ "method": method, "attempts": attempt }),
+    )
+    .await
 }
 
 /// Revokes the pending session and opens a full one (new token: no fixation across the step).
@@ -444,8 +529,7 @@ pub async fn reauthenticate(
     code: Option<&str>,
 ) -> AppResult<()> {
     let (u, addr, _) = user_email(app, &s.user_id).await?;
-    let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    // Verify before opening a transaction: an Argon2 hash must not hold a connection.
     let (ok, method) = match (password, code) {
         (Some(pw), None) => {
             let key = format!("login-acct:{}", app.keyring.blind_index(&addr));
@@ -459,13 +543,11 @@ pub async fn reauthenticate(
             (ok, "password")
         }
         (None, Some(code)) => {
-            let key = format!("mfa-acct:{}", s.user_id);
-            app.limiter
-                .hit(&key, app.config.rate_limits.mfa_per_account)
-                .await?;
-            let ok = check_totp(app, &mut tx, &s.user_id, code, true).await?;
+            reserve_mfa_guess(app, s, ctx).await?;
+            let mut c = app.db.pool.acquire().await?;
+            let ok = check_totp(app, &mut c, &s.user_id, code, true).await?;
             if ok {
-                app.limiter.forgive(&key).await;
+                forgive_mfa_guess(app, s, ctx).await;
             }
             (ok, "totp")
         }
@@ -476,24 +558,48 @@ pub async fn reauthenticate(
             ))
         }
     };
-    if !ok {
-        tx.commit().await?;
-        return Err(if method == "password" {
-            AppError::InvalidCredentials
-        } else {
-            AppError::InvalidCode
-        });
+    finish_reauthentication(app, ctx, s, ok, method).await?;
+    if ok {
+        Ok(())
+    } else if method == "password" {
+        Err(AppError::InvalidCredentials)
+    } else {
+        Err(AppError::InvalidCode)
     }
-    store::sessions::set_reauth(&mut tx, &s.session_id, now).await?;
-    audit_event(
-        &mut tx,
-        s,
-        ctx,
-        now,
-        Action::AuthReauthenticated,
-        json!({ "method": method }),
-    )
-    .await?;
+}
+
+/// Records a step-up attempt: success opens the window, failure is audited.
+pub(crate) async fn finish_reauthentication(
+    app: &App,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    ok: bool,
+    method: &str,
+) -> AppResult<()> {
+    let now = app.clock.now_ms();
+    let mut tx = app.db.pool.begin().await?;
+    if ok {
+        store::sessions::set_reauth(&mut tx, &s.session_id, now).await?;
+        audit_event(
+            &mut tx,
+            s,
+            ctx,
+            now,
+            Action::AuthReauthenticated,
+            json!({ "method": method }),
+        )
+        .await?;
+    } else {
+        audit_event(
+            &mut tx,
+            s,
+            ctx,
+            now,
+            Action::AuthReauthenticationFailed,
+            json!({ "method": method }),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -80,15 +80,8 @@ async fn save_state<T: serde::Serialize>(
     let id = new_id();
     let bytes = serde_json::to_vec(state).map_err(internal)?;
     let ct = app.keyring.seal_field(&state_ad(&id), &bytes);
-    store::mfa::put_webauthn_state(
-        c,
-        &id,
-        kind,
-        owner,
-        ct,
-        app.clock.now_ms() + CEREMONY_TTL_MS,
-    )
-    .await?;
+    let now = app.clock.now_ms();
+    store::mfa::put_webauthn_state(c, &id, kind, owner, ct, now + CEREMONY_TTL_MS, now).await?;
     Ok(())
 }
 
@@ -183,21 +176,28 @@ pub async fn finish_registration(
     require_recent_auth(app, s)?;
     let name = validate_name(name)?;
     let wa = webauthn(app)?;
-    let cred: RegisterPublicKeyCredential = serde_json::from_value(credential).map_err(|e| {
+    let cred: RegisterPublicKeyCredential = serde_json::from_value(credential).map_err(|_| {
         AppError::invalid(
             "invalid_credential",
-            format!("Not a WebAuthn registration: {e}"),
+            "The body does not hold a WebAuthn registration.",
         )
     })?;
     let state: PasskeyRegistration = take_state(app, "register", &s.session_id).await?;
+    let rejected = || AppError::invalid("passkey_rejected", "The passkey could not be verified.");
+    let passkey = wa.finish_passkey_registration(&cred, &state).map_err(|e| {
+        tracing::info!(error = %e, "passkey registration refused");
+        rejected()
+    })?;
+    // The browser's (unsigned) word that no discoverable credential was made: such a passkey
+    // could not sign in without a password, so refuse it rather than fail later.
+    if cred.extensions.cred_props.as_ref().and_then(|p| p.rk) == Some(false) {
+        return Err(AppError::invalid(
+            "passkey_not_discoverable",
+            "This authenticator did not store a discoverable passkey.",
+        ));
+    }
     let now = app.clock.now_ms();
     let mut tx = app.db.pool.begin().await?;
-    let passkey = wa.finish_passkey_registration(&cred, &state).map_err(|e| {
-        AppError::invalid(
-            "passkey_rejected",
-            format!("The passkey could not be verified ({e})."),
-        )
-    })?;
     let id = new_id();
     let cred_id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
     let ct = app.keyring.seal_field(
@@ -296,32 +296,15 @@ pub async fn start_authentication(
     app: &App,
     pending: Option<&AuthSession>,
 ) -> AppResult<AuthChallenge> {
-    let wa = webauthn(app)?;
-    let mut c = app.db.pool.acquire().await?;
     match pending {
-        Some(p) => {
-            let mut keys = Vec::new();
-            for row in store::mfa::list_passkeys(&mut c, &p.user_id).await? {
-                keys.push(load_passkey(app, &row)?);
-            }
-            if keys.is_empty() {
-                return Err(AppError::Forbidden {
-                    code: "no_passkeys",
-                    detail: "This account has no passkey.".into(),
-                });
-            }
-            let (options, state) = wa.start_passkey_authentication(&keys).map_err(internal)?;
-            save_state(app, &mut c, "second_factor", &p.session_id, &state).await?;
-            Ok(AuthChallenge {
-                ceremony_id: p.session_id.clone(),
-                options,
-            })
-        }
+        Some(p) => start_for_user(app, p, "second_factor").await,
         None => {
+            let wa = webauthn(app)?;
             let (mut options, state) = wa.start_discoverable_authentication().map_err(internal)?;
             // A button press, not the browser's autofill UI.
             options.mediation = None;
             let ceremony = new_id();
+            let mut c = app.db.pool.acquire().await?;
             save_state(app, &mut c, "passwordless", &ceremony, &state).await?;
             Ok(AuthChallenge {
                 ceremony_id: ceremony,
@@ -329,6 +312,98 @@ pub async fn start_authentication(
             })
         }
     }
+}
+
+/// A challenge for one of the user's own passkeys, kept under the session (`kind` tells a
+/// second factor from a step-up, so one cannot be answered for the other).
+async fn start_for_user(app: &App, s: &AuthSession, kind: &str) -> AppResult<AuthChallenge> {
+    let wa = webauthn(app)?;
+    let mut c = app.db.pool.acquire().await?;
+    let mut keys = Vec::new();
+    for row in store::mfa::list_passkeys(&mut c, &s.user_id).await? {
+        keys.push(load_passkey(app, &row)?);
+    }
+    if keys.is_empty() {
+        return Err(AppError::Forbidden {
+            code: "no_passkeys",
+            detail: "This account has no passkey.".into(),
+        });
+    }
+    let (options, state) = wa.start_passkey_authentication(&keys).map_err(internal)?;
+    save_state(app, &mut c, kind, &s.session_id, &state).await?;
+    // The state is found by the session; the id only names this ceremony to the client.
+    Ok(AuthChallenge {
+        ceremony_id: new_id(),
+        options,
+    })
+}
+
+/// Starts a step-up with a passkey.
+pub async fn start_reauthentication(app: &App, s: &AuthSession) -> AppResult<AuthChallenge> {
+    start_for_user(app, s, "reauth").await
+}
+
+/// Finishes a step-up with a passkey.
+pub async fn finish_reauthentication(
+    app: &App,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    credential: serde_json::Value,
+) -> AppResult<()> {
+    let wa = webauthn(app)?;
+    let cred = parse_assertion(credential)?;
+    let state: PasskeyAuthentication = take_state(app, "reauth", &s.session_id).await?;
+    let verified = async {
+        let mut c = app.db.pool.acquire().await?;
+        let (owner, row) = find_credential(&mut c, &cred).await?;
+        if owner != s.user_id {
+            return Err(AppError::InvalidCode);
+        }
+        let res = wa
+            .finish_passkey_authentication(&cred, &state)
+            .map_err(|_| AppError::InvalidCode)?;
+        record_use(app, &mut c, &row, &res).await
+    }
+    .await;
+    let ok = verified.is_ok();
+    super::mfa::finish_reauthentication(app, ctx, s, ok, "passkey").await?;
+    verified
+}
+
+fn parse_assertion(credential: serde_json::Value) -> AppResult<PublicKeyCredential> {
+    serde_json::from_value(credential).map_err(|_| {
+        AppError::invalid(
+            "invalid_credential",
+            "The body does not hold a WebAuthn assertion.",
+        )
+    })
+}
+
+async fn find_credential(
+    c: &mut Conn,
+    cred: &PublicKeyCredential,
+) -> AppResult<(String, store::mfa::PasskeyRow)> {
+    let cred_id = URL_SAFE_NO_PAD.encode(cred.get_credential_id());
+    store::mfa::find_passkey_by_credential(c, &cred_id)
+        .await?
+        .ok_or(AppError::InvalidCode)
+}
+
+/// Stores the passkey's new counter and last use.
+async fn record_use(
+    app: &App,
+    c: &mut Conn,
+    row: &store::mfa::PasskeyRow,
+    res: &AuthenticationResult,
+) -> AppResult<()> {
+    let mut key = load_passkey(app, row)?;
+    key.update_credential(res);
+    let ct = app.keyring.seal_field(
+        &cred_ad(&row.id),
+        &serde_json::to_vec(&key).map_err(internal)?,
+    );
+    store::mfa::update_passkey_use(c, &row.id, ct, app.clock.now_ms()).await?;
+    Ok(())
 }
 
 /// Finishes a passkey sign-in and returns the full session.
@@ -340,79 +415,94 @@ pub async fn finish_authentication(
     credential: serde_json::Value,
 ) -> AppResult<LoginOutcome> {
     let wa = webauthn(app)?;
-    let cred: PublicKeyCredential = serde_json::from_value(credential).map_err(|e| {
-        AppError::invalid(
-            "invalid_credential",
-            format!("Not a WebAuthn assertion: {e}"),
-        )
-    })?;
-    enum Ceremony {
-        SecondFactor(PasskeyAuthentication),
-        Passwordless(DiscoverableAuthentication),
-    }
-    let ceremony = match pending {
+    let cred = parse_assertion(credential)?;
+    match pending {
         Some(p) => {
-            // Wrong passkeys count like wrong codes.
-            app.limiter
-                .hit(
-                    &format!("mfa-acct:{}", p.user_id),
-                    app.config.rate_limits.mfa_per_account,
+            let state: PasskeyAuthentication =
+                take_state(app, "second_factor", &p.session_id).await?;
+            let now = app.clock.now_ms();
+            let mut tx = app.db.pool.begin().await?;
+            let Some(attempt) = store::sessions::reserve_mfa_attempt(
+                &mut tx,
+                &p.session_id,
+                super::mfa::MAX_MFA_ATTEMPTS,
+            )
+            .await?
+            else {
+                store::sessions::revoke_one(
+                    &mut tx,
+                    &p.user_id,
+                    &p.session_id,
+                    now,
+                    "mfa_attempts_exhausted",
                 )
                 .await?;
-            Ceremony::SecondFactor(take_state(app, "second_factor", &p.session_id).await?)
-        }
-        None => Ceremony::Passwordless(take_state(app, "passwordless", ceremony_id).await?),
-    };
-    let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
-    let cred_id = URL_SAFE_NO_PAD.encode(cred.get_credential_id());
-    let (owner, row) = store::mfa::find_passkey_by_credential(&mut tx, &cred_id)
-        .await?
-        .ok_or(AppError::InvalidCode)?;
-    let result = match (ceremony, pending) {
-        (Ceremony::SecondFactor(state), Some(p)) => {
-            if owner != p.user_id {
-                return Err(AppError::InvalidCode);
+                tx.commit().await?;
+                return Err(AppError::Unauthenticated);
+            };
+            let verified = async {
+                let (owner, row) = find_credential(&mut tx, &cred).await?;
+                if owner != p.user_id {
+                    return Err(AppError::InvalidCode);
+                }
+                let res = wa
+                    .finish_passkey_authentication(&cred, &state)
+                    .map_err(|_| AppError::InvalidCode)?;
+                record_use(app, &mut tx, &row, &res).await
             }
-            let res = wa
-                .finish_passkey_authentication(&cred, &state)
-                .map_err(|_| AppError::InvalidCode)?;
-            (owner, row, res)
-        }
-        (Ceremony::Passwordless(state), _) => {
-            let (uid, _) = wa
-                .identify_discoverable_authentication(&cred)
-                .map_err(|_| AppError::InvalidCode)?;
-            if Uuid::parse_str(&owner).ok() != Some(uid) {
-                return Err(AppError::InvalidCode);
-            }
-            let key = load_passkey(app, &row)?;
-            let res = wa
-                .finish_discoverable_authentication_v2(&cred, state, &key)
-                .map_err(|_| AppError::InvalidCode)?;
-            (owner, row, res)
-        }
-        (Ceremony::SecondFactor(_), None) => return Err(AppError::InvalidCode),
-    };
-    let (owner, row, res) = result;
-    let mut key = load_passkey(app, &row)?;
-    key.update_credential(&res);
-    let ct = app.keyring.seal_field(
-        &cred_ad(&row.id),
-        &serde_json::to_vec(&key).map_err(internal)?,
-    );
-    store::mfa::update_passkey_use(&mut tx, &row.id, ct, now).await?;
-    let out = match pending {
-        Some(p) => upgrade_session(app, &mut tx, ctx, p, "passkey", now).await?,
-        None => passwordless_session(app, &mut tx, ctx, &owner, now).await?,
-    };
-    tx.commit().await?;
-    if let Some(p) = pending {
-        app.limiter
-            .forgive(&format!("mfa-acct:{}", p.user_id))
             .await;
+            if let Err(e) = verified {
+                super::mfa::record_mfa_failure(&mut tx, p, ctx, now, "passkey", attempt).await?;
+                tx.commit().await?;
+                return Err(e);
+            }
+            let out = upgrade_session(app, &mut tx, ctx, p, "passkey", now).await?;
+            tx.commit().await?;
+            Ok(out)
+        }
+        None => {
+            let state: DiscoverableAuthentication =
+                take_state(app, "passwordless", ceremony_id).await?;
+            let now = app.clock.now_ms();
+            let mut tx = app.db.pool.begin().await?;
+            let verified = async {
+                let (uid, _) = wa
+                    .identify_discoverable_authentication(&cred)
+                    .map_err(|_| AppError::InvalidCode)?;
+                let (owner, row) = find_credential(&mut tx, &cred).await?;
+                // The user handle the authenticator returned must be the credential's owner.
+                if Uuid::parse_str(&owner).ok() != Some(uid) {
+                    return Err(AppError::InvalidCode);
+                }
+                let key = load_passkey(app, &row)?;
+                let res = wa
+                    .finish_discoverable_authentication_v2(&cred, state, &key)
+                    .map_err(|_| AppError::InvalidCode)?;
+                record_use(app, &mut tx, &row, &res).await?;
+                Ok(owner)
+            }
+            .await;
+            let owner = match verified {
+                Ok(owner) => owner,
+                Err(e) => {
+                    let ev = Event {
+                        actor_id: None,
+                        action: Action::AuthLoginFailed,
+                        target_type: Some("user"),
+                        target_id: None,
+                        ip: Some(ctx.ip),
+                        metadata: json!({ "method": "passkey", "reason": "passkey_rejected" }),
+                    };
+                    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+                    tx.commit().await?;
+                    return Err(e);
+                }
+            };
+            let out = passwordless_session(app, &mut tx, ctx, &owner, now).await?;
+            tx.commit().await?;
+            Ok(out)
+        }
     }
-    Ok(out)
 }
 
 async fn passwordless_session(

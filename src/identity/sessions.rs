@@ -182,7 +182,7 @@ async fn start_session(
         return Err(AppError::InvalidCredentials);
     }
     // With a second factor enrolled, the password only opens a pending session.
-    let methods = super::mfa::methods(&mut tx, &user.id).await?;
+    let methods = super::mfa::methods(app, &mut tx, &user.id).await?;
     let level = if methods.is_empty() {
         LEVEL_FULL
     } else {

@@ -60,13 +60,16 @@ pub async fn use_totp_step(c: &mut Conn, user_id: &str, step: i64) -> Result<boo
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn confirm_totp(c: &mut Conn, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE mfa_totp SET confirmed_at = $2 WHERE user_id = $1 AND confirmed_at IS NULL")
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *c)
-        .await
-        .map(|_| ())
+/// Confirms the pending secret; false when there was none to confirm (a concurrent confirm won).
+pub async fn confirm_totp(c: &mut Conn, user_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE mfa_totp SET confirmed_at = $2 WHERE user_id = $1 AND confirmed_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn delete_totp(c: &mut Conn, user_id: &str) -> Result<bool, sqlx::Error> {
@@ -261,21 +264,25 @@ pub async fn put_webauthn_state(
     owner: &str,
     state_ct: Vec<u8>,
     expires_at: i64,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM webauthn_states WHERE owner = $1 AND kind = $2")
-        .bind(owner)
-        .bind(kind)
+    // Expired ceremonies are swept as new ones start; one live ceremony per owner and kind.
+    sqlx::query("DELETE FROM webauthn_states WHERE expires_at <= $1")
+        .bind(now)
         .execute(&mut *c)
         .await?;
-    sqlx::query("INSERT INTO webauthn_states (id, kind, owner, state_ct, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(kind)
-        .bind(owner)
-        .bind(state_ct)
-        .bind(expires_at)
-        .execute(&mut *c)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "INSERT INTO webauthn_states (id, kind, owner, state_ct, expires_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (owner, kind) DO UPDATE SET id = excluded.id, state_ct = excluded.state_ct, expires_at = excluded.expires_at",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(owner)
+    .bind(state_ct)
+    .bind(expires_at)
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
 }
 
 /// Takes (and deletes) a live ceremony state: each challenge is answered once.

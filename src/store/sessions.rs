@@ -149,15 +149,20 @@ pub async fn revoke_all(
     Ok(r.rows_affected())
 }
 
-/// Counts one more wrong second-factor code on a pending session; returns the new count.
-pub async fn bump_mfa_attempts(c: &mut Conn, id: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "UPDATE sessions SET mfa_attempts = mfa_attempts + 1 WHERE id = $1 RETURNING mfa_attempts",
-    )
-    .bind(id)
-    .fetch_optional(&mut *c)
-    .await?
-    .map_or(Ok(i64::MAX), |r| r.try_get("mfa_attempts"))
+/// Reserves one second-factor attempt on a pending session, before the code is checked, so that
+/// parallel guesses cannot exceed `max`; None when the session has no attempt left.
+pub async fn reserve_mfa_attempt(
+    c: &mut Conn,
+    id: &str,
+    max: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query("UPDATE sessions SET mfa_attempts = mfa_attempts + 1 WHERE id = $1 AND mfa_attempts < $2 RETURNING mfa_attempts")
+        .bind(id)
+        .bind(max)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| r.try_get("mfa_attempts"))
+        .transpose()
 }
 
 /// Marks the session as freshly re-authenticated (step-up).

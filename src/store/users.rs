@@ -130,3 +130,14 @@ pub async fn swap_password_hash(
     .await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// Takes the user's row lock for the rest of the transaction (PostgreSQL; SQLite serializes
+/// writers anyway), so that two requests changing the same account's factors run one after the
+/// other.
+pub async fn lock(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}

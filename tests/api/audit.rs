@@ -121,6 +121,12 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
             .json(json!({"password": final_pw})),
     )
     .await;
+    t.send(
+        Req::post("/api/v1/me/reauthenticate")
+            .cookie(&s)
+            .json(json!({"password": "wrong password guess"})),
+    )
+    .await;
     t.send(Req::post("/api/v1/me/mfa/recovery-codes").cookie(&s))
         .await;
     let r = t.send(Req::delete("/api/v1/me/mfa/totp").cookie(&s)).await;

@@ -466,3 +466,269 @@ async fn passkey_ceremonies_refuse_forged_or_stale_answers() {
         .await;
     assert_eq!(r.code(), "reauthentication_required");
 }
+
+#[tokio::test]
+async fn a_pending_session_reaches_no_account_route_or_page() {
+    let t = TestApp::new().await;
+    let (_, _, _) = user_with_totp(&t, "jan@example.com").await;
+    let pending = pending_login(&t, "jan@example.com").await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let api = [
+        (Method::POST, "/api/v1/me/mfa/totp".to_string()),
+        (Method::POST, "/api/v1/me/mfa/totp/confirm".to_string()),
+        (Method::DELETE, "/api/v1/me/mfa/totp".to_string()),
+        (Method::POST, "/api/v1/me/reauthenticate".to_string()),
+        (Method::POST, "/api/v1/me/password".to_string()),
+        (Method::PATCH, "/api/v1/me".to_string()),
+        (Method::GET, "/api/v1/me/passkeys".to_string()),
+        (
+            Method::POST,
+            "/api/v1/me/passkeys/register/start".to_string(),
+        ),
+        (
+            Method::POST,
+            "/api/v1/me/reauthenticate/passkey/start".to_string(),
+        ),
+        (Method::DELETE, format!("/api/v1/me/passkeys/{id}")),
+        (Method::DELETE, format!("/api/v1/me/sessions/{id}")),
+    ];
+    for (m, p) in api {
+        let r = t
+            .send(
+                Req::new(m.clone(), &p)
+                    .cookie(&pending)
+                    .json(json!({"code": "123456", "password": PASSWORD})),
+            )
+            .await;
+        assert!(
+            matches!(
+                r.status,
+                StatusCode::UNAUTHORIZED | StatusCode::UNPROCESSABLE_ENTITY
+            ),
+            "{m} {p}: {}",
+            r.status
+        );
+        assert_ne!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{m} {p} must be refused before its body is read"
+        );
+    }
+    for p in [
+        "/account/mfa/totp",
+        "/account/mfa/recovery-codes",
+        "/account/reauthenticate",
+        "/account/password",
+        "/account/sessions/revoke-others",
+    ] {
+        let r = t
+            .send(
+                Req::post(p)
+                    .cookie(&pending)
+                    .form(&[("password", PASSWORD), ("code", "123456")]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{p}");
+        assert_eq!(r.header("location").as_deref(), Some("/login"), "{p}");
+    }
+    // Nothing changed: the pending session still finishes normally later, with the owner's factors.
+    assert_eq!(t.count("recovery_codes").await, 10);
+}
+
+#[tokio::test]
+async fn removing_totp_by_code_is_limited_and_audited() {
+    let t = TestApp::new().await;
+    let (cookie, secret, _) = user_with_totp(&t, "kai@example.com").await;
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        let r = t
+            .send(
+                Req::delete("/api/v1/me/mfa/totp")
+                    .cookie(&cookie)
+                    .json(json!({"code": format!("{:06}", 300_000 + i)})),
+            )
+            .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
+    let r = t
+        .send(
+            Req::delete("/api/v1/me/mfa/totp")
+                .cookie(&cookie)
+                .json(json!({"code": code_at(&t, &secret, 0)})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right code waits"
+    );
+    assert_eq!(t.me(&cookie).await.json()["mfa"]["totp"], true);
+    let failures = t
+        .audit_actions()
+        .await
+        .into_iter()
+        .filter(|a| a == "auth.mfa_failed")
+        .count();
+    assert_eq!(failures, 10);
+}
+
+#[tokio::test]
+async fn secrets_and_codes_are_not_stored_in_the_clear() {
+    let t = TestApp::new().await;
+    let (_, secret, codes) = user_with_totp(&t, "lea@example.com").await;
+    use sqlx::Row;
+    let row = sqlx::query("SELECT secret_ct FROM mfa_totp")
+        .fetch_one(&t.app.db.pool)
+        .await
+        .expect("row");
+    let ct: Vec<u8> = row.try_get("secret_ct").expect("ct");
+    let raw = totp_rs::Secret::try_from_base32(&secret)
+        .expect("b32")
+        .as_bytes()
+        .to_vec();
+    assert!(
+        !ct.windows(raw.len()).any(|w| w == raw.as_slice()),
+        "raw secret stored"
+    );
+    assert!(
+        !ct.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "base32 secret stored"
+    );
+    let hashes: Vec<String> = sqlx::query("SELECT code_hash FROM recovery_codes")
+        .fetch_all(&t.app.db.pool)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|r| r.try_get("code_hash").expect("h"))
+        .collect();
+    assert_eq!(hashes.len(), 10);
+    for c in &codes {
+        let plain = c.replace('-', "");
+        assert!(hashes
+            .iter()
+            .all(|h| !h.contains(&plain) && !h.contains(c.as_str())));
+        // 16 base32 characters: 80 bits.
+        assert_eq!(plain.len(), 16, "{c}");
+    }
+}
+
+#[tokio::test]
+async fn the_otpauth_uri_says_sha1_six_digits_thirty_seconds() {
+    let t = TestApp::new().await;
+    t.verified_user("max@example.com", "Max").await;
+    let s = t.login("max@example.com").await;
+    let e = t
+        .send(Req::post("/api/v1/me/mfa/totp").cookie(&s))
+        .await
+        .json();
+    let uri = e["otpauth_uri"].as_str().expect("uri");
+    let parsed = totp_rs::Totp::from_url(uri).expect("a valid otpauth URI");
+    assert_eq!(parsed.digits(), 6);
+    assert_eq!(parsed.step(), 30);
+    assert!(matches!(parsed.algorithm(), totp_rs::Algorithm::SHA1));
+    assert_eq!(parsed.issuer(), Some("Strongroom"));
+    assert!(uri.contains(&format!("secret={}", e["secret"].as_str().expect("secret"))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_code_raced_on_two_logins_works_once() {
+    let t = std::sync::Arc::new(TestApp::new().await);
+    let (_, secret, _) = user_with_totp(&t, "ned@example.com").await;
+    let a = pending_login(&t, "ned@example.com").await;
+    let b = pending_login(&t, "ned@example.com").await;
+    let code = code_at(&t, &secret, 0);
+    let mut set = tokio::task::JoinSet::new();
+    for p in [a, b] {
+        let (t, code) = (t.clone(), code.clone());
+        set.spawn(async move { t.send(totp_req(&p, &code)).await.status });
+    }
+    let statuses = set.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_codes_cannot_exceed_five_per_pending_session() {
+    let t = std::sync::Arc::new(
+        TestApp::with(|c| c.rate_limits.mfa_per_account = strongroom::config::Limit::new(100, 900))
+            .await,
+    );
+    let (_, _, _) = user_with_totp(&t, "ola@example.com").await;
+    let p = pending_login(&t, "ola@example.com").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (t, p) = (t.clone(), p.clone());
+        set.spawn(async move {
+            t.send(totp_req(&p, &format!("{:06}", 400_000 + i)))
+                .await
+                .code()
+        });
+    }
+    let codes = set.join_all().await;
+    assert_eq!(
+        codes.iter().filter(|c| *c == "invalid_code").count(),
+        5,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| *c == "unauthenticated").count(),
+        7,
+        "{codes:?}"
+    );
+}
+
+#[tokio::test]
+async fn password_change_is_a_step_up_action_and_failed_step_ups_are_audited() {
+    let t = TestApp::new().await;
+    t.verified_user("pam@example.com", "Pam").await;
+    let s = t.login("pam@example.com").await;
+    t.clock.advance_secs(11 * 60);
+    let new_pw = "a fresh passphrase for later";
+    let change = || {
+        Req::post("/api/v1/me/password")
+            .cookie(&s)
+            .json(json!({"current_password": PASSWORD, "new_password": new_pw}))
+    };
+    assert_eq!(t.send(change()).await.code(), "reauthentication_required");
+    let r = t
+        .send(
+            Req::post("/api/v1/me/reauthenticate")
+                .cookie(&s)
+                .json(json!({"password": "not the password at all"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(t
+        .audit_actions()
+        .await
+        .contains(&"auth.reauthentication_failed".to_string()));
+    t.send(
+        Req::post("/api/v1/me/reauthenticate")
+            .cookie(&s)
+            .json(json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(t.send(change()).await.status, StatusCode::NO_CONTENT);
+    // The page asks for the step-up instead of failing.
+    t.clock.advance_secs(11 * 60);
+    let r = t
+        .send(Req::post("/account/password").cookie(&s).form(&[
+            ("current_password", new_pw),
+            ("new_password", "another passphrase again"),
+        ]))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("Confirm it is you"));
+}
