@@ -252,6 +252,51 @@ impl Keyring {
     }
 }
 
+/// A tenant's data key, unwrapped: seals and opens that tenant's fields. Deleting the wrapped key
+/// from the database makes every ciphertext under it unreadable (crypto-shredding).
+pub struct TenantKey {
+    scope: String,
+    key: DataKey,
+}
+
+impl fmt::Debug for TenantKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TenantKey({}, <redacted>)", self.scope)
+    }
+}
+
+impl TenantKey {
+    /// Encrypts a field of this tenant, bound to table, column and row (the scope is the tenant).
+    pub fn seal(&self, table: &str, column: &str, row: &str, plaintext: &[u8]) -> Vec<u8> {
+        let ad = FieldAd { scope: &self.scope, table, column, row };
+        seal(&self.key.field, self.key.version, &ad.bytes(), plaintext)
+    }
+
+    pub fn open(&self, table: &str, column: &str, row: &str, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let ad = FieldAd { scope: &self.scope, table, column, row };
+        open(&self.key.field, self.key.version, &ad.bytes(), ciphertext)
+    }
+
+    pub fn open_string(&self, table: &str, column: &str, row: &str, ciphertext: &[u8]) -> Result<String, CryptoError> {
+        String::from_utf8(self.open(table, column, row, ciphertext)?).map_err(|_| CryptoError::Open)
+    }
+}
+
+impl Keyring {
+    /// A fresh data key for tenant `id`: the key to use now, and its wrapped form to store.
+    pub fn new_tenant_key(&self, id: &str) -> (TenantKey, WrappedKey) {
+        let root = KeyBytes::random();
+        let wrapped = wrap_key(&self.master, id, 1, &root);
+        (TenantKey { scope: id.to_string(), key: DataKey::new(1, &root) }, WrappedKey { version: 1, wrapped })
+    }
+
+    /// Unwraps tenant `id`'s stored key.
+    pub fn open_tenant_key(&self, id: &str, stored: &WrappedKey) -> Result<TenantKey, CryptoError> {
+        let root = unwrap_key(&self.master, id, stored.version, &stored.wrapped)?;
+        Ok(TenantKey { scope: id.to_string(), key: DataKey::new(stored.version, &root) })
+    }
+}
+
 /// 256 bits from the OS RNG, base64url without padding.
 pub fn new_token() -> String {
     let mut b = [0u8; 32];
@@ -400,6 +445,20 @@ mod tests {
         assert_eq!(k1.blind_index("a@b.c"), k2.blind_index("a@b.c"));
         assert_ne!(k1.blind_index("a@b.c"), k1.hash_token("a@b.c"));
         assert!(Keyring::open(KeyBytes::random(), Some(w)).is_err());
+    }
+
+    #[test]
+    fn tenant_keys_bind_ciphertexts_to_their_tenant() {
+        let k = ring();
+        let (a, wrapped) = k.new_tenant_key("org-a");
+        let ct = a.seal("workspaces", "name", "w1", b"Project Falcon");
+        let reopened = k.open_tenant_key("org-a", &wrapped).expect("unwrap");
+        assert_eq!(reopened.open("workspaces", "name", "w1", &ct).expect("open"), b"Project Falcon");
+        assert!(reopened.open("workspaces", "name", "w2", &ct).is_err());
+        let (b, _) = k.new_tenant_key("org-b");
+        assert!(b.open("workspaces", "name", "w1", &ct).is_err());
+        // A wrapped key moved to another tenant does not unwrap.
+        assert!(k.open_tenant_key("org-b", &wrapped).is_err());
     }
 
     #[test]

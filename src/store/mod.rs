@@ -33,65 +33,104 @@ pub enum Dialect {
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    url: String,
 }
 
+/// The PostgreSQL role the application works as: no table owner, no BYPASSRLS, so row-level
+/// security holds for every query it makes. Created by the migrations.
+pub const APP_ROLE: &str = "strongroom_app";
+
+/// A transaction on the database.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
 impl Db {
-    /// Connects; for SQLite, creates the file and turns on WAL, foreign keys and a busy timeout.
+    /// A lazy pool: the first connection is made after the migrations (which create the app
+    /// role). SQLite connections get WAL, foreign keys and a busy timeout; PostgreSQL connections
+    /// drop to the app role.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else {
-            Dialect::Postgres
-        };
+        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
         let opts: AnyConnectOptions = url.parse()?;
         // SQLite has one writer: a single connection serializes writes instead of failing them
         // with SQLITE_BUSY when a read-then-write transaction races another.
-        let max = if dialect == Dialect::Sqlite {
-            1
-        } else {
-            max_connections
-        };
+        let max = if dialect == Dialect::Sqlite { 1 } else { max_connections };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
+                    match dialect {
+                        Dialect::Sqlite => {
+                            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        }
+                        Dialect::Postgres => drop_privileges(conn).await?,
                     }
                     Ok(())
                 })
             })
-            .connect_with(opts)
-            .await?;
-        Ok(Self { pool, dialect })
+            .connect_lazy_with(opts);
+        Ok(Self { pool, dialect, url: url.to_string() })
     }
 
+    /// Applies the migrations on a connection of its own (the pool works as the app role).
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self.dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
-            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
+        if self.dialect == Dialect::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
         }
+        let result = match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&mut conn).await,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&mut conn).await,
+        };
+        let _ = conn.close().await;
+        result
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
+
+    /// A transaction whose tenant context is `org_id` (and the acting user): on PostgreSQL,
+    /// row-level security then shows only that org's rows, whatever a query forgets to filter.
+    pub async fn begin_scoped(&self, org_id: &str, user_id: &str) -> Result<Tx, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true)")
+                .bind(org_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// A transaction with only a user context: it sees that user's own memberships.
+    pub async fn begin_for_user(&self, user_id: &str) -> Result<Tx, sqlx::Error> {
+        self.begin_scoped("", user_id).await
+    }
+}
+
+/// Connected as a superuser or a role that bypasses row-level security (typical in development
+/// and tests), the session switches to the app role; connected as a dedicated login role without
+/// those rights, it stays as it is.
+async fn drop_privileges(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(CASE WHEN rolsuper OR rolbypassrls THEN 1 ELSE 0 END AS INTEGER) AS privileged FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let privileged = match row {
+        Some(r) => r.try_get::<i32, _>("privileged")? != 0,
+        None => false,
+    };
+    if privileged {
+        sqlx::query(&format!("SET ROLE {APP_ROLE}")).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// The wrapped data key with this id, if one was stored.
