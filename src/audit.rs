@@ -39,6 +39,14 @@ pub enum Action {
     PasskeyAdded,
     PasskeyRenamed,
     PasskeyRemoved,
+    OrgCreated,
+    OrgUpdated,
+    OrgDeleted,
+    MemberRoleChanged,
+    MemberRemoved,
+    InvitationCreated,
+    InvitationRevoked,
+    InvitationAccepted,
 }
 
 impl Action {
@@ -65,6 +73,14 @@ impl Action {
         Action::PasskeyAdded,
         Action::PasskeyRenamed,
         Action::PasskeyRemoved,
+        Action::OrgCreated,
+        Action::OrgUpdated,
+        Action::OrgDeleted,
+        Action::MemberRoleChanged,
+        Action::MemberRemoved,
+        Action::InvitationCreated,
+        Action::InvitationRevoked,
+        Action::InvitationAccepted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +107,14 @@ impl Action {
             Action::PasskeyAdded => "mfa.passkey_added",
             Action::PasskeyRenamed => "mfa.passkey_renamed",
             Action::PasskeyRemoved => "mfa.passkey_removed",
+            Action::OrgCreated => "org.created",
+            Action::OrgUpdated => "org.updated",
+            Action::OrgDeleted => "org.deleted",
+            Action::MemberRoleChanged => "member.role_changed",
+            Action::MemberRemoved => "member.removed",
+            Action::InvitationCreated => "invitation.created",
+            Action::InvitationRevoked => "invitation.revoked",
+            Action::InvitationAccepted => "invitation.accepted",
         }
     }
 }

@@ -268,16 +268,38 @@ impl fmt::Debug for TenantKey {
 impl TenantKey {
     /// Encrypts a field of this tenant, bound to table, column and row (the scope is the tenant).
     pub fn seal(&self, table: &str, column: &str, row: &str, plaintext: &[u8]) -> Vec<u8> {
-        let ad = FieldAd { scope: &self.scope, table, column, row };
+        let ad = FieldAd {
+            scope: &self.scope,
+            table,
+            column,
+            row,
+        };
         seal(&self.key.field, self.key.version, &ad.bytes(), plaintext)
     }
 
-    pub fn open(&self, table: &str, column: &str, row: &str, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let ad = FieldAd { scope: &self.scope, table, column, row };
+    pub fn open(
+        &self,
+        table: &str,
+        column: &str,
+        row: &str,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let ad = FieldAd {
+            scope: &self.scope,
+            table,
+            column,
+            row,
+        };
         open(&self.key.field, self.key.version, &ad.bytes(), ciphertext)
     }
 
-    pub fn open_string(&self, table: &str, column: &str, row: &str, ciphertext: &[u8]) -> Result<String, CryptoError> {
+    pub fn open_string(
+        &self,
+        table: &str,
+        column: &str,
+        row: &str,
+        ciphertext: &[u8],
+    ) -> Result<String, CryptoError> {
         String::from_utf8(self.open(table, column, row, ciphertext)?).map_err(|_| CryptoError::Open)
     }
 }
@@ -287,13 +309,25 @@ impl Keyring {
     pub fn new_tenant_key(&self, id: &str) -> (TenantKey, WrappedKey) {
         let root = KeyBytes::random();
         let wrapped = wrap_key(&self.master, id, 1, &root);
-        (TenantKey { scope: id.to_string(), key: DataKey::new(1, &root) }, WrappedKey { version: 1, wrapped })
+        (
+            TenantKey {
+                scope: id.to_string(),
+                key: DataKey::new(1, &root),
+            },
+            WrappedKey {
+                version: 1,
+                wrapped,
+            },
+        )
     }
 
     /// Unwraps tenant `id`'s stored key.
     pub fn open_tenant_key(&self, id: &str, stored: &WrappedKey) -> Result<TenantKey, CryptoError> {
         let root = unwrap_key(&self.master, id, stored.version, &stored.wrapped)?;
-        Ok(TenantKey { scope: id.to_string(), key: DataKey::new(stored.version, &root) })
+        Ok(TenantKey {
+            scope: id.to_string(),
+            key: DataKey::new(stored.version, &root),
+        })
     }
 }
 
@@ -453,7 +487,12 @@ mod tests {
         let (a, wrapped) = k.new_tenant_key("org-a");
         let ct = a.seal("workspaces", "name", "w1", b"Project Falcon");
         let reopened = k.open_tenant_key("org-a", &wrapped).expect("unwrap");
-        assert_eq!(reopened.open("workspaces", "name", "w1", &ct).expect("open"), b"Project Falcon");
+        assert_eq!(
+            reopened
+                .open("workspaces", "name", "w1", &ct)
+                .expect("open"),
+            b"Project Falcon"
+        );
         assert!(reopened.open("workspaces", "name", "w2", &ct).is_err());
         let (b, _) = k.new_tenant_key("org-b");
         assert!(b.open("workspaces", "name", "w1", &ct).is_err());

@@ -6,6 +6,7 @@ pub mod mfa_api;
 pub mod mfa_pages;
 pub mod middleware;
 pub mod ops;
+pub mod org_api;
 pub mod pages;
 pub mod passkey_api;
 pub mod problem;
@@ -29,7 +30,7 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strongroom API", version = "1", description = "The Strongroom HTTP contract (v1)."),
-    tags((name = "auth"), (name = "me"), (name = "meta"))
+    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -47,6 +48,7 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(me_api::router())
         .merge(mfa_api::me_router())
         .merge(passkey_api::me_router())
+        .merge(org_api::router())
         .merge(ops::api_router())
         .split_for_parts()
 }

@@ -79,7 +79,7 @@ pub fn validate_display_name(raw: &str) -> AppResult<String> {
     Ok(n)
 }
 
-pub(crate) fn email_ad(user_id: &str) -> FieldAd<'_> {
+pub fn email_ad(user_id: &str) -> FieldAd<'_> {
     FieldAd {
         scope: "platform",
         table: "users",
@@ -88,7 +88,7 @@ pub(crate) fn email_ad(user_id: &str) -> FieldAd<'_> {
     }
 }
 
-pub(crate) fn name_ad(user_id: &str) -> FieldAd<'_> {
+pub fn name_ad(user_id: &str) -> FieldAd<'_> {
     FieldAd {
         scope: "platform",
         table: "users",

@@ -6,6 +6,7 @@
 //! audit event that records it commit together.
 
 pub mod mfa;
+pub mod orgs;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;
@@ -49,11 +50,19 @@ impl Db {
     /// drop to the app role.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
         let opts: AnyConnectOptions = url.parse()?;
         // SQLite has one writer: a single connection serializes writes instead of failing them
         // with SQLITE_BUSY when a read-then-write transaction races another.
-        let max = if dialect == Dialect::Sqlite { 1 } else { max_connections };
+        let max = if dialect == Dialect::Sqlite {
+            1
+        } else {
+            max_connections
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
@@ -61,10 +70,18 @@ impl Db {
                 Box::pin(async move {
                     match dialect {
                         Dialect::Sqlite => {
-                            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA journal_mode = WAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA foreign_keys = ON")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA busy_timeout = 5000")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
                         }
                         Dialect::Postgres => drop_privileges(conn).await?,
                     }
@@ -72,7 +89,11 @@ impl Db {
                 })
             })
             .connect_lazy_with(opts);
-        Ok(Self { pool, dialect, url: url.to_string() })
+        Ok(Self {
+            pool,
+            dialect,
+            url: url.to_string(),
+        })
     }
 
     /// Applies the migrations on a connection of its own (the pool works as the app role).
@@ -80,7 +101,9 @@ impl Db {
         use sqlx::Connection;
         let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
         if self.dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&mut conn)
+                .await?;
         }
         let result = match self.dialect {
             Dialect::Sqlite => SQLITE_MIGRATIONS.run(&mut conn).await,
@@ -91,7 +114,10 @@ impl Db {
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// A transaction whose tenant context is `org_id` (and the acting user): on PostgreSQL,
@@ -128,7 +154,9 @@ async fn drop_privileges(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Err
         None => false,
     };
     if privileged {
-        sqlx::query(&format!("SET ROLE {APP_ROLE}")).execute(&mut *conn).await?;
+        sqlx::query(&format!("SET ROLE {APP_ROLE}"))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

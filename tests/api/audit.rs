@@ -132,11 +132,117 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
     let r = t.send(Req::delete("/api/v1/me/mfa/totp").cookie(&s)).await;
     assert_eq!(r.status, axum::http::StatusCode::NO_CONTENT);
 
+    // Organizations: create, rename, invite, a second user joins, role change, revoke, removal,
+    // deletion (the step-up above is still fresh).
+    let org = t
+        .send(
+            Req::post("/api/v1/orgs")
+                .cookie(&s)
+                .json(json!({"name": "Zoe Co"})),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    t.send(
+        Req::new(axum::http::Method::PATCH, &format!("/api/v1/orgs/{org}"))
+            .cookie(&s)
+            .json(json!({"name": "Zoe Company"})),
+    )
+    .await;
+    t.send(
+        Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+            .cookie(&s)
+            .json(json!({"email": "yan@example.com", "role": "member"})),
+    )
+    .await;
+    let invite = t
+        .mail_to("yan@example.com")
+        .await
+        .token("/invitations/accept");
+    t.verified_user("yan@example.com", "Yan").await;
+    let yan = t.login("yan@example.com").await;
+    let r = t
+        .send(
+            Req::post("/api/v1/invitations/accept")
+                .cookie(&yan)
+                .json(json!({ "token": invite })),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK);
+    let yan_id = t.me(&yan).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    t.send(
+        Req::new(
+            axum::http::Method::PATCH,
+            &format!("/api/v1/orgs/{org}/members/{yan_id}"),
+        )
+        .cookie(&s)
+        .json(json!({"role": "admin"})),
+    )
+    .await;
+    let inv = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+                .cookie(&s)
+                .json(json!({"email": "xi@example.com", "role": "member"})),
+        )
+        .await
+        .json();
+    t.send(
+        Req::delete(&format!(
+            "/api/v1/orgs/{org}/invitations/{}",
+            inv["id"].as_str().expect("id")
+        ))
+        .cookie(&s),
+    )
+    .await;
+    t.send(Req::delete(&format!("/api/v1/orgs/{org}/members/{yan_id}")).cookie(&s))
+        .await;
+    let r = t
+        .send(Req::delete(&format!("/api/v1/orgs/{org}")).cookie(&s))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::NO_CONTENT);
+
     let mut conn = t.app.db.pool.acquire().await.expect("conn");
     let events = strongroom::audit::load_chain(&mut conn, "platform")
         .await
         .expect("chain");
-    let emitted: BTreeSet<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    let org_events = strongroom::audit::load_chain(&mut conn, &org)
+        .await
+        .expect("org chain");
+    drop(conn);
+    assert_eq!(strongroom::audit::first_bad_seq(&org_events), None);
+    for e in &org_events {
+        let want = if e.action == "invitation.accepted" {
+            &yan_id
+        } else {
+            &uid_of(&events)
+        };
+        assert_eq!(e.actor_id.as_deref(), Some(want.as_str()), "{}", e.action);
+        assert!(
+            e.target_type.is_some() && e.target_id.is_some(),
+            "{} has a target",
+            e.action
+        );
+    }
+    let platform_only: Vec<&str> = events
+        .iter()
+        .map(|e| e.action.as_str())
+        .filter(|a| !a.starts_with("auth.") && a.contains("org"))
+        .collect();
+    assert!(
+        platform_only.is_empty(),
+        "org events stay in the org chain: {platform_only:?}"
+    );
+    let emitted: BTreeSet<&str> = events
+        .iter()
+        .chain(&org_events)
+        .map(|e| e.action.as_str())
+        .collect();
     // Passkey actions need a WebAuthn authenticator: the browser test performs and checks them.
     let browser_only = [
         Action::PasskeyAdded,
@@ -157,7 +263,10 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .find(|e| e.action == "user.signup")
         .and_then(|e| e.actor_id.clone())
         .expect("actor");
-    for e in &events {
+    for e in events
+        .iter()
+        .filter(|e| e.actor_id.as_deref() != Some(yan_id.as_str()))
+    {
         assert_eq!(
             e.actor_id.as_deref(),
             Some(uid.as_str()),
@@ -185,4 +294,12 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         2
     );
     assert_eq!(strongroom::audit::first_bad_seq(&events), None);
+}
+
+fn uid_of(events: &[strongroom::audit::StoredEvent]) -> String {
+    events
+        .iter()
+        .find(|e| e.action == "user.signup")
+        .and_then(|e| e.actor_id.clone())
+        .expect("signup actor")
 }

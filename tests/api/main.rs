@@ -2,6 +2,7 @@
 //! `STRONGROOM_TEST_DATABASE=postgres`.
 
 mod support;
+mod tenancy;
 
 mod abuse;
 mod audit;

@@ -1,0 +1,253 @@
+//! `/api/v1/orgs/*` and invitation acceptance. Every org route takes `Org`, which resolves the
+//! named `{org_id}` path parameter into an `OrgScope` (membership checked, 404 otherwise).
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::middleware::RequestCtxExt;
+use super::problem::ApiJson;
+use super::session::Authed;
+use crate::error::{AppError, AppResult};
+use crate::identity::AuthSession;
+use crate::state::AppState;
+use crate::tenancy::{self, InvitationView, MemberView, OrgRole, OrgScope, OrgView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_org, list_orgs))
+        .routes(routes!(get_org, update_org, delete_org))
+        .routes(routes!(list_members))
+        .routes(routes!(change_member, remove_member))
+        .routes(routes!(create_invitation, list_invitations))
+        .routes(routes!(revoke_invitation))
+        .routes(routes!(accept_invitation))
+}
+
+/// The caller's scope in the org named by the `{org_id}` path parameter.
+pub struct Org(pub OrgScope, pub AuthSession);
+
+impl FromRequestParts<AppState> for Org {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Authed(s) = Authed::from_request_parts(parts, app).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(|_| AppError::NotFound)?;
+        let org_id = params.get("org_id").ok_or(AppError::NotFound)?;
+        Ok(Org(tenancy::authorize(app, &s, org_id).await?, s))
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct List<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+impl<T> From<tenancy::Page<T>> for List<T> {
+    fn from(p: tenancy::Page<T>) -> Self {
+        Self {
+            items: p.items,
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgBody {
+    name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrgBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    require_mfa: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    role: OrgRole,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteBody {
+    email: String,
+    role: OrgRole,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    token: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = CreateOrgBody,
+    responses((status = 201, body = OrgView), (status = 401), (status = 422)))]
+async fn create_org(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+    ApiJson(b): ApiJson<CreateOrgBody>,
+) -> AppResult<Response> {
+    let org = tenancy::create_org(&app, &ctx.0, &s, &b.name).await?;
+    Ok((StatusCode::CREATED, ApiJson(org)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(PageQuery), responses((status = 200, body = List<OrgView>), (status = 401)))]
+async fn list_orgs(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+    Query(q): Query<PageQuery>,
+) -> AppResult<ApiJson<List<OrgView>>> {
+    Ok(ApiJson(
+        tenancy::list_orgs(&app, &s, q.cursor.as_deref(), q.limit)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}", tag = "orgs", params(("org_id" = String, Path)),
+    responses((status = 200, body = OrgView), (status = 401), (status = 404)))]
+async fn get_org(State(app): State<AppState>, Org(scope, _): Org) -> AppResult<ApiJson<OrgView>> {
+    Ok(ApiJson(tenancy::get_org(&app, &scope).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}", tag = "orgs", params(("org_id" = String, Path)), request_body = UpdateOrgBody,
+    responses((status = 200, body = OrgView), (status = 403), (status = 404), (status = 422)))]
+async fn update_org(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(scope, _): Org,
+    ApiJson(b): ApiJson<UpdateOrgBody>,
+) -> AppResult<ApiJson<OrgView>> {
+    Ok(ApiJson(
+        tenancy::update_org(&app, &ctx.0, &scope, b.name.as_deref(), b.require_mfa).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}", tag = "orgs", params(("org_id" = String, Path)),
+    responses((status = 204), (status = 403), (status = 404)))]
+async fn delete_org(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(scope, s): Org,
+) -> AppResult<StatusCode> {
+    tenancy::delete_org(&app, &ctx.0, &s, &scope).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/members", tag = "orgs", params(("org_id" = String, Path), PageQuery),
+    responses((status = 200, body = List<MemberView>), (status = 404)))]
+async fn list_members(
+    State(app): State<AppState>,
+    Org(scope, _): Org,
+    Query(q): Query<PageQuery>,
+) -> AppResult<ApiJson<List<MemberView>>> {
+    Ok(ApiJson(
+        tenancy::list_members(&app, &scope, q.cursor.as_deref(), q.limit)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
+    params(("org_id" = String, Path), ("user_id" = String, Path)), request_body = RoleBody,
+    responses((status = 200, body = MemberView), (status = 403), (status = 404)))]
+async fn change_member(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(scope, _): Org,
+    Path(ids): Path<(String, String)>,
+    ApiJson(b): ApiJson<RoleBody>,
+) -> AppResult<ApiJson<MemberView>> {
+    Ok(ApiJson(
+        tenancy::change_member_role(&app, &ctx.0, &scope, &ids.1, b.role).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
+    params(("org_id" = String, Path), ("user_id" = String, Path)), responses((status = 204), (status = 403), (status = 404)))]
+async fn remove_member(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(scope, _): Org,
+    Path(ids): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    tenancy::remove_member(&app, &ctx.0, &scope, &ids.1).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/invitations", tag = "orgs", params(("org_id" = String, Path)), request_body = InviteBody,
+    responses((status = 201, body = InvitationView), (status = 403), (status = 404), (status = 422)))]
+async fn create_invitation(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(scope, _): Org,
+    ApiJson(b): ApiJson<InviteBody>,
+) -> AppResult<Response> {
+    let inv = tenancy::create_invitation(&app, &ctx.0, &scope, &b.email, b.role).await?;
+    Ok((StatusCode::CREATED, ApiJson(inv)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/invitations", tag = "orgs", params(("org_id" = String, Path), PageQuery),
+    responses((status = 200, body = List<InvitationView>), (status = 403), (status = 404)))]
+async fn list_invitations(
+    State(app): State<AppState>,
+    Org(scope, _): Org,
+    Query(q): Query<PageQuery>,
+) -> AppResult<ApiJson<List<InvitationView>>> {
+    Ok(ApiJson(
+        tenancy::list_invitations(&app, &scope, q.cursor.as_deref(), q.limit)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/invitations/{id}", tag = "orgs",
+    params(("org_id" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 403), (status = 404)))]
+async fn revoke_invitation(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(scope, _): Org,
+    Path(ids): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    tenancy::revoke_invitation(&app, &ctx.0, &scope, &ids.1).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "orgs", request_body = TokenBody,
+    responses((status = 200, body = OrgView), (status = 400), (status = 401)))]
+async fn accept_invitation(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> AppResult<ApiJson<OrgView>> {
+    Ok(ApiJson(
+        tenancy::accept_invitation(&app, &ctx.0, &s, &b.token).await?,
+    ))
+}

@@ -1,0 +1,225 @@
+//! Invitations: an admin invites an email address with a role; the emailed token is single-use,
+//! valid 7 days and stored as a keyed hash; only the account with that address can accept it.
+
+use serde_json::json;
+
+use super::{audit_org, authorize, decode_cursor, page, page_limit, OrgRole, OrgScope, Page};
+use crate::audit::Action;
+use crate::crypto::new_token;
+use crate::error::{AppError, AppResult};
+use crate::identity::{normalize_email, AuthSession, RequestCtx};
+use crate::state::App;
+use crate::{mail, mask, store};
+
+pub const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct InvitationView {
+    pub id: String,
+    pub email: String,
+    pub role: OrgRole,
+    pub invited_by: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// `pending`, `accepted`, `revoked` or `expired`.
+    pub status: &'static str,
+}
+
+fn view(scope: &OrgScope, r: &store::orgs::InvitationRow, now: i64) -> AppResult<InvitationView> {
+    let status = match (r.accepted_at, r.revoked_at) {
+        (Some(_), _) => "accepted",
+        (_, Some(_)) => "revoked",
+        _ if r.expires_at <= now => "expired",
+        _ => "pending",
+    };
+    Ok(InvitationView {
+        id: r.id.clone(),
+        email: scope
+            .key()
+            .open_string("invitations", "email", &r.id, &r.email_ct)?,
+        role: OrgRole::parse(&r.role).unwrap_or(OrgRole::Member),
+        invited_by: r.invited_by.clone(),
+        created_at: crate::clock::rfc3339(r.created_at),
+        expires_at: crate::clock::rfc3339(r.expires_at),
+        status,
+    })
+}
+
+pub async fn create_invitation(
+    app: &App,
+    ctx: &RequestCtx,
+    scope: &OrgScope,
+    email: &str,
+    role: OrgRole,
+) -> AppResult<InvitationView> {
+    scope.require(OrgRole::Admin)?;
+    if role == OrgRole::Owner && scope.role() != OrgRole::Owner {
+        return Err(AppError::Forbidden {
+            code: "forbidden",
+            detail: "Only owners can invite owners.".into(),
+        });
+    }
+    let addr = normalize_email(email)?;
+    let now = app.clock.now_ms();
+    let id = uuid::Uuid::now_v7().to_string();
+    let token = new_token();
+    let mut tx = scope.begin(app).await?;
+    let org = store::orgs::get_org(&mut tx, scope.org_id())
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let org_name = scope
+        .key()
+        .open_string("orgs", "name", scope.org_id(), &org.name_ct)?;
+    let row = store::orgs::NewInvitation {
+        id: &id,
+        org_id: scope.org_id(),
+        email_bidx: &app.keyring.blind_index(&addr),
+        email_ct: scope
+            .key()
+            .seal("invitations", "email", &id, addr.as_bytes()),
+        role: role.as_str(),
+        invited_by: scope.user_id(),
+        token_hash: &app.keyring.hash_token(&token),
+        now,
+        expires_at: now + INVITATION_TTL_MS,
+    };
+    store::orgs::insert_invitation(&mut tx, row).await?;
+    audit_org(
+        &mut tx,
+        scope,
+        ctx,
+        Action::InvitationCreated,
+        ("invitation", &id),
+        json!({ "email": mask::email(&addr), "role": role.as_str() }),
+        now,
+    )
+    .await?;
+    let body = format!(
+        "You are invited to join \"{org_name}\" on Strongroom as {}.\n\nSign in (or create an account) with this email address, then open this link within 7 days:\n\n{}/invitations/accept?token={token}\n\n\
+         If you did not expect this, ignore this message.\n",
+        role.as_str(),
+        app.config.public_url()
+    );
+    mail::enqueue(
+        &mut tx,
+        &app.keyring,
+        now,
+        &mail::Email {
+            to: addr.clone(),
+            subject: "You are invited to Strongroom".into(),
+            body,
+        },
+    )
+    .await?;
+    let stored = store::orgs::get_invitation(&mut tx, scope.org_id(), &id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    app.mailer.wake();
+    view(scope, &stored, now)
+}
+
+pub async fn list_invitations(
+    app: &App,
+    scope: &OrgScope,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> AppResult<Page<InvitationView>> {
+    scope.require(OrgRole::Admin)?;
+    let after = decode_cursor(cursor)?;
+    let limit = page_limit(limit)?;
+    let now = app.clock.now_ms();
+    let mut tx = scope.begin(app).await?;
+    let rows = store::orgs::list_invitations(&mut tx, scope.org_id(), &after, limit + 1).await?;
+    tx.commit().await?;
+    let items = rows
+        .iter()
+        .map(|r| view(scope, r, now))
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(page(items, limit, |i| i.id.clone()))
+}
+
+pub async fn revoke_invitation(
+    app: &App,
+    ctx: &RequestCtx,
+    scope: &OrgScope,
+    id: &str,
+) -> AppResult<()> {
+    scope.require(OrgRole::Admin)?;
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let now = app.clock.now_ms();
+    let mut tx = scope.begin(app).await?;
+    if !store::orgs::revoke_invitation(&mut tx, scope.org_id(), id, now).await? {
+        return Err(AppError::NotFound);
+    }
+    audit_org(
+        &mut tx,
+        scope,
+        ctx,
+        Action::InvitationRevoked,
+        ("invitation", id),
+        json!({}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Accepts an invitation for the signed-in user; the same `invalid_token` for a used, revoked,
+/// expired or unknown token and for the wrong account.
+pub async fn accept_invitation(
+    app: &App,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    token: &str,
+) -> AppResult<super::OrgView> {
+    let hash = app.keyring.hash_token(token);
+    let found = {
+        let mut c = app.db.pool.acquire().await?;
+        store::orgs::find_invitation_token(&mut c, &hash).await?
+    };
+    let (inv_id, org_id) = found.ok_or(AppError::InvalidToken)?;
+    let me = {
+        let mut c = app.db.pool.acquire().await?;
+        store::users::find_by_id(&mut c, &s.user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?
+    };
+    let my_email = app
+        .keyring
+        .open_field_string(&crate::identity::email_ad(&me.id), &me.email_ct)?;
+    let my_bidx = app.keyring.blind_index(&my_email);
+    let now = app.clock.now_ms();
+    // The token stands in for membership here: it names the org whose context is opened.
+    let mut tx = app.db.begin_scoped(&org_id, &s.user_id).await?;
+    let inv = store::orgs::get_invitation(&mut tx, &org_id, &inv_id)
+        .await?
+        .ok_or(AppError::InvalidToken)?;
+    if inv.email_bidx != my_bidx
+        || !store::orgs::accept_invitation(&mut tx, &org_id, &inv_id, now).await?
+    {
+        return Err(AppError::InvalidToken);
+    }
+    let role = OrgRole::parse(&inv.role).unwrap_or(OrgRole::Member);
+    if store::orgs::member_role(&mut tx, &org_id, &s.user_id)
+        .await?
+        .is_none()
+    {
+        store::orgs::insert_member(&mut tx, &org_id, &s.user_id, role.as_str(), now).await?;
+    }
+    let ev = crate::audit::Event {
+        actor_id: Some(&s.user_id),
+        action: Action::InvitationAccepted,
+        target_type: Some("invitation"),
+        target_id: Some(&inv_id),
+        ip: Some(ctx.ip),
+        metadata: json!({ "role": role.as_str() }),
+    };
+    crate::audit::append(&mut tx, &org_id, now, ev).await?;
+    tx.commit().await?;
+    let scope = authorize(app, s, &org_id).await?;
+    super::get_org(app, &scope).await
+}

@@ -1,0 +1,160 @@
+//! Members: list (emails masked unless the caller is an admin or owner), change role, remove.
+//! The last owner can neither leave nor be demoted; only owners make or remove owners.
+
+use serde_json::json;
+
+use super::{audit_org, decode_cursor, page, page_limit, OrgRole, OrgScope, Page};
+use crate::audit::Action;
+use crate::error::{AppError, AppResult};
+use crate::identity::RequestCtx;
+use crate::state::App;
+use crate::store;
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub display_name: String,
+    /// Masked (`j***@e***.com`) unless the caller is an admin or owner.
+    pub email: String,
+    pub role: OrgRole,
+    pub joined_at: String,
+}
+
+pub async fn list_members(
+    app: &App,
+    scope: &OrgScope,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> AppResult<Page<MemberView>> {
+    let after = decode_cursor(cursor)?;
+    let limit = page_limit(limit)?;
+    let mut tx = scope.begin(app).await?;
+    let rows = store::orgs::list_members(&mut tx, scope.org_id(), &after, limit + 1).await?;
+    tx.commit().await?;
+    let full = scope.role() >= OrgRole::Admin;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        let email = app
+            .keyring
+            .open_field_string(&crate::identity::email_ad(&r.user_id), &r.email_ct)?;
+        let name = app
+            .keyring
+            .open_field_string(&crate::identity::name_ad(&r.user_id), &r.display_name_ct)?;
+        items.push(MemberView {
+            user_id: r.user_id,
+            display_name: name,
+            email: if full {
+                email
+            } else {
+                crate::mask::email(&email)
+            },
+            role: OrgRole::parse(&r.role).unwrap_or(OrgRole::Member),
+            joined_at: crate::clock::rfc3339(r.joined_at),
+        });
+    }
+    Ok(page(items, limit, |m| m.user_id.clone()))
+}
+
+fn last_owner() -> AppError {
+    AppError::Forbidden {
+        code: "last_owner",
+        detail: "An organization needs at least one owner: make someone else owner first.".into(),
+    }
+}
+
+fn owners_only() -> AppError {
+    AppError::Forbidden {
+        code: "forbidden",
+        detail: "Only owners can make or remove owners.".into(),
+    }
+}
+
+pub async fn change_member_role(
+    app: &App,
+    ctx: &RequestCtx,
+    scope: &OrgScope,
+    user_id: &str,
+    role: OrgRole,
+) -> AppResult<MemberView> {
+    scope.require(OrgRole::Admin)?;
+    if uuid::Uuid::parse_str(user_id).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let now = app.clock.now_ms();
+    let mut tx = scope.begin(app).await?;
+    store::orgs::lock_org(&mut tx, scope.org_id()).await?;
+    let current = store::orgs::member_role(&mut tx, scope.org_id(), user_id)
+        .await?
+        .and_then(|r| OrgRole::parse(&r))
+        .ok_or(AppError::NotFound)?;
+    if (current == OrgRole::Owner || role == OrgRole::Owner) && scope.role() != OrgRole::Owner {
+        return Err(owners_only());
+    }
+    if current == OrgRole::Owner
+        && role != OrgRole::Owner
+        && store::orgs::count_owners(&mut tx, scope.org_id()).await? <= 1
+    {
+        return Err(last_owner());
+    }
+    store::orgs::set_member_role(&mut tx, scope.org_id(), user_id, role.as_str()).await?;
+    audit_org(
+        &mut tx,
+        scope,
+        ctx,
+        Action::MemberRoleChanged,
+        ("user", user_id),
+        json!({ "from": current.as_str(), "to": role.as_str() }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let page = list_members(app, scope, None, Some(200)).await?;
+    page.items
+        .into_iter()
+        .find(|m| m.user_id == user_id)
+        .ok_or(AppError::NotFound)
+}
+
+/// Removes a member (admins remove members and admins, owners anyone; anyone may leave).
+pub async fn remove_member(
+    app: &App,
+    ctx: &RequestCtx,
+    scope: &OrgScope,
+    user_id: &str,
+) -> AppResult<()> {
+    if uuid::Uuid::parse_str(user_id).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let leaving = user_id == scope.user_id();
+    if !leaving {
+        scope.require(OrgRole::Admin)?;
+    }
+    let now = app.clock.now_ms();
+    let mut tx = scope.begin(app).await?;
+    store::orgs::lock_org(&mut tx, scope.org_id()).await?;
+    let current = store::orgs::member_role(&mut tx, scope.org_id(), user_id)
+        .await?
+        .and_then(|r| OrgRole::parse(&r))
+        .ok_or(AppError::NotFound)?;
+    if current == OrgRole::Owner {
+        if !leaving && scope.role() != OrgRole::Owner {
+            return Err(owners_only());
+        }
+        if store::orgs::count_owners(&mut tx, scope.org_id()).await? <= 1 {
+            return Err(last_owner());
+        }
+    }
+    store::orgs::delete_member(&mut tx, scope.org_id(), user_id).await?;
+    audit_org(
+        &mut tx,
+        scope,
+        ctx,
+        Action::MemberRemoved,
+        ("user", user_id),
+        json!({ "role": current.as_str(), "left": leaving }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Organizations: create (the creator is owner, and a data key is made for the org), list mine,
+//! read, rename / set policy, delete (owner, step-up; destroys the org's key).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{audit_org, decode_cursor, page, page_limit, OrgRole, OrgScope, Page};
+use crate::audit::Action;
+use crate::error::{AppError, AppResult};
+use crate::identity::{mfa::require_recent_auth, AuthSession, RequestCtx};
+use crate::state::App;
+use crate::store;
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct OrgView {
+    pub id: String,
+    pub name: String,
+    pub role: OrgRole,
+    pub require_mfa: bool,
+    pub created_at: String,
+}
+
+fn validate_name(name: &str) -> AppResult<String> {
+    let n = name.trim().to_string();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "invalid_name",
+            "Name the organization with 1 to 100 characters.",
+        ));
+    }
+    Ok(n)
+}
+
+fn view(
+    scope_key: &crate::crypto::TenantKey,
+    row: &store::orgs::OrgRow,
+    role: OrgRole,
+) -> AppResult<OrgView> {
+    Ok(OrgView {
+        id: row.id.clone(),
+        name: scope_key.open_string("orgs", "name", &row.id, &row.name_ct)?,
+        role,
+        require_mfa: row.require_mfa,
+        created_at: crate::clock::rfc3339(row.created_at),
+    })
+}
+
+pub async fn create_org(
+    app: &App,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    name: &str,
+) -> AppResult<OrgView> {
+    let name = validate_name(name)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = app.clock.now_ms();
+    let (key, wrapped) = app.keyring.new_tenant_key(&id);
+    let mut tx = app.db.begin_scoped(&id, &s.user_id).await?;
+    store::insert_data_key(&mut tx, &id, wrapped.version, &wrapped.wrapped, now).await?;
+    let name_ct = key.seal("orgs", "name", &id, name.as_bytes());
+    store::orgs::insert_org(&mut tx, &id, name_ct, &s.user_id, now).await?;
+    store::orgs::insert_member(&mut tx, &id, &s.user_id, OrgRole::Owner.as_str(), now).await?;
+    let scope = OrgScope {
+        org_id: id.clone(),
+        user_id: s.user_id.clone(),
+        role: OrgRole::Owner,
+        key: Arc::new(key),
+    };
+    audit_org(
+        &mut tx,
+        &scope,
+        ctx,
+        Action::OrgCreated,
+        ("org", &id),
+        json!({}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(OrgView {
+        id,
+        name,
+        role: OrgRole::Owner,
+        require_mfa: false,
+        created_at: crate::clock::rfc3339(now),
+    })
+}
+
+pub async fn list_orgs(
+    app: &App,
+    s: &AuthSession,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> AppResult<Page<OrgView>> {
+    let after = decode_cursor(cursor)?;
+    let limit = page_limit(limit)?;
+    let mut tx = app.db.begin_for_user(&s.user_id).await?;
+    let rows = store::orgs::list_orgs_for_user(&mut tx, &s.user_id, &after, limit + 1).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for (row, role) in rows {
+        let Some((version, wrapped)) = store::get_data_key(&mut tx, &row.id).await? else {
+            continue;
+        };
+        let key = app
+            .keyring
+            .open_tenant_key(&row.id, &crate::crypto::WrappedKey { version, wrapped })?;
+        items.push(view(
+            &key,
+            &row,
+            OrgRole::parse(&role).unwrap_or(OrgRole::Member),
+        )?);
+    }
+    tx.commit().await?;
+    Ok(page(items, limit, |o| o.id.clone()))
+}
+
+pub async fn get_org(app: &App, scope: &OrgScope) -> AppResult<OrgView> {
+    let mut tx = scope.begin(app).await?;
+    let row = store::orgs::get_org(&mut tx, scope.org_id())
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    view(scope.key(), &row, scope.role())
+}
+
+/// Rename and/or set the "require MFA" policy (admin).
+pub async fn update_org(
+    app: &App,
+    ctx: &RequestCtx,
+    scope: &OrgScope,
+    name: Option<&str>,
+    require_mfa: Option<bool>,
+) -> AppResult<OrgView> {
+    scope.require(OrgRole::Admin)?;
+    let name = name.map(validate_name).transpose()?;
+    let now = app.clock.now_ms();
+    let mut tx = scope.begin(app).await?;
+    let ct = name.as_ref().map(|n| {
+        scope
+            .key()
+            .seal("orgs", "name", scope.org_id(), n.as_bytes())
+    });
+    store::orgs::update_org(&mut tx, scope.org_id(), ct, require_mfa, now).await?;
+    let fields: Vec<&str> = [
+        name.as_ref().map(|_| "name"),
+        require_mfa.map(|_| "require_mfa"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    audit_org(
+        &mut tx,
+        scope,
+        ctx,
+        Action::OrgUpdated,
+        ("org", scope.org_id()),
+        json!({ "fields": fields, "require_mfa": require_mfa }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    get_org(app, scope).await
+}
+
+/// Deletes the org and destroys its data key: its ciphertexts, in old backups too, become
+/// unreadable. Owner only, after a recent re-authentication.
+pub async fn delete_org(
+    app: &App,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    scope: &OrgScope,
+) -> AppResult<()> {
+    scope.require(OrgRole::Owner)?;
+    require_recent_auth(app, s)?;
+    let now = app.clock.now_ms();
+    let mut tx = scope.begin(app).await?;
+    audit_org(
+        &mut tx,
+        scope,
+        ctx,
+        Action::OrgDeleted,
+        ("org", scope.org_id()),
+        json!({ "key_destroyed": true }),
+        now,
+    )
+    .await?;
+    store::orgs::delete_org(&mut tx, scope.org_id()).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,544 @@
+//! Organizations, members and invitations, and tenant isolation from the attacker's side.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{Req, TestApp};
+
+async fn user(t: &TestApp, email: &str) -> String {
+    t.verified_user(email, &email[..3]).await;
+    t.login(email).await
+}
+
+async fn create_org(t: &TestApp, cookie: &str, name: &str) -> String {
+    let r = t
+        .send(
+            Req::post("/api/v1/orgs")
+                .cookie(cookie)
+                .json(json!({ "name": name })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["role"], "owner");
+    r.json()["id"].as_str().expect("id").to_string()
+}
+
+/// Invites `email` into `org` with `role` and accepts as `invitee` (already signed in).
+async fn join(t: &TestApp, admin: &str, org: &str, email: &str, role: &str, invitee: &str) {
+    let r = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+                .cookie(admin)
+                .json(json!({"email": email, "role": role})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let token = t.mail_to(email).await.token("/invitations/accept");
+    let r = t
+        .send(
+            Req::post("/api/v1/invitations/accept")
+                .cookie(invitee)
+                .json(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["role"], role);
+}
+
+fn user_id(t: &TestApp, me: Value) -> String {
+    let _ = t;
+    me["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test]
+async fn orgs_are_created_listed_paginated_and_renamed_by_admins_only() {
+    let t = TestApp::new().await;
+    let owner = user(&t, "own@example.com").await;
+    let ids: Vec<String> = futures_lite(&t, &owner).await;
+    let r = t
+        .send(Req::get("/api/v1/orgs?limit=2").cookie(&owner))
+        .await
+        .json();
+    assert_eq!(r["items"].as_array().expect("items").len(), 2);
+    let cursor = r["next_cursor"].as_str().expect("more").to_string();
+    let r2 = t
+        .send(Req::get(&format!("/api/v1/orgs?limit=2&cursor={cursor}")).cookie(&owner))
+        .await
+        .json();
+    assert_eq!(r2["items"].as_array().expect("items").len(), 1);
+    assert_eq!(r2["next_cursor"], Value::Null);
+    let mut seen: Vec<String> = r["items"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .chain(r2["items"].as_array().expect("b"))
+        .map(|o| o["id"].as_str().expect("id").to_string())
+        .collect();
+    seen.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(seen, want);
+    assert_eq!(
+        t.send(Req::get("/api/v1/orgs?limit=500").cookie(&owner))
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        t.send(Req::get("/api/v1/orgs?cursor=%%%").cookie(&owner))
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let org = &ids[0];
+    let member = user(&t, "mem@example.com").await;
+    join(&t, &owner, org, "mem@example.com", "member", &member).await;
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&member))
+            .await
+            .json()["role"],
+        "member"
+    );
+    let rename = |c: &str| {
+        Req::new(Method::PATCH, &format!("/api/v1/orgs/{org}"))
+            .cookie(c)
+            .json(json!({"name": "Renamed", "require_mfa": true}))
+    };
+    assert_eq!(t.send(rename(&member)).await.status, StatusCode::FORBIDDEN);
+    let r = t.send(rename(&owner)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["name"], "Renamed");
+    assert_eq!(r.json()["require_mfa"], true);
+}
+
+async fn futures_lite(t: &TestApp, owner: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in ["Alpha", "Beta", "Gamma"] {
+        ids.push(create_org(t, owner, n).await);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_foreign_org_is_not_found_on_every_route() {
+    let t = TestApp::new().await;
+    let alice = user(&t, "ali@example.com").await;
+    let mallory = user(&t, "mal@example.com").await;
+    let org = create_org(&t, &alice, "Alice Corp").await;
+    let inv = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+                .cookie(&alice)
+                .json(json!({"email": "x@example.com", "role": "member"})),
+        )
+        .await
+        .json();
+    let inv_id = inv["id"].as_str().expect("id").to_string();
+    let alice_id = user_id(&t, t.me(&alice).await.json());
+    let routes = [
+        (Method::GET, format!("/api/v1/orgs/{org}")),
+        (Method::PATCH, format!("/api/v1/orgs/{org}")),
+        (Method::DELETE, format!("/api/v1/orgs/{org}")),
+        (Method::GET, format!("/api/v1/orgs/{org}/members")),
+        (
+            Method::PATCH,
+            format!("/api/v1/orgs/{org}/members/{alice_id}"),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/orgs/{org}/members/{alice_id}"),
+        ),
+        (Method::POST, format!("/api/v1/orgs/{org}/invitations")),
+        (Method::GET, format!("/api/v1/orgs/{org}/invitations")),
+        (
+            Method::DELETE,
+            format!("/api/v1/orgs/{org}/invitations/{inv_id}"),
+        ),
+    ];
+    let body = json!({"name": "Pwned", "role": "owner", "email": "mal@example.com"});
+    for (m, p) in &routes {
+        let r = t
+            .send(Req::new(m.clone(), p).cookie(&mallory).json(body.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{m} {p}: {}", r.text());
+        assert_eq!(r.code(), "not_found");
+        // Anonymous callers are told to sign in, and learn nothing either.
+        let r = t.send(Req::new(m.clone(), p).json(body.clone())).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{m} {p}");
+    }
+    // A made-up org id looks exactly like a real foreign one.
+    let fake = uuid::Uuid::now_v7();
+    let a = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&mallory))
+        .await;
+    let b = t
+        .send(Req::get(&format!("/api/v1/orgs/{fake}")).cookie(&mallory))
+        .await;
+    assert_eq!(a.body, b.body);
+    assert_eq!(
+        t.send(Req::get("/api/v1/orgs/not-a-uuid").cookie(&mallory))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Nothing changed.
+    let r = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&alice))
+        .await
+        .json();
+    assert_eq!(r["name"], "Alice Corp");
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}/invitations")).cookie(&alice))
+            .await
+            .json()["items"][0]["status"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn ids_from_another_org_are_not_found_inside_mine() {
+    let t = TestApp::new().await;
+    let alice = user(&t, "ali@example.com").await;
+    let bob = user(&t, "bob@example.com").await;
+    let a = create_org(&t, &alice, "A").await;
+    let b = create_org(&t, &bob, "B").await;
+    let bob_id = user_id(&t, t.me(&bob).await.json());
+    let inv_b = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{b}/invitations"))
+                .cookie(&bob)
+                .json(json!({"email": "z@example.com", "role": "member"})),
+        )
+        .await
+        .json();
+    let inv_b = inv_b["id"].as_str().expect("id").to_string();
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &format!("/api/v1/orgs/{a}/members/{bob_id}"))
+                .cookie(&alice)
+                .json(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/orgs/{a}/members/{bob_id}")).cookie(&alice))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/orgs/{a}/invitations/{inv_b}")).cookie(&alice))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = t
+        .send(Req::get(&format!("/api/v1/orgs/{b}/invitations")).cookie(&bob))
+        .await
+        .json();
+    assert_eq!(
+        r["items"][0]["status"], "pending",
+        "B's invitation untouched"
+    );
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{b}/members")).cookie(&bob))
+            .await
+            .json()["items"][0]["role"],
+        "owner"
+    );
+}
+
+#[tokio::test]
+async fn invitations_are_single_use_expire_and_need_the_invited_account() {
+    let t = TestApp::new().await;
+    let owner = user(&t, "own@example.com").await;
+    let org = create_org(&t, &owner, "Org").await;
+    let invite = |email: &str| {
+        Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+            .cookie(&owner)
+            .json(json!({"email": email, "role": "admin"}))
+    };
+    t.send(invite("dan@example.com")).await;
+    let token = t
+        .mail_to("dan@example.com")
+        .await
+        .token("/invitations/accept");
+    let eve = user(&t, "eve@example.com").await;
+    let accept = |c: &str, tok: &str| {
+        Req::post("/api/v1/invitations/accept")
+            .cookie(c)
+            .json(json!({ "token": tok }))
+    };
+    let r = t.send(accept(&eve, &token)).await;
+    assert_eq!(r.code(), "invalid_token", "another account cannot use it");
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&eve))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let dan = user(&t, "dan@example.com").await;
+    assert_eq!(t.send(accept(&dan, &token)).await.json()["role"], "admin");
+    assert_eq!(
+        t.send(accept(&dan, &token)).await.code(),
+        "invalid_token",
+        "replay"
+    );
+    assert_eq!(
+        t.send(Req::post("/api/v1/invitations/accept").json(json!({ "token": token })))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    t.send(invite("fay@example.com")).await;
+    let late = t
+        .mail_to("fay@example.com")
+        .await
+        .token("/invitations/accept");
+    let r = t.send(invite("gus@example.com")).await.json();
+    let revoked = t
+        .mail_to("gus@example.com")
+        .await
+        .token("/invitations/accept");
+    let id = r["id"].as_str().expect("id");
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/orgs/{org}/invitations/{id}")).cookie(&owner))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let gus = user(&t, "gus@example.com").await;
+    assert_eq!(t.send(accept(&gus, &revoked)).await.code(), "invalid_token");
+    t.clock.advance_secs(7 * 24 * 3600 + 1);
+    let fay = user(&t, "fay@example.com").await;
+    assert_eq!(t.send(accept(&fay, &late)).await.code(), "invalid_token");
+    let owner = t.login("own@example.com").await; // the old session is long expired
+    let list = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/invitations")).cookie(&owner))
+        .await
+        .json();
+    let statuses: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["accepted", "expired", "revoked"]);
+}
+
+#[tokio::test]
+async fn roles_guard_roles_and_the_last_owner_stays() {
+    let t = TestApp::new().await;
+    let owner = user(&t, "own@example.com").await;
+    let org = create_org(&t, &owner, "Org").await;
+    let admin = user(&t, "adm@example.com").await;
+    join(&t, &owner, &org, "adm@example.com", "admin", &admin).await;
+    let member = user(&t, "mem@example.com").await;
+    join(&t, &owner, &org, "mem@example.com", "member", &member).await;
+    let owner_id = user_id(&t, t.me(&owner).await.json());
+    let member_id = user_id(&t, t.me(&member).await.json());
+    let admin_id = user_id(&t, t.me(&admin).await.json());
+    let set = |c: &str, uid: &str, role: &str| {
+        Req::new(Method::PATCH, &format!("/api/v1/orgs/{org}/members/{uid}"))
+            .cookie(c)
+            .json(json!({ "role": role }))
+    };
+
+    // Members see masked emails; admins see them whole.
+    let seen = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/members")).cookie(&member))
+        .await
+        .json();
+    let emails: Vec<String> = seen["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|m| m["email"].as_str().expect("e").to_string())
+        .collect();
+    assert!(emails.iter().all(|e| e.contains("***")), "{emails:?}");
+    let seen = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/members")).cookie(&admin))
+        .await
+        .json();
+    assert!(seen["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|m| m["email"] == "own@example.com"));
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}/invitations")).cookie(&member))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    assert_eq!(
+        t.send(set(&member, &admin_id, "member")).await.status,
+        StatusCode::FORBIDDEN,
+        "members change no roles"
+    );
+    assert_eq!(
+        t.send(set(&admin, &member_id, "owner")).await.status,
+        StatusCode::FORBIDDEN,
+        "only owners make owners"
+    );
+    assert_eq!(
+        t.send(set(&admin, &owner_id, "member")).await.status,
+        StatusCode::FORBIDDEN,
+        "only owners demote owners"
+    );
+    assert_eq!(
+        t.send(set(&admin, &member_id, "admin")).await.json()["role"],
+        "admin"
+    );
+    let r = t.send(set(&owner, &owner_id, "admin")).await;
+    assert_eq!(r.code(), "last_owner");
+    let r = t
+        .send(Req::delete(&format!("/api/v1/orgs/{org}/members/{owner_id}")).cookie(&owner))
+        .await;
+    assert_eq!(r.code(), "last_owner", "the last owner cannot leave");
+    assert_eq!(
+        t.send(set(&owner, &admin_id, "owner")).await.json()["role"],
+        "owner"
+    );
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/orgs/{org}/members/{owner_id}")).cookie(&owner))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&owner))
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "gone after leaving"
+    );
+    let r = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+                .cookie(&member)
+                .json(json!({"email": "o@example.com", "role": "owner"})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "an admin cannot invite owners"
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_org_needs_the_owner_a_step_up_and_destroys_its_key() {
+    let t = TestApp::new().await;
+    let owner = user(&t, "own@example.com").await;
+    let org = create_org(&t, &owner, "Doomed").await;
+    let admin = user(&t, "adm@example.com").await;
+    join(&t, &owner, &org, "adm@example.com", "admin", &admin).await;
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/orgs/{org}")).cookie(&admin))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    t.clock.advance_secs(11 * 60);
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/orgs/{org}")).cookie(&owner))
+            .await
+            .code(),
+        "reauthentication_required"
+    );
+    t.send(
+        Req::post("/api/v1/me/reauthenticate")
+            .cookie(&owner)
+            .json(json!({"password": crate::support::PASSWORD})),
+    )
+    .await;
+    assert_eq!(
+        t.send(Req::delete(&format!("/api/v1/orgs/{org}")).cookie(&owner))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&owner))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    use sqlx::Row;
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM data_keys WHERE id = $1")
+        .bind(&org)
+        .fetch_one(&t.app.db.pool)
+        .await
+        .expect("q")
+        .try_get("n")
+        .expect("n");
+    assert_eq!(n, 0, "the org's key is destroyed");
+    let mut c = t.app.db.pool.acquire().await.expect("conn");
+    let chain = strongroom::audit::load_chain(&mut c, &org)
+        .await
+        .expect("chain");
+    assert_eq!(chain.last().map(|e| e.action.as_str()), Some("org.deleted"));
+    assert_eq!(strongroom::audit::first_bad_seq(&chain), None);
+}
+
+#[tokio::test]
+async fn the_database_itself_hides_other_tenants() {
+    use sqlx::Row;
+    let t = TestApp::new().await;
+    let alice = user(&t, "ali@example.com").await;
+    let bob = user(&t, "bob@example.com").await;
+    let a = create_org(&t, &alice, "A").await;
+    let b = create_org(&t, &bob, "B").await;
+    for (c, o) in [(&alice, &a), (&bob, &b)] {
+        t.send(
+            Req::post(&format!("/api/v1/orgs/{o}/invitations"))
+                .cookie(c)
+                .json(json!({"email": "x@example.com", "role": "member"})),
+        )
+        .await;
+    }
+    let alice_id = user_id(&t, t.me(&alice).await.json());
+    // A query that forgets its org filter, run through the app's own pool in A's context.
+    let mut tx = t.app.db.begin_scoped(&a, &alice_id).await.expect("tx");
+    let orgs: Vec<String> = sqlx::query("SELECT org_id FROM invitations")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|r| r.try_get("org_id").expect("o"))
+        .collect();
+    let members: Vec<String> = sqlx::query("SELECT org_id FROM org_members")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|r| r.try_get("org_id").expect("o"))
+        .collect();
+    tx.commit().await.expect("commit");
+    if crate::support::backend_is_postgres() {
+        assert_eq!(orgs, vec![a.clone()], "row-level security shows only A");
+        assert_eq!(members, vec![a.clone()]);
+        // Without any tenant context, tenant tables are empty to the application.
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM invitations")
+            .fetch_one(&t.app.db.pool)
+            .await
+            .expect("q")
+            .try_get("n")
+            .expect("n");
+        assert_eq!(n, 0);
+        // And the application role cannot rewrite the audit trail, triggers aside.
+        let e = sqlx::query("DELETE FROM audit_events")
+            .execute(&t.app.db.pool)
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains("permission denied"), "{e}");
+    } else {
+        // SQLite has the application wall only (README): the unfiltered query does see B.
+        assert_eq!(orgs.len(), 2);
+        assert!(orgs.contains(&b));
+    }
+}
