@@ -47,6 +47,15 @@ pub enum Action {
     InvitationCreated,
     InvitationRevoked,
     InvitationAccepted,
+    WorkspaceCreated,
+    WorkspaceUpdated,
+    WorkspaceDeleted,
+    WorkspaceMemberSet,
+    WorkspaceMemberRemoved,
+    ItemCreated,
+    ItemUpdated,
+    ItemDeleted,
+    CommentCreated,
 }
 
 impl Action {
@@ -81,6 +90,15 @@ impl Action {
         Action::InvitationCreated,
         Action::InvitationRevoked,
         Action::InvitationAccepted,
+        Action::WorkspaceCreated,
+        Action::WorkspaceUpdated,
+        Action::WorkspaceDeleted,
+        Action::WorkspaceMemberSet,
+        Action::WorkspaceMemberRemoved,
+        Action::ItemCreated,
+        Action::ItemUpdated,
+        Action::ItemDeleted,
+        Action::CommentCreated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +133,15 @@ impl Action {
             Action::InvitationCreated => "invitation.created",
             Action::InvitationRevoked => "invitation.revoked",
             Action::InvitationAccepted => "invitation.accepted",
+            Action::WorkspaceCreated => "workspace.created",
+            Action::WorkspaceUpdated => "workspace.updated",
+            Action::WorkspaceDeleted => "workspace.deleted",
+            Action::WorkspaceMemberSet => "workspace.member_set",
+            Action::WorkspaceMemberRemoved => "workspace.member_removed",
+            Action::ItemCreated => "item.created",
+            Action::ItemUpdated => "item.updated",
+            Action::ItemDeleted => "item.deleted",
+            Action::CommentCreated => "comment.created",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod pages;
 pub mod passkey_api;
 pub mod problem;
 pub mod session;
+pub mod work_api;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strongroom API", version = "1", description = "The Strongroom HTTP contract (v1)."),
-    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "meta"))
+    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "work"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -49,6 +50,7 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(mfa_api::me_router())
         .merge(passkey_api::me_router())
         .merge(org_api::router())
+        .merge(work_api::router())
         .merge(ops::api_router())
         .split_for_parts()
 }

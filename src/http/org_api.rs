@@ -52,8 +52,8 @@ impl FromRequestParts<AppState> for Org {
 
 #[derive(Deserialize, IntoParams)]
 pub struct PageQuery {
-    cursor: Option<String>,
-    limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod work;
 
 use std::time::Duration;
 

@@ -145,6 +145,7 @@ pub async fn remove_member(
         }
     }
     store::orgs::delete_member(&mut tx, scope.org_id(), user_id).await?;
+    store::work::delete_user_workspace_roles(&mut tx, scope.org_id(), user_id).await?;
     audit_org(
         &mut tx,
         scope,

@@ -6,8 +6,10 @@
 //! gets `NotFound`, never `Forbidden`, so an org's existence does not leak.
 
 mod invitations;
+pub mod items;
 mod members;
 mod orgs;
+pub mod workspaces;
 
 use std::sync::Arc;
 

@@ -200,6 +200,57 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .cookie(&s),
     )
     .await;
+    // Work: a workspace with a member, an item with a comment, then all removed.
+    let ws = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{org}/workspaces"))
+                .cookie(&s)
+                .json(json!({"name": "Room", "kind": "deal"})),
+        )
+        .await
+        .json();
+    let wsb = format!(
+        "/api/v1/orgs/{org}/workspaces/{}",
+        ws["id"].as_str().expect("ws")
+    );
+    t.send(
+        Req::new(axum::http::Method::PATCH, &wsb)
+            .cookie(&s)
+            .json(json!({"description": "Due diligence"})),
+    )
+    .await;
+    t.send(
+        Req::new(axum::http::Method::PUT, &format!("{wsb}/members/{yan_id}"))
+            .cookie(&s)
+            .json(json!({"role": "viewer"})),
+    )
+    .await;
+    t.send(Req::delete(&format!("{wsb}/members/{yan_id}")).cookie(&s))
+        .await;
+    let item = t
+        .send(
+            Req::post(&format!("{wsb}/items"))
+                .cookie(&s)
+                .json(json!({"title": "Model"})),
+        )
+        .await
+        .json();
+    let itb = format!("{wsb}/items/{}", item["id"].as_str().expect("item"));
+    t.send(
+        Req::new(axum::http::Method::PATCH, &itb)
+            .cookie(&s)
+            .json(json!({"status": "done"})),
+    )
+    .await;
+    t.send(
+        Req::post(&format!("{itb}/updates"))
+            .cookie(&s)
+            .json(json!({"body": "Reviewed"})),
+    )
+    .await;
+    t.send(Req::delete(&itb).cookie(&s)).await;
+    let r = t.send(Req::delete(&wsb).cookie(&s)).await;
+    assert_eq!(r.status, axum::http::StatusCode::NO_CONTENT);
     t.send(Req::delete(&format!("/api/v1/orgs/{org}/members/{yan_id}")).cookie(&s))
         .await;
     let r = t

@@ -3,6 +3,7 @@
 
 mod support;
 mod tenancy;
+mod work;
 
 mod abuse;
 mod audit;
@@ -12,6 +13,7 @@ mod cli;
 mod hardening;
 mod identity;
 mod logs;
+mod matrix;
 mod mfa;
 mod pages;
 mod sessions;

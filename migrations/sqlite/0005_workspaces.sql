@@ -1,0 +1,50 @@
+-- Workspaces (deal rooms and boards), their members, items and comments ("updates").
+-- Names, descriptions, titles, fields and comment bodies are encrypted under the org's key.
+CREATE TABLE workspaces (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    name_ct BLOB NOT NULL,
+    description_ct BLOB NOT NULL,
+    statuses TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX workspaces_org ON workspaces(org_id, id);
+
+CREATE TABLE workspace_members (
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, user_id)
+);
+CREATE INDEX workspace_members_user ON workspace_members(org_id, user_id);
+
+CREATE TABLE items (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    title_ct BLOB NOT NULL,
+    status TEXT NOT NULL,
+    assignee_id TEXT,
+    due_on TEXT,
+    fields_ct BLOB NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX items_workspace ON items(org_id, workspace_id, id);
+
+CREATE TABLE item_updates (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    body_ct BLOB NOT NULL,
+    author_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX item_updates_item ON item_updates(org_id, item_id, id);

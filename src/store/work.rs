@@ -1,0 +1,433 @@
+//! Workspaces, workspace roles, items and comments. Every query filters by org id (and runs in a
+//! transaction opened for that org).
+
+use sqlx::Row;
+
+use super::Conn;
+
+pub struct WorkspaceRow {
+    pub id: String,
+    pub kind: String,
+    pub name_ct: Vec<u8>,
+    pub description_ct: Vec<u8>,
+    pub statuses: String,
+    pub created_at: i64,
+}
+
+const WS_COLS: &str = "id, kind, name_ct, description_ct, statuses, created_at";
+
+fn ws_from(r: &sqlx::any::AnyRow) -> Result<WorkspaceRow, sqlx::Error> {
+    Ok(WorkspaceRow {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        name_ct: r.try_get("name_ct")?,
+        description_ct: r.try_get("description_ct")?,
+        statuses: r.try_get("statuses")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub struct NewWorkspace<'a> {
+    pub id: &'a str,
+    pub org_id: &'a str,
+    pub kind: &'a str,
+    pub name_ct: Vec<u8>,
+    pub description_ct: Vec<u8>,
+    pub statuses: &'a str,
+    pub created_by: &'a str,
+    pub now: i64,
+}
+
+pub async fn insert_workspace(c: &mut Conn, w: NewWorkspace<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO workspaces (id, org_id, kind, name_ct, description_ct, statuses, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(w.id)
+    .bind(w.org_id)
+    .bind(w.kind)
+    .bind(w.name_ct)
+    .bind(w.description_ct)
+    .bind(w.statuses)
+    .bind(w.created_by)
+    .bind(w.now)
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
+}
+
+pub async fn get_workspace(
+    c: &mut Conn,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<WorkspaceRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {WS_COLS} FROM workspaces WHERE org_id = $1 AND id = $2"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    .as_ref()
+    .map(ws_from)
+    .transpose()
+}
+
+/// All workspaces of the org (for admins), or those `user_id` holds a role in.
+pub async fn list_workspaces(
+    c: &mut Conn,
+    org_id: &str,
+    only_for: Option<&str>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<WorkspaceRow>, sqlx::Error> {
+    let rows = match only_for {
+        None => {
+            sqlx::query(&format!("SELECT {WS_COLS} FROM workspaces WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                .bind(org_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await?
+        }
+        Some(uid) => {
+            sqlx::query(&format!(
+                "SELECT {WS_COLS} FROM workspaces w WHERE w.org_id = $1 AND w.id > $2 AND EXISTS \
+                 (SELECT 1 FROM workspace_members m WHERE m.workspace_id = w.id AND m.org_id = $1 AND m.user_id = $4) ORDER BY w.id LIMIT $3"
+            ))
+            .bind(org_id)
+            .bind(after)
+            .bind(limit)
+            .bind(uid)
+            .fetch_all(&mut *c)
+            .await?
+        }
+    };
+    rows.iter().map(ws_from).collect()
+}
+
+pub async fn update_workspace(
+    c: &mut Conn,
+    org_id: &str,
+    id: &str,
+    name_ct: Option<Vec<u8>>,
+    description_ct: Option<Vec<u8>>,
+    statuses: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if let Some(v) = name_ct {
+        sqlx::query(
+            "UPDATE workspaces SET name_ct = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org_id)
+        .bind(id)
+        .bind(v)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    }
+    if let Some(v) = description_ct {
+        sqlx::query("UPDATE workspaces SET description_ct = $3, updated_at = $4 WHERE org_id = $1 AND id = $2").bind(org_id).bind(id).bind(v).bind(now).execute(&mut *c).await?;
+    }
+    if let Some(v) = statuses {
+        sqlx::query(
+            "UPDATE workspaces SET statuses = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org_id)
+        .bind(id)
+        .bind(v)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn delete_workspace(c: &mut Conn, org_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM workspaces WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn workspace_role(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    user_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT role FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id = $3")
+        .bind(org_id)
+        .bind(ws_id)
+        .bind(user_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| r.try_get("role"))
+        .transpose()
+}
+
+/// Sets (inserts or replaces) a workspace role.
+pub async fn set_workspace_role(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    user_id: &str,
+    role: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(ws_id)
+    .bind(org_id)
+    .bind(user_id)
+    .bind(role)
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
+}
+
+pub async fn delete_workspace_role(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    user_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id = $3",
+    )
+    .bind(org_id)
+    .bind(ws_id)
+    .bind(user_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn list_workspace_members(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query("SELECT user_id, role, created_at FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id > $3 ORDER BY user_id LIMIT $4")
+        .bind(org_id)
+        .bind(ws_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("user_id")?, r.try_get("role")?, r.try_get("created_at")?)))
+        .collect()
+}
+
+/// Removes the user's workspace roles in the org (when they leave it).
+pub async fn delete_user_workspace_roles(
+    c: &mut Conn,
+    org_id: &str,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM workspace_members WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
+pub struct ItemRow {
+    pub id: String,
+    pub title_ct: Vec<u8>,
+    pub status: String,
+    pub assignee_id: Option<String>,
+    pub due_on: Option<String>,
+    pub fields_ct: Vec<u8>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const ITEM_COLS: &str =
+    "id, title_ct, status, assignee_id, due_on, fields_ct, created_by, created_at, updated_at";
+
+fn item_from(r: &sqlx::any::AnyRow) -> Result<ItemRow, sqlx::Error> {
+    Ok(ItemRow {
+        id: r.try_get("id")?,
+        title_ct: r.try_get("title_ct")?,
+        status: r.try_get("status")?,
+        assignee_id: r.try_get("assignee_id")?,
+        due_on: r.try_get("due_on")?,
+        fields_ct: r.try_get("fields_ct")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub struct ItemValues<'a> {
+    pub title_ct: Vec<u8>,
+    pub status: &'a str,
+    pub assignee_id: Option<&'a str>,
+    pub due_on: Option<&'a str>,
+    pub fields_ct: Vec<u8>,
+}
+
+pub async fn insert_item(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    id: &str,
+    v: ItemValues<'_>,
+    created_by: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO items (id, org_id, workspace_id, title_ct, status, assignee_id, due_on, fields_ct, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(ws_id)
+    .bind(v.title_ct)
+    .bind(v.status)
+    .bind(v.assignee_id)
+    .bind(v.due_on)
+    .bind(v.fields_ct)
+    .bind(created_by)
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
+}
+
+pub async fn update_item(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    id: &str,
+    v: ItemValues<'_>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE items SET title_ct = $4, status = $5, assignee_id = $6, due_on = $7, fields_ct = $8, updated_at = $9 \
+         WHERE org_id = $1 AND workspace_id = $2 AND id = $3",
+    )
+    .bind(org_id)
+    .bind(ws_id)
+    .bind(id)
+    .bind(v.title_ct)
+    .bind(v.status)
+    .bind(v.assignee_id)
+    .bind(v.due_on)
+    .bind(v.fields_ct)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn get_item(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    id: &str,
+) -> Result<Option<ItemRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {ITEM_COLS} FROM items WHERE org_id = $1 AND workspace_id = $2 AND id = $3"
+    ))
+    .bind(org_id)
+    .bind(ws_id)
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    .as_ref()
+    .map(item_from)
+    .transpose()
+}
+
+pub async fn list_items(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<ItemRow>, sqlx::Error> {
+    sqlx::query(&format!("SELECT {ITEM_COLS} FROM items WHERE org_id = $1 AND workspace_id = $2 AND id > $3 ORDER BY id LIMIT $4"))
+        .bind(org_id)
+        .bind(ws_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(item_from)
+        .collect()
+}
+
+pub async fn delete_item(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM items WHERE org_id = $1 AND workspace_id = $2 AND id = $3")
+        .bind(org_id)
+        .bind(ws_id)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub struct NewUpdate<'a> {
+    pub org_id: &'a str,
+    pub ws_id: &'a str,
+    pub item_id: &'a str,
+    pub id: &'a str,
+    pub body_ct: Vec<u8>,
+    pub author: &'a str,
+    pub now: i64,
+}
+
+pub async fn insert_update(c: &mut Conn, u: NewUpdate<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO item_updates (id, org_id, workspace_id, item_id, body_ct, author_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(u.id)
+        .bind(u.org_id)
+        .bind(u.ws_id)
+        .bind(u.item_id)
+        .bind(u.body_ct)
+        .bind(u.author)
+        .bind(u.now)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
+pub async fn list_updates(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+    item_id: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, Vec<u8>, String, i64)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id, body_ct, author_id, created_at FROM item_updates WHERE org_id = $1 AND workspace_id = $2 AND item_id = $3 AND id > $4 ORDER BY id LIMIT $5",
+    )
+    .bind(org_id)
+    .bind(ws_id)
+    .bind(item_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("id")?, r.try_get("body_ct")?, r.try_get("author_id")?, r.try_get("created_at")?)))
+    .collect()
+}

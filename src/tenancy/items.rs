@@ -1,0 +1,393 @@
+//! Items of a workspace and their comments ("updates"). Viewers read; editors write.
+
+use serde_json::{json, Value};
+
+use super::workspaces::{WorkspaceScope, WsRole};
+use super::{audit_org, decode_cursor, page, page_limit, Page};
+use crate::audit::Action;
+use crate::error::{AppError, AppResult};
+use crate::identity::RequestCtx;
+use crate::state::App;
+use crate::store::{self, work};
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ItemView {
+    pub id: String,
+    pub title: String,
+    pub status: String,
+    pub assignee_id: Option<String>,
+    pub due_on: Option<String>,
+    #[schema(value_type = Object)]
+    pub fields: Value,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Fields of an item; on update, absent fields keep their value and `assignee_id`/`due_on` set to
+/// null clear it.
+#[derive(Debug, Default)]
+pub struct ItemInput {
+    pub title: Option<String>,
+    pub status: Option<String>,
+    pub assignee_id: Option<Option<String>>,
+    pub due_on: Option<Option<String>>,
+    pub fields: Option<Value>,
+}
+
+const MAX_FIELDS_BYTES: usize = 16 * 1024;
+
+fn view(ws: &WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
+    let key = ws.org.key();
+    let fields = key.open("items", "fields", &r.id, &r.fields_ct)?;
+    Ok(ItemView {
+        id: r.id.clone(),
+        title: key.open_string("items", "title", &r.id, &r.title_ct)?,
+        status: r.status.clone(),
+        assignee_id: r.assignee_id.clone(),
+        due_on: r.due_on.clone(),
+        fields: serde_json::from_slice(&fields).unwrap_or(Value::Null),
+        created_by: r.created_by.clone(),
+        created_at: crate::clock::rfc3339(r.created_at),
+        updated_at: crate::clock::rfc3339(r.updated_at),
+    })
+}
+
+/// The values to store, validated: title, a status of this workspace, an assignee who is a member
+/// of this org, a real date, and a JSON object of bounded size.
+async fn validate(
+    app: &App,
+    tx: &mut store::Tx,
+    ws: &WorkspaceScope,
+    id: &str,
+    v: &ItemInput,
+    current: Option<&ItemView>,
+) -> AppResult<(String, String, Option<String>, Option<String>, Value)> {
+    let _ = app;
+    let title = match (&v.title, current) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(c)) => c.title.clone(),
+        (None, None) => String::new(),
+    };
+    if title.is_empty() || title.chars().count() > 300 || title.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "invalid_title",
+            "title: 1 to 300 characters.",
+        ));
+    }
+    let status = match (&v.status, current) {
+        (Some(s), _) => s.clone(),
+        (None, Some(c)) => c.status.clone(),
+        (None, None) => ws
+            .statuses()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "todo".into()),
+    };
+    if !ws.statuses().contains(&status) {
+        return Err(AppError::invalid(
+            "invalid_status",
+            format!("status: one of {}.", ws.statuses().join(", ")),
+        ));
+    }
+    let assignee = match (&v.assignee_id, current) {
+        (Some(a), _) => a.clone(),
+        (None, Some(c)) => c.assignee_id.clone(),
+        (None, None) => None,
+    };
+    if let Some(a) = &assignee {
+        let member = uuid::Uuid::parse_str(a).is_ok()
+            && store::orgs::member_role(tx, ws.org.org_id(), a)
+                .await?
+                .is_some();
+        if !member {
+            return Err(AppError::invalid(
+                "invalid_assignee",
+                "assignee_id: a member of this organization.",
+            ));
+        }
+    }
+    let due = match (&v.due_on, current) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => c.due_on.clone(),
+        (None, None) => None,
+    };
+    if let Some(d) = &due {
+        let fmt = time::macros::format_description!("[year]-[month]-[day]");
+        if time::Date::parse(d, &fmt).is_err() {
+            return Err(AppError::invalid(
+                "invalid_due_on",
+                "due_on: a date like 2026-12-31.",
+            ));
+        }
+    }
+    let fields = match (&v.fields, current) {
+        (Some(f), _) => f.clone(),
+        (None, Some(c)) => c.fields.clone(),
+        (None, None) => json!({}),
+    };
+    if !fields.is_object()
+        || serde_json::to_vec(&fields).map_or(usize::MAX, |b| b.len()) > MAX_FIELDS_BYTES
+    {
+        return Err(AppError::invalid(
+            "invalid_fields",
+            "fields: a JSON object of at most 16 KiB.",
+        ));
+    }
+    let _ = id;
+    Ok((title, status, assignee, due, fields))
+}
+
+pub async fn create_item(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &WorkspaceScope,
+    input: ItemInput,
+) -> AppResult<ItemView> {
+    ws.require(WsRole::Editor)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = app.clock.now_ms();
+    let key = ws.org.key();
+    let mut tx = ws.org.begin(app).await?;
+    let (title, status, assignee, due, fields) =
+        validate(app, &mut tx, ws, &id, &input, None).await?;
+    let values = work::ItemValues {
+        title_ct: key.seal("items", "title", &id, title.as_bytes()),
+        status: &status,
+        assignee_id: assignee.as_deref(),
+        due_on: due.as_deref(),
+        fields_ct: key.seal(
+            "items",
+            "fields",
+            &id,
+            &serde_json::to_vec(&fields).unwrap_or_default(),
+        ),
+    };
+    work::insert_item(
+        &mut tx,
+        ws.org.org_id(),
+        ws.id(),
+        &id,
+        values,
+        ws.org.user_id(),
+        now,
+    )
+    .await?;
+    audit_org(
+        &mut tx,
+        &ws.org,
+        ctx,
+        Action::ItemCreated,
+        ("item", &id),
+        json!({ "workspace_id": ws.id() }),
+        now,
+    )
+    .await?;
+    let row = work::get_item(&mut tx, ws.org.org_id(), ws.id(), &id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    view(ws, &row)
+}
+
+pub async fn list_items(
+    app: &App,
+    ws: &WorkspaceScope,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> AppResult<Page<ItemView>> {
+    let after = decode_cursor(cursor)?;
+    let limit = page_limit(limit)?;
+    let mut tx = ws.org.begin(app).await?;
+    let rows = work::list_items(&mut tx, ws.org.org_id(), ws.id(), &after, limit + 1).await?;
+    tx.commit().await?;
+    let items = rows
+        .iter()
+        .map(|r| view(ws, r))
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(page(items, limit, |i| i.id.clone()))
+}
+
+pub async fn get_item(app: &App, ws: &WorkspaceScope, item_id: &str) -> AppResult<ItemView> {
+    if uuid::Uuid::parse_str(item_id).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let mut tx = ws.org.begin(app).await?;
+    let row = work::get_item(&mut tx, ws.org.org_id(), ws.id(), item_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    view(ws, &row)
+}
+
+pub async fn update_item(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &WorkspaceScope,
+    item_id: &str,
+    input: ItemInput,
+) -> AppResult<ItemView> {
+    let current = get_item(app, ws, item_id).await?;
+    ws.require(WsRole::Editor)?;
+    let now = app.clock.now_ms();
+    let key = ws.org.key();
+    let mut tx = ws.org.begin(app).await?;
+    let (title, status, assignee, due, fields) =
+        validate(app, &mut tx, ws, item_id, &input, Some(&current)).await?;
+    let values = work::ItemValues {
+        title_ct: key.seal("items", "title", item_id, title.as_bytes()),
+        status: &status,
+        assignee_id: assignee.as_deref(),
+        due_on: due.as_deref(),
+        fields_ct: key.seal(
+            "items",
+            "fields",
+            item_id,
+            &serde_json::to_vec(&fields).unwrap_or_default(),
+        ),
+    };
+    if !work::update_item(&mut tx, ws.org.org_id(), ws.id(), item_id, values, now).await? {
+        return Err(AppError::NotFound);
+    }
+    audit_org(
+        &mut tx,
+        &ws.org,
+        ctx,
+        Action::ItemUpdated,
+        ("item", item_id),
+        json!({ "workspace_id": ws.id() }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    get_item(app, ws, item_id).await
+}
+
+pub async fn delete_item(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &WorkspaceScope,
+    item_id: &str,
+) -> AppResult<()> {
+    get_item(app, ws, item_id).await?;
+    ws.require(WsRole::Editor)?;
+    let now = app.clock.now_ms();
+    let mut tx = ws.org.begin(app).await?;
+    if !work::delete_item(&mut tx, ws.org.org_id(), ws.id(), item_id).await? {
+        return Err(AppError::NotFound);
+    }
+    audit_org(
+        &mut tx,
+        &ws.org,
+        ctx,
+        Action::ItemDeleted,
+        ("item", item_id),
+        json!({ "workspace_id": ws.id() }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct UpdateView {
+    pub id: String,
+    pub item_id: String,
+    pub body: String,
+    pub author_id: String,
+    pub created_at: String,
+}
+
+pub async fn create_update(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &WorkspaceScope,
+    item_id: &str,
+    body: &str,
+) -> AppResult<UpdateView> {
+    get_item(app, ws, item_id).await?;
+    ws.require(WsRole::Editor)?;
+    let body = body.trim().to_string();
+    if body.is_empty() || body.chars().count() > 10_000 {
+        return Err(AppError::invalid(
+            "invalid_body",
+            "body: 1 to 10,000 characters.",
+        ));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = app.clock.now_ms();
+    let mut tx = ws.org.begin(app).await?;
+    let ct = ws
+        .org
+        .key()
+        .seal("item_updates", "body", &id, body.as_bytes());
+    work::insert_update(
+        &mut tx,
+        work::NewUpdate {
+            org_id: ws.org.org_id(),
+            ws_id: ws.id(),
+            item_id,
+            id: &id,
+            body_ct: ct,
+            author: ws.org.user_id(),
+            now,
+        },
+    )
+    .await?;
+    audit_org(
+        &mut tx,
+        &ws.org,
+        ctx,
+        Action::CommentCreated,
+        ("comment", &id),
+        json!({ "item_id": item_id }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(UpdateView {
+        id,
+        item_id: item_id.to_string(),
+        body,
+        author_id: ws.org.user_id().to_string(),
+        created_at: crate::clock::rfc3339(now),
+    })
+}
+
+pub async fn list_updates(
+    app: &App,
+    ws: &WorkspaceScope,
+    item_id: &str,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> AppResult<Page<UpdateView>> {
+    get_item(app, ws, item_id).await?;
+    let after = decode_cursor(cursor)?;
+    let limit = page_limit(limit)?;
+    let mut tx = ws.org.begin(app).await?;
+    let rows = work::list_updates(
+        &mut tx,
+        ws.org.org_id(),
+        ws.id(),
+        item_id,
+        &after,
+        limit + 1,
+    )
+    .await?;
+    tx.commit().await?;
+    let key = ws.org.key();
+    let items = rows
+        .into_iter()
+        .map(|(id, ct, author, at)| {
+            Ok(UpdateView {
+                body: key.open_string("item_updates", "body", &id, &ct)?,
+                id,
+                item_id: item_id.to_string(),
+                author_id: author,
+                created_at: crate::clock::rfc3339(at),
+            })
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(page(items, limit, |u| u.id.clone()))
+}

@@ -1,0 +1,467 @@
+//! Workspaces (a deal room or a board) and workspace roles. Org owners and admins act as owner of
+//! every workspace of their org; members see only the workspaces they hold a role in, and any
+//! other workspace is "not found" to them.
+
+use serde_json::json;
+
+use super::{audit_org, decode_cursor, page, page_limit, OrgRole, OrgScope, Page};
+use crate::audit::Action;
+use crate::error::{AppError, AppResult};
+use crate::identity::RequestCtx;
+use crate::state::App;
+use crate::store::{self, work};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WsRole {
+    Viewer,
+    Editor,
+    Owner,
+}
+
+impl WsRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WsRole::Viewer => "viewer",
+            WsRole::Editor => "editor",
+            WsRole::Owner => "owner",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(WsRole::Viewer),
+            "editor" => Some(WsRole::Editor),
+            "owner" => Some(WsRole::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// Proof of the caller's (effective) role in one workspace of an org.
+pub struct WorkspaceScope {
+    pub org: OrgScope,
+    ws_id: String,
+    role: WsRole,
+    statuses: Vec<String>,
+}
+
+impl WorkspaceScope {
+    pub fn id(&self) -> &str {
+        &self.ws_id
+    }
+    pub fn role(&self) -> WsRole {
+        self.role
+    }
+    pub fn statuses(&self) -> &[String] {
+        &self.statuses
+    }
+    pub fn require(&self, role: WsRole) -> AppResult<()> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden {
+                code: "forbidden",
+                detail: format!("This needs the {} role in the workspace.", role.as_str()),
+            })
+        }
+    }
+}
+
+/// The caller's scope in workspace `ws_id` of the org; `NotFound` when it does not exist in this
+/// org or the caller may not see it.
+pub async fn authorize_workspace(
+    app: &App,
+    org: OrgScope,
+    ws_id: &str,
+) -> AppResult<WorkspaceScope> {
+    if uuid::Uuid::parse_str(ws_id).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let mut tx = org.begin(app).await?;
+    let ws = work::get_workspace(&mut tx, org.org_id(), ws_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let role = if org.role() >= OrgRole::Admin {
+        WsRole::Owner
+    } else {
+        work::workspace_role(&mut tx, org.org_id(), ws_id, org.user_id())
+            .await?
+            .and_then(|r| WsRole::parse(&r))
+            .ok_or(AppError::NotFound)?
+    };
+    tx.commit().await?;
+    let statuses = serde_json::from_str(&ws.statuses).unwrap_or_default();
+    Ok(WorkspaceScope {
+        org,
+        ws_id: ws_id.to_string(),
+        role,
+        statuses,
+    })
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub description: String,
+    pub statuses: Vec<String>,
+    /// The caller's effective role.
+    pub role: WsRole,
+    pub created_at: String,
+}
+
+fn view(org: &OrgScope, w: &work::WorkspaceRow, role: WsRole) -> AppResult<WorkspaceView> {
+    Ok(WorkspaceView {
+        id: w.id.clone(),
+        kind: w.kind.clone(),
+        name: org
+            .key()
+            .open_string("workspaces", "name", &w.id, &w.name_ct)?,
+        description: org.key().open_string(
+            "workspaces",
+            "description",
+            &w.id,
+            &w.description_ct,
+        )?,
+        statuses: serde_json::from_str(&w.statuses).unwrap_or_default(),
+        role,
+        created_at: crate::clock::rfc3339(w.created_at),
+    })
+}
+
+fn text(field: &'static str, v: &str, max: usize, required: bool) -> AppResult<String> {
+    let t = v.trim().to_string();
+    if (required && t.is_empty())
+        || t.chars().count() > max
+        || t.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(AppError::invalid(
+            "invalid_field",
+            format!("{field}: 1 to {max} characters, no control characters."),
+        ));
+    }
+    Ok(t)
+}
+
+fn statuses(list: Option<Vec<String>>) -> AppResult<Vec<String>> {
+    let list = list.unwrap_or_else(|| vec!["todo".into(), "doing".into(), "done".into()]);
+    let ok = !list.is_empty()
+        && list.len() <= 20
+        && list
+            .iter()
+            .all(|s| (1..=40).contains(&s.chars().count()) && !s.chars().any(char::is_control))
+        && list.iter().collect::<std::collections::BTreeSet<_>>().len() == list.len();
+    if !ok {
+        return Err(AppError::invalid(
+            "invalid_statuses",
+            "statuses: 1 to 20 distinct names of 1 to 40 characters.",
+        ));
+    }
+    Ok(list)
+}
+
+pub struct WorkspaceInput {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub description: Option<String>,
+    pub statuses: Option<Vec<String>>,
+}
+
+/// Creates a workspace (org admins); the creator holds its owner role.
+pub async fn create_workspace(
+    app: &App,
+    ctx: &RequestCtx,
+    org: &OrgScope,
+    input: WorkspaceInput,
+) -> AppResult<WorkspaceView> {
+    org.require(OrgRole::Admin)?;
+    let name = text("name", input.name.as_deref().unwrap_or(""), 120, true)?;
+    let description = text(
+        "description",
+        input.description.as_deref().unwrap_or(""),
+        4000,
+        false,
+    )?;
+    let kind = match input.kind.as_deref() {
+        Some("deal") => "deal",
+        Some("board") => "board",
+        _ => return Err(AppError::invalid("invalid_kind", "kind: deal or board.")),
+    };
+    let statuses = statuses(input.statuses)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = app.clock.now_ms();
+    let mut tx = org.begin(app).await?;
+    let row = work::NewWorkspace {
+        id: &id,
+        org_id: org.org_id(),
+        kind,
+        name_ct: org.key().seal("workspaces", "name", &id, name.as_bytes()),
+        description_ct: org
+            .key()
+            .seal("workspaces", "description", &id, description.as_bytes()),
+        statuses: &serde_json::to_string(&statuses).unwrap_or_default(),
+        created_by: org.user_id(),
+        now,
+    };
+    work::insert_workspace(&mut tx, row).await?;
+    work::set_workspace_role(
+        &mut tx,
+        org.org_id(),
+        &id,
+        org.user_id(),
+        WsRole::Owner.as_str(),
+        now,
+    )
+    .await?;
+    audit_org(
+        &mut tx,
+        org,
+        ctx,
+        Action::WorkspaceCreated,
+        ("workspace", &id),
+        json!({ "kind": kind }),
+        now,
+    )
+    .await?;
+    let stored = work::get_workspace(&mut tx, org.org_id(), &id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    view(org, &stored, WsRole::Owner)
+}
+
+pub async fn list_workspaces(
+    app: &App,
+    org: &OrgScope,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> AppResult<Page<WorkspaceView>> {
+    let after = decode_cursor(cursor)?;
+    let limit = page_limit(limit)?;
+    let mut tx = org.begin(app).await?;
+    let all = org.role() >= OrgRole::Admin;
+    let rows = work::list_workspaces(
+        &mut tx,
+        org.org_id(),
+        if all { None } else { Some(org.user_id()) },
+        &after,
+        limit + 1,
+    )
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for w in &rows {
+        let role = if all {
+            WsRole::Owner
+        } else {
+            work::workspace_role(&mut tx, org.org_id(), &w.id, org.user_id())
+                .await?
+                .and_then(|r| WsRole::parse(&r))
+                .unwrap_or(WsRole::Viewer)
+        };
+        items.push(view(org, w, role)?);
+    }
+    tx.commit().await?;
+    Ok(page(items, limit, |w| w.id.clone()))
+}
+
+pub async fn get_workspace(app: &App, ws: &WorkspaceScope) -> AppResult<WorkspaceView> {
+    let mut tx = ws.org.begin(app).await?;
+    let row = work::get_workspace(&mut tx, ws.org.org_id(), ws.id())
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    view(&ws.org, &row, ws.role())
+}
+
+/// Renames, describes or re-states a workspace (workspace editors).
+pub async fn update_workspace(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &WorkspaceScope,
+    input: WorkspaceInput,
+) -> AppResult<WorkspaceView> {
+    ws.require(WsRole::Editor)?;
+    if input.kind.is_some() {
+        return Err(AppError::invalid(
+            "invalid_kind",
+            "A workspace's kind cannot change.",
+        ));
+    }
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| text("name", n, 120, true))
+        .transpose()?;
+    let description = input
+        .description
+        .as_deref()
+        .map(|d| text("description", d, 4000, false))
+        .transpose()?;
+    let statuses = input.statuses.map(|s| statuses(Some(s))).transpose()?;
+    let now = app.clock.now_ms();
+    let key = ws.org.key();
+    let mut tx = ws.org.begin(app).await?;
+    work::update_workspace(
+        &mut tx,
+        ws.org.org_id(),
+        ws.id(),
+        name.as_ref()
+            .map(|n| key.seal("workspaces", "name", ws.id(), n.as_bytes())),
+        description
+            .as_ref()
+            .map(|d| key.seal("workspaces", "description", ws.id(), d.as_bytes())),
+        statuses
+            .as_ref()
+            .map(|s| serde_json::to_string(s).unwrap_or_default())
+            .as_deref(),
+        now,
+    )
+    .await?;
+    audit_org(
+        &mut tx,
+        &ws.org,
+        ctx,
+        Action::WorkspaceUpdated,
+        ("workspace", ws.id()),
+        json!({}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    get_workspace(app, ws).await
+}
+
+pub async fn delete_workspace(app: &App, ctx: &RequestCtx, ws: &WorkspaceScope) -> AppResult<()> {
+    ws.require(WsRole::Owner)?;
+    let now = app.clock.now_ms();
+    let mut tx = ws.org.begin(app).await?;
+    work::delete_workspace(&mut tx, ws.org.org_id(), ws.id()).await?;
+    audit_org(
+        &mut tx,
+        &ws.org,
+        ctx,
+        Action::WorkspaceDeleted,
+        ("workspace", ws.id()),
+        json!({}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkspaceMemberView {
+    pub user_id: String,
+    pub role: WsRole,
+    pub since: String,
+}
+
+pub async fn list_workspace_members(
+    app: &App,
+    ws: &WorkspaceScope,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> AppResult<Page<WorkspaceMemberView>> {
+    let after = decode_cursor(cursor)?;
+    let limit = page_limit(limit)?;
+    let mut tx = ws.org.begin(app).await?;
+    let rows =
+        work::list_workspace_members(&mut tx, ws.org.org_id(), ws.id(), &after, limit + 1).await?;
+    tx.commit().await?;
+    let items = rows
+        .into_iter()
+        .map(|(user_id, role, since)| WorkspaceMemberView {
+            user_id,
+            role: WsRole::parse(&role).unwrap_or(WsRole::Viewer),
+            since: crate::clock::rfc3339(since),
+        })
+        .collect();
+    Ok(page(items, limit, |m| m.user_id.clone()))
+}
+
+/// Gives an org member a role in the workspace (workspace owners and org admins). Someone who is
+/// not a member of this org is "not found".
+pub async fn set_workspace_member(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &WorkspaceScope,
+    user_id: &str,
+    role: WsRole,
+) -> AppResult<WorkspaceMemberView> {
+    ws.require(WsRole::Owner)?;
+    if uuid::Uuid::parse_str(user_id).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let now = app.clock.now_ms();
+    let mut tx = ws.org.begin(app).await?;
+    store::orgs::member_role(&mut tx, ws.org.org_id(), user_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    work::set_workspace_role(
+        &mut tx,
+        ws.org.org_id(),
+        ws.id(),
+        user_id,
+        role.as_str(),
+        now,
+    )
+    .await?;
+    audit_org(
+        &mut tx,
+        &ws.org,
+        ctx,
+        Action::WorkspaceMemberSet,
+        ("user", user_id),
+        json!({ "workspace_id": ws.id(), "role": role.as_str() }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(WorkspaceMemberView {
+        user_id: user_id.to_string(),
+        role,
+        since: crate::clock::rfc3339(now),
+    })
+}
+
+pub async fn remove_workspace_member(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &WorkspaceScope,
+    user_id: &str,
+) -> AppResult<()> {
+    ws.require(WsRole::Owner)?;
+    if uuid::Uuid::parse_str(user_id).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let now = app.clock.now_ms();
+    let mut tx = ws.org.begin(app).await?;
+    if !work::delete_workspace_role(&mut tx, ws.org.org_id(), ws.id(), user_id).await? {
+        return Err(AppError::NotFound);
+    }
+    audit_org(
+        &mut tx,
+        &ws.org,
+        ctx,
+        Action::WorkspaceMemberRemoved,
+        ("user", user_id),
+        json!({ "workspace_id": ws.id() }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

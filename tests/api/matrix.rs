@@ -1,0 +1,465 @@
+//! The isolation matrix, generated from the router's own route table (the OpenAPI document that
+//! utoipa-axum builds from the registered routes): every tenant route × every kind of caller gets
+//! the status its required role says. A tenant route added without an entry here fails the test.
+
+use std::collections::BTreeMap;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+use strongroom::config::Limit;
+
+use crate::support::{Req, TestApp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum OrgNeed {
+    Member,
+    Admin,
+    Owner,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum WsNeed {
+    Viewer,
+    Editor,
+    Owner,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    Org(OrgNeed),
+    Ws(WsNeed),
+}
+
+/// What each tenant route requires (API.md, "Tenancy and work").
+fn needs() -> BTreeMap<(&'static str, &'static str), Need> {
+    use Need::*;
+    let o = "/api/v1/orgs/{org_id}";
+    let w = "/api/v1/orgs/{org_id}/workspaces/{ws_id}";
+    let mut m = BTreeMap::new();
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    for (method, path, need) in [
+        ("get", o.to_string(), Org(OrgNeed::Member)),
+        ("patch", o.to_string(), Org(OrgNeed::Admin)),
+        ("delete", o.to_string(), Org(OrgNeed::Owner)),
+        ("get", format!("{o}/members"), Org(OrgNeed::Member)),
+        (
+            "patch",
+            format!("{o}/members/{{user_id}}"),
+            Org(OrgNeed::Admin),
+        ),
+        (
+            "delete",
+            format!("{o}/members/{{user_id}}"),
+            Org(OrgNeed::Admin),
+        ),
+        ("post", format!("{o}/invitations"), Org(OrgNeed::Admin)),
+        ("get", format!("{o}/invitations"), Org(OrgNeed::Admin)),
+        (
+            "delete",
+            format!("{o}/invitations/{{id}}"),
+            Org(OrgNeed::Admin),
+        ),
+        ("post", format!("{o}/workspaces"), Org(OrgNeed::Admin)),
+        ("get", format!("{o}/workspaces"), Org(OrgNeed::Member)),
+        ("get", w.to_string(), Ws(WsNeed::Viewer)),
+        ("patch", w.to_string(), Ws(WsNeed::Editor)),
+        ("delete", w.to_string(), Ws(WsNeed::Owner)),
+        ("get", format!("{w}/members"), Ws(WsNeed::Viewer)),
+        ("put", format!("{w}/members/{{user_id}}"), Ws(WsNeed::Owner)),
+        (
+            "delete",
+            format!("{w}/members/{{user_id}}"),
+            Ws(WsNeed::Owner),
+        ),
+        ("post", format!("{w}/items"), Ws(WsNeed::Editor)),
+        ("get", format!("{w}/items"), Ws(WsNeed::Viewer)),
+        ("get", format!("{w}/items/{{item_id}}"), Ws(WsNeed::Viewer)),
+        (
+            "patch",
+            format!("{w}/items/{{item_id}}"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "delete",
+            format!("{w}/items/{{item_id}}"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "post",
+            format!("{w}/items/{{item_id}}/updates"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "get",
+            format!("{w}/items/{{item_id}}/updates"),
+            Ws(WsNeed::Viewer),
+        ),
+    ] {
+        m.insert((method, leak(path)), need);
+    }
+    m
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Actor {
+    Anonymous,
+    Outsider,
+    OtherOrgOwner,
+    Member,
+    WsViewer,
+    WsEditor,
+    WsOwner,
+    Admin,
+    Owner,
+}
+
+const ACTORS: [Actor; 9] = [
+    Actor::Anonymous,
+    Actor::Outsider,
+    Actor::OtherOrgOwner,
+    Actor::Member,
+    Actor::WsViewer,
+    Actor::WsEditor,
+    Actor::WsOwner,
+    Actor::Admin,
+    Actor::Owner,
+];
+
+fn expected(actor: Actor, need: Need) -> Option<StatusCode> {
+    use Actor::*;
+    match actor {
+        Anonymous => return Some(StatusCode::UNAUTHORIZED),
+        Outsider | OtherOrgOwner => return Some(StatusCode::NOT_FOUND),
+        _ => {}
+    }
+    let org = match actor {
+        Owner => OrgNeed::Owner,
+        Admin => OrgNeed::Admin,
+        _ => OrgNeed::Member,
+    };
+    let ws = match actor {
+        Owner | Admin | WsOwner => Some(WsNeed::Owner),
+        WsEditor => Some(WsNeed::Editor),
+        WsViewer => Some(WsNeed::Viewer),
+        _ => None,
+    };
+    match need {
+        Need::Org(n) if org >= n => None,
+        Need::Org(_) => Some(StatusCode::FORBIDDEN),
+        Need::Ws(n) => match ws {
+            None => Some(StatusCode::NOT_FOUND),
+            Some(r) if r >= n => None,
+            Some(_) => Some(StatusCode::FORBIDDEN),
+        },
+    }
+}
+
+struct World {
+    org: String,
+    ws: String,
+    item: String,
+    cookies: BTreeMap<&'static str, String>,
+    owner: String,
+    n: std::cell::Cell<u32>,
+}
+
+impl World {
+    fn cookie(&self, a: Actor) -> Option<&String> {
+        self.cookies.get(format!("{a:?}").as_str())
+    }
+    fn next(&self) -> u32 {
+        self.n.set(self.n.get() + 1);
+        self.n.get()
+    }
+}
+
+async fn signup_login(t: &TestApp, email: &str) -> String {
+    t.verified_user(email, "Matrix User").await;
+    t.login(email).await
+}
+
+async fn add_member(
+    t: &TestApp,
+    owner: &str,
+    org: &str,
+    email: &str,
+    role: &str,
+) -> (String, String) {
+    let r = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+                .cookie(owner)
+                .json(json!({"email": email, "role": role})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let token = t.mail_to(email).await.token("/invitations/accept");
+    let cookie = signup_login(t, email).await;
+    let r = t
+        .send(
+            Req::post("/api/v1/invitations/accept")
+                .cookie(&cookie)
+                .json(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let id = t.me(&cookie).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    (cookie, id)
+}
+
+async fn ok(t: &TestApp, r: Req) -> Value {
+    let r = t.send(r).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    r.json()
+}
+
+async fn new_ws(t: &TestApp, w: &World, roles: &BTreeMap<&'static str, String>) -> String {
+    let ws = ok(
+        t,
+        Req::post(&format!("/api/v1/orgs/{}/workspaces", w.org))
+            .cookie(&w.owner)
+            .json(json!({"name": "Room", "kind": "deal"})),
+    )
+    .await;
+    let ws = ws["id"].as_str().expect("id").to_string();
+    for (uid, role) in [
+        ("WsViewer", "viewer"),
+        ("WsEditor", "editor"),
+        ("WsOwner", "owner"),
+    ] {
+        let path = format!(
+            "/api/v1/orgs/{}/workspaces/{ws}/members/{}",
+            w.org, roles[uid]
+        );
+        ok(
+            t,
+            Req::new(Method::PUT, &path)
+                .cookie(&w.owner)
+                .json(json!({ "role": role })),
+        )
+        .await;
+    }
+    ws
+}
+
+#[tokio::test]
+async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
+    let t = TestApp::with(|c| {
+        c.rate_limits.signup_per_ip = Limit::new(10_000, 60);
+        c.rate_limits.auth_per_ip = Limit::new(100_000, 60);
+        c.rate_limits.recovery_per_email = Limit::new(10_000, 60);
+    })
+    .await;
+    // The route table, from the router itself.
+    let (_, doc) = strongroom::http::api(&t.app);
+    let doc = serde_json::to_value(&doc).expect("doc");
+    let mut routes: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.contains("{org_id}") {
+            continue;
+        }
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                routes.push((method.to_string(), path.clone()));
+            }
+        }
+    }
+    let table = needs();
+    for (m, p) in &routes {
+        assert!(
+            table.contains_key(&(m.as_str(), p.as_str())),
+            "no matrix entry for {m} {p}: add one"
+        );
+    }
+    assert_eq!(
+        routes.len(),
+        table.len(),
+        "every matrix entry is a real route"
+    );
+    // Deleting the org goes last: it ends the world.
+    routes.sort_by_key(|(m, p)| {
+        (
+            m == "delete" && p == "/api/v1/orgs/{org_id}",
+            p.clone(),
+            m.clone(),
+        )
+    });
+
+    // The world: one org with a member of every kind, a workspace and an item; another org.
+    let owner = signup_login(&t, "owner@example.com").await;
+    let org = ok(
+        &t,
+        Req::post("/api/v1/orgs")
+            .cookie(&owner)
+            .json(json!({"name": "Target"})),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut cookies = BTreeMap::new();
+    let mut ids = BTreeMap::new();
+    cookies.insert("Owner", owner.clone());
+    for (name, role) in [
+        ("Admin", "admin"),
+        ("Member", "member"),
+        ("WsViewer", "member"),
+        ("WsEditor", "member"),
+        ("WsOwner", "member"),
+    ] {
+        let (c, id) = add_member(
+            &t,
+            &owner,
+            &org,
+            &format!("{}@example.com", name.to_lowercase()),
+            role,
+        )
+        .await;
+        cookies.insert(name, c);
+        ids.insert(name, id);
+    }
+    // The user that member-management routes act on: an org member who is none of the callers.
+    let target = add_member(&t, &owner, &org, "target@example.com", "member")
+        .await
+        .1;
+    cookies.insert("Outsider", signup_login(&t, "outsider@example.com").await);
+    let other = signup_login(&t, "other@example.com").await;
+    ok(
+        &t,
+        Req::post("/api/v1/orgs")
+            .cookie(&other)
+            .json(json!({"name": "Elsewhere"})),
+    )
+    .await;
+    cookies.insert("OtherOrgOwner", other);
+    let mut w = World {
+        org: org.clone(),
+        ws: String::new(),
+        item: String::new(),
+        cookies,
+        owner: owner.clone(),
+        n: 0.into(),
+    };
+    w.ws = new_ws(&t, &w, &ids).await;
+    let item = ok(
+        &t,
+        Req::post(&format!("/api/v1/orgs/{org}/workspaces/{}/items", w.ws))
+            .cookie(&owner)
+            .json(json!({"title": "Item"})),
+    )
+    .await;
+    w.item = item["id"].as_str().expect("id").to_string();
+
+    let mut checked = 0;
+    for (method, template) in &routes {
+        let need = table[&(method.as_str(), template.as_str())];
+        for actor in ACTORS {
+            // Fresh targets for destructive calls, so every caller meets the same situation.
+            let mut ws = w.ws.clone();
+            let mut item = w.item.clone();
+            let mut user = target.clone();
+            let mut invitation = String::new();
+            if method == "delete" && template.ends_with("{ws_id}") {
+                ws = new_ws(&t, &w, &ids).await;
+            }
+            if method == "delete" && template.ends_with("{item_id}") {
+                let it = ok(
+                    &t,
+                    Req::post(&format!("/api/v1/orgs/{org}/workspaces/{ws}/items"))
+                        .cookie(&owner)
+                        .json(json!({"title": "Doomed"})),
+                )
+                .await;
+                item = it["id"].as_str().expect("id").to_string();
+            }
+            if method == "delete"
+                && template.ends_with("/members/{user_id}")
+                && !template.contains("{ws_id}")
+            {
+                let n = w.next();
+                user = add_member(&t, &owner, &org, &format!("extra{n}@example.com"), "member")
+                    .await
+                    .1;
+            }
+            if template.contains("{ws_id}/members/{user_id}") && method == "delete" {
+                ok(
+                    &t,
+                    Req::new(
+                        Method::PUT,
+                        &format!("/api/v1/orgs/{org}/workspaces/{ws}/members/{user}"),
+                    )
+                    .cookie(&owner)
+                    .json(json!({"role": "viewer"})),
+                )
+                .await;
+            }
+            if template.ends_with("/invitations/{id}") {
+                let n = w.next();
+                let inv = ok(
+                    &t,
+                    Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+                        .cookie(&owner)
+                        .json(json!({"email": format!("inv{n}@example.com"), "role": "member"})),
+                )
+                .await;
+                invitation = inv["id"].as_str().expect("id").to_string();
+            }
+            let path = template
+                .replace("{org_id}", &org)
+                .replace("{ws_id}", &ws)
+                .replace("{item_id}", &item)
+                .replace("{user_id}", &user)
+                .replace("{id}", &invitation);
+            let n = w.next();
+            let body = match (method.as_str(), template.rsplit('/').next().unwrap_or("")) {
+                ("patch", "{org_id}") => json!({"name": "Renamed"}),
+                ("patch", "{user_id}") => json!({"role": "member"}),
+                ("put", "{user_id}") => json!({"role": "viewer"}),
+                ("post", "invitations") => {
+                    json!({"email": format!("new{n}@example.com"), "role": "member"})
+                }
+                ("post", "workspaces") => json!({"name": "New", "kind": "board"}),
+                ("patch", "{ws_id}") => json!({"name": "Renamed"}),
+                ("post", "items") => json!({"title": "New item"}),
+                ("patch", "{item_id}") => json!({"title": "Renamed"}),
+                ("post", "updates") => json!({"body": "A comment"}),
+                _ => Value::Null,
+            };
+            let mut req = Req::new(method.to_uppercase().parse().expect("method"), &path);
+            if !body.is_null() {
+                req = req.json(body);
+            }
+            if let Some(c) = w.cookie(actor) {
+                req = req.cookie(c);
+            }
+            let r = t.send(req).await;
+            match expected(actor, need) {
+                Some(status) => assert_eq!(
+                    r.status,
+                    status,
+                    "{method} {template} as {actor:?}: {}",
+                    r.text()
+                ),
+                None => assert!(
+                    r.status.is_success(),
+                    "{method} {template} as {actor:?} should succeed: {} {}",
+                    r.status,
+                    r.text()
+                ),
+            }
+            if method == "delete"
+                && template == "/api/v1/orgs/{org_id}"
+                && expected(actor, need).is_none()
+            {
+                // The org is gone; nothing follows it in the route order.
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, routes.len() * ACTORS.len());
+    assert!(checked >= 24 * 9);
+    let _ = &mut w;
+}
