@@ -56,6 +56,8 @@ pub enum Action {
     ItemUpdated,
     ItemDeleted,
     CommentCreated,
+    SuperadminBypass,
+    SuperadminGranted,
 }
 
 impl Action {
@@ -99,6 +101,8 @@ impl Action {
         Action::ItemUpdated,
         Action::ItemDeleted,
         Action::CommentCreated,
+        Action::SuperadminBypass,
+        Action::SuperadminGranted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +146,8 @@ impl Action {
             Action::ItemUpdated => "item.updated",
             Action::ItemDeleted => "item.deleted",
             Action::CommentCreated => "comment.created",
+            Action::SuperadminBypass => "superadmin.bypass",
+            Action::SuperadminGranted => "superadmin.granted",
         }
     }
 }

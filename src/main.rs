@@ -29,6 +29,20 @@ enum Command {
     Migrate(Common),
     /// Validate the configuration and say what is wrong, in plain words.
     CheckConfig(Common),
+    /// Platform administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make the verified account with this email a platform superadmin.
+    CreateSuperadmin {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -125,6 +139,29 @@ async fn run(cli: Cli) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("migration failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Admin(AdminCommand::CreateSuperadmin { email, common }) => {
+            let cfg = match common.load() {
+                Ok(cfg) => cfg,
+                Err(p) => return config_error(&p),
+            };
+            let result = async {
+                let app = App::build(cfg, Arc::new(SystemClock)).await?;
+                strongroom::tenancy::admin::grant_superadmin(&app, &email)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            }
+            .await;
+            match result {
+                Ok(id) => {
+                    println!("{id} is now a superadmin");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("could not create the superadmin: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -31,7 +31,7 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strongroom API", version = "1", description = "The Strongroom HTTP contract (v1)."),
-    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "work"), (name = "meta"))
+    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "work"), (name = "admin"), (name = "meta"))
 )]
 struct ApiDoc;
 

@@ -29,6 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_invitation, list_invitations))
         .routes(routes!(revoke_invitation))
         .routes(routes!(accept_invitation))
+        .routes(routes!(admin_read_org))
+        .routes(routes!(admin_read_members))
 }
 
 /// The caller's scope in the org named by the `{org_id}` path parameter.
@@ -250,4 +252,44 @@ async fn accept_invitation(
     Ok(ApiJson(
         tenancy::accept_invitation(&app, &ctx.0, &s, &b.token).await?,
     ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ReasonQuery {
+    /// Why the org is being read (10 to 500 characters); recorded in the org's audit trail.
+    reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminMembers {
+    items: Vec<MemberView>,
+}
+
+/// Superadmin bypass: any org, with a reason, audited in the org's chain; 404 for everyone else.
+#[utoipa::path(get, path = "/api/v1/admin/orgs/{org_id}", tag = "admin", params(("org_id" = String, Path), ReasonQuery),
+    responses((status = 200, body = OrgView), (status = 404), (status = 422)))]
+async fn admin_read_org(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+    Path(org_id): Path<String>,
+    Query(q): Query<ReasonQuery>,
+) -> AppResult<ApiJson<OrgView>> {
+    Ok(ApiJson(
+        tenancy::admin::read_org(&app, &ctx.0, &s, &org_id, q.reason.as_deref()).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/orgs/{org_id}/members", tag = "admin", params(("org_id" = String, Path), ReasonQuery),
+    responses((status = 200, body = AdminMembers), (status = 404), (status = 422)))]
+async fn admin_read_members(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+    Path(org_id): Path<String>,
+    Query(q): Query<ReasonQuery>,
+) -> AppResult<ApiJson<AdminMembers>> {
+    Ok(ApiJson(AdminMembers {
+        items: tenancy::admin::read_members(&app, &ctx.0, &s, &org_id, q.reason.as_deref()).await?,
+    }))
 }

@@ -141,3 +141,27 @@ pub async fn lock(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
         .await
         .map(|_| ())
 }
+
+pub async fn is_superadmin(c: &mut Conn, id: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT superadmin FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| r.try_get::<i64, _>("superadmin"))
+        .transpose()?
+        .unwrap_or(0)
+        != 0)
+}
+
+/// Marks a verified account as platform superadmin; false when there is no such account.
+pub async fn make_superadmin(
+    c: &mut Conn,
+    email_bidx: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("UPDATE users SET superadmin = 1 WHERE email_bidx = $1 AND email_verified_at IS NOT NULL RETURNING id")
+        .bind(email_bidx)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| r.try_get("id"))
+        .transpose()
+}

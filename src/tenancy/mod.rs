@@ -5,9 +5,10 @@
 //! for that org, which on PostgreSQL also arms row-level security). A caller who is not a member
 //! gets `NotFound`, never `Forbidden`, so an org's existence does not leak.
 
+pub mod admin;
 mod invitations;
 pub mod items;
-mod members;
+pub mod members;
 mod orgs;
 pub mod workspaces;
 
@@ -119,6 +120,18 @@ pub async fn authorize(app: &App, s: &AuthSession, org_id: &str) -> AppResult<Or
     let (version, wrapped) = store::get_data_key(&mut tx, org_id)
         .await?
         .ok_or(AppError::NotFound)?;
+    // Org policy: without a second factor, members reach nothing of the org until they enrol
+    // (their own security settings are under /me, outside any org).
+    let org = store::orgs::get_org(&mut tx, org_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if org.require_mfa
+        && crate::identity::mfa::methods(app, &mut tx, &s.user_id)
+            .await?
+            .is_empty()
+    {
+        return Err(mfa_required());
+    }
     tx.commit().await?;
     let key = app
         .keyring
@@ -129,6 +142,13 @@ pub async fn authorize(app: &App, s: &AuthSession, org_id: &str) -> AppResult<Or
         role,
         key: Arc::new(key),
     })
+}
+
+pub(crate) fn mfa_required() -> AppError {
+    AppError::Forbidden {
+        code: "mfa_required",
+        detail: "This organization requires two-factor sign-in: set up an authenticator app or a passkey in your security settings first.".into(),
+    }
 }
 
 /// Opaque list cursors: the last key of the previous page.

@@ -134,6 +134,16 @@ pub async fn update_org(
 ) -> AppResult<OrgView> {
     scope.require(OrgRole::Admin)?;
     let name = name.map(validate_name).transpose()?;
+    if require_mfa == Some(true) {
+        // Whoever turns the policy on must meet it, or they would lock themselves out.
+        let mut c = app.db.pool.acquire().await?;
+        if crate::identity::mfa::methods(app, &mut c, scope.user_id())
+            .await?
+            .is_empty()
+        {
+            return Err(super::mfa_required());
+        }
+    }
     let now = app.clock.now_ms();
     let mut tx = scope.begin(app).await?;
     let ct = name.as_ref().map(|n| {

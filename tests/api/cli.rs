@@ -140,3 +140,43 @@ async fn zero_config_serve_logs_its_address_and_stops_on_sigterm() {
         "the generated key is warned about"
     );
 }
+
+#[tokio::test]
+async fn create_superadmin_needs_a_verified_account() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (url, name) = crate::support::fresh_database(dir.path()).await;
+    let out = bin()
+        .current_dir(dir.path())
+        .args([
+            "admin",
+            "create-superadmin",
+            "--email",
+            "nobody@example.com",
+            "--database-url",
+            &url,
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No verified account"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bin()
+        .current_dir(dir.path())
+        .args([
+            "admin",
+            "create-superadmin",
+            "--email",
+            "not an email",
+            "--database-url",
+            &url,
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    if let Some(n) = name {
+        crate::support::drop_database(n);
+    }
+}

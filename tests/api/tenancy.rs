@@ -103,13 +103,12 @@ async fn orgs_are_created_listed_paginated_and_renamed_by_admins_only() {
     let rename = |c: &str| {
         Req::new(Method::PATCH, &format!("/api/v1/orgs/{org}"))
             .cookie(c)
-            .json(json!({"name": "Renamed", "require_mfa": true}))
+            .json(json!({"name": "Renamed"}))
     };
     assert_eq!(t.send(rename(&member)).await.status, StatusCode::FORBIDDEN);
     let r = t.send(rename(&owner)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["name"], "Renamed");
-    assert_eq!(r.json()["require_mfa"], true);
 }
 
 async fn futures_lite(t: &TestApp, owner: &str) -> Vec<String> {
@@ -541,4 +540,132 @@ async fn the_database_itself_hides_other_tenants() {
         assert_eq!(orgs.len(), 2);
         assert!(orgs.contains(&b));
     }
+}
+
+#[tokio::test]
+async fn an_org_can_require_mfa_of_its_members() {
+    let t = TestApp::new().await;
+    let (owner, _, _) = crate::mfa::user_with_totp(&t, "own@example.com").await;
+    let org = create_org(&t, &owner, "Strict").await;
+    let member = user(&t, "mem@example.com").await;
+    join(&t, &owner, &org, "mem@example.com", "member", &member).await;
+    let plain = user(&t, "pla@example.com").await;
+    let plain_org = create_org(&t, &plain, "Lax").await;
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &format!("/api/v1/orgs/{plain_org}"))
+                .cookie(&plain)
+                .json(json!({"require_mfa": true})),
+        )
+        .await;
+    assert_eq!(
+        r.code(),
+        "mfa_required",
+        "whoever turns it on must have a second factor"
+    );
+
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &format!("/api/v1/orgs/{org}"))
+                .cookie(&owner)
+                .json(json!({"require_mfa": true})),
+        )
+        .await;
+    assert_eq!(r.json()["require_mfa"], true);
+    for p in [
+        format!("/api/v1/orgs/{org}"),
+        format!("/api/v1/orgs/{org}/members"),
+        format!("/api/v1/orgs/{org}/workspaces"),
+    ] {
+        let r = t.send(Req::get(&p).cookie(&member)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{p}");
+        assert_eq!(r.code(), "mfa_required");
+    }
+    // Their own security settings stay open, and enrolling lifts the block.
+    assert_eq!(t.me(&member).await.status, StatusCode::OK);
+    let secret = t
+        .send(Req::post("/api/v1/me/mfa/totp").cookie(&member))
+        .await
+        .json()["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let r = t
+        .send(
+            Req::post("/api/v1/me/mfa/totp/confirm")
+                .cookie(&member)
+                .json(json!({"code": crate::mfa::code_at(&t, &secret, 0)})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&member))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn superadmins_read_orgs_only_through_audited_bypass_routes_with_a_reason() {
+    let t = TestApp::new().await;
+    let owner = user(&t, "own@example.com").await;
+    let org = create_org(&t, &owner, "Customer").await;
+    let admin = user(&t, "sup@example.com").await;
+    // Without the command-line grant, the bypass does not exist for anyone.
+    let read = |c: &str, q: &str| Req::get(&format!("/api/v1/admin/orgs/{org}{q}")).cookie(c);
+    assert_eq!(
+        t.send(read(&admin, "?reason=support+ticket+4711"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.send(read(&owner, "?reason=support+ticket+4711"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    strongroom::tenancy::admin::grant_superadmin(&t.app, "sup@example.com")
+        .await
+        .expect("grant");
+    // The regular org routes stay closed to a superadmin.
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&admin))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(t.send(read(&admin, "")).await.code(), "reason_required");
+    let r = t.send(read(&admin, "?reason=support+ticket+4711")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["name"], "Customer");
+    let r = t
+        .send(
+            Req::get(&format!(
+                "/api/v1/admin/orgs/{org}/members?reason=support+ticket+4711"
+            ))
+            .cookie(&admin),
+        )
+        .await;
+    assert_eq!(r.json()["items"].as_array().expect("items").len(), 1);
+    let mut c = t.app.db.pool.acquire().await.expect("conn");
+    let chain = strongroom::audit::load_chain(&mut c, &org)
+        .await
+        .expect("chain");
+    drop(c);
+    let uses: Vec<_> = chain
+        .iter()
+        .filter(|e| e.action == "superadmin.bypass")
+        .collect();
+    assert_eq!(uses.len(), 2);
+    assert_eq!(uses[0].metadata["reason"], "support ticket 4711");
+    // Sensitive: a stale sign-in must step up first.
+    t.clock.advance_secs(11 * 60);
+    assert_eq!(
+        t.send(read(&admin, "?reason=support+ticket+4711"))
+            .await
+            .code(),
+        "reauthentication_required"
+    );
 }
