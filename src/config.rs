@@ -108,6 +108,8 @@ pub struct RateLimitConfig {
     pub mfa_per_account: Limit,
     /// Wrong second-factor codes for one account from anywhere.
     pub mfa_per_account_total: Limit,
+    /// Invitations one organization may send (each is an email to an address of its choosing).
+    pub invitations_per_org: Limit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +193,7 @@ impl Default for RateLimitConfig {
             auth_per_ip: Limit::new(120, 60),
             mfa_per_account: Limit::new(10, 15 * 60),
             mfa_per_account_total: Limit::new(30, 15 * 60),
+            invitations_per_org: Limit::new(100, 3600),
         }
     }
 }
@@ -319,6 +322,7 @@ impl Config {
             ("auth_per_ip", rl.auth_per_ip),
             ("mfa_per_account", rl.mfa_per_account),
             ("mfa_per_account_total", rl.mfa_per_account_total),
+            ("invitations_per_org", rl.invitations_per_org),
         ] {
             if l.max == 0 || l.window_secs == 0 {
                 p.push(format!(

@@ -50,25 +50,37 @@ BEGIN
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
 END
 $$;
+-- A role of that name made earlier by someone else must not carry more rights than this one.
+ALTER ROLE strongroom_app NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB;
+-- The login that runs the migrations (and may own the tables) can switch to the app role.
+GRANT strongroom_app TO CURRENT_USER;
 GRANT USAGE ON SCHEMA public TO strongroom_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO strongroom_app;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO strongroom_app;
 -- The audit trail is append-only for the application, whatever the triggers say.
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM strongroom_app;
 
+-- Reading: the current org, plus (for "my orgs") the orgs and memberships of the current user.
+-- Writing: only the current org.
 ALTER TABLE orgs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orgs FORCE ROW LEVEL SECURITY;
-CREATE POLICY orgs_isolation ON orgs
+CREATE POLICY orgs_read ON orgs FOR SELECT
     USING (id = current_setting('strongroom.org_id', true)
-           OR id IN (SELECT m.org_id FROM org_members m WHERE m.user_id = current_setting('strongroom.user_id', true)))
-    WITH CHECK (id = current_setting('strongroom.org_id', true));
+           OR id IN (SELECT m.org_id FROM org_members m WHERE m.user_id = current_setting('strongroom.user_id', true)));
+CREATE POLICY orgs_insert ON orgs FOR INSERT WITH CHECK (id = current_setting('strongroom.org_id', true));
+CREATE POLICY orgs_update ON orgs FOR UPDATE
+    USING (id = current_setting('strongroom.org_id', true)) WITH CHECK (id = current_setting('strongroom.org_id', true));
+CREATE POLICY orgs_delete ON orgs FOR DELETE USING (id = current_setting('strongroom.org_id', true));
 
 ALTER TABLE org_members ENABLE ROW LEVEL SECURITY;
 ALTER TABLE org_members FORCE ROW LEVEL SECURITY;
-CREATE POLICY org_members_isolation ON org_members
+CREATE POLICY org_members_read ON org_members FOR SELECT
     USING (org_id = current_setting('strongroom.org_id', true)
-           OR user_id = current_setting('strongroom.user_id', true))
-    WITH CHECK (org_id = current_setting('strongroom.org_id', true));
+           OR user_id = current_setting('strongroom.user_id', true));
+CREATE POLICY org_members_insert ON org_members FOR INSERT WITH CHECK (org_id = current_setting('strongroom.org_id', true));
+CREATE POLICY org_members_update ON org_members FOR UPDATE
+    USING (org_id = current_setting('strongroom.org_id', true)) WITH CHECK (org_id = current_setting('strongroom.org_id', true));
+CREATE POLICY org_members_delete ON org_members FOR DELETE USING (org_id = current_setting('strongroom.org_id', true));
 
 ALTER TABLE invitations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE invitations FORCE ROW LEVEL SECURITY;

@@ -254,10 +254,11 @@ async fn accept_invitation(
     ))
 }
 
-#[derive(Deserialize, IntoParams)]
-pub struct ReasonQuery {
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
     /// Why the org is being read (10 to 500 characters); recorded in the org's audit trail.
-    reason: Option<String>,
+    reason: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -266,30 +267,31 @@ pub struct AdminMembers {
 }
 
 /// Superadmin bypass: any org, with a reason, audited in the org's chain; 404 for everyone else.
-#[utoipa::path(get, path = "/api/v1/admin/orgs/{org_id}", tag = "admin", params(("org_id" = String, Path), ReasonQuery),
+/// A POST (behind the cross-origin guard), so no link on another site can trigger it.
+#[utoipa::path(post, path = "/api/v1/admin/orgs/{org_id}", tag = "admin", params(("org_id" = String, Path)), request_body = ReasonBody,
     responses((status = 200, body = OrgView), (status = 404), (status = 422)))]
 async fn admin_read_org(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Authed(s): Authed,
     Path(org_id): Path<String>,
-    Query(q): Query<ReasonQuery>,
+    ApiJson(b): ApiJson<ReasonBody>,
 ) -> AppResult<ApiJson<OrgView>> {
     Ok(ApiJson(
-        tenancy::admin::read_org(&app, &ctx.0, &s, &org_id, q.reason.as_deref()).await?,
+        tenancy::admin::read_org(&app, &ctx.0, &s, &org_id, Some(&b.reason)).await?,
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/orgs/{org_id}/members", tag = "admin", params(("org_id" = String, Path), ReasonQuery),
+#[utoipa::path(post, path = "/api/v1/admin/orgs/{org_id}/members", tag = "admin", params(("org_id" = String, Path)), request_body = ReasonBody,
     responses((status = 200, body = AdminMembers), (status = 404), (status = 422)))]
 async fn admin_read_members(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Authed(s): Authed,
     Path(org_id): Path<String>,
-    Query(q): Query<ReasonQuery>,
+    ApiJson(b): ApiJson<ReasonBody>,
 ) -> AppResult<ApiJson<AdminMembers>> {
     Ok(ApiJson(AdminMembers {
-        items: tenancy::admin::read_members(&app, &ctx.0, &s, &org_id, q.reason.as_deref()).await?,
+        items: tenancy::admin::read_members(&app, &ctx.0, &s, &org_id, Some(&b.reason)).await?,
     }))
 }

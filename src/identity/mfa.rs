@@ -181,6 +181,8 @@ pub async fn confirm_totp(
     }
     app.limiter.forgive(&key).await;
     let codes = new_recovery_codes(app, &mut tx, &s.user_id, now).await?;
+    // A correct code proved the factor in this session.
+    store::sessions::set_mfa(&mut tx, &s.session_id, now).await?;
     audit_event(&mut tx, s, ctx, now, Action::MfaTotpEnabled, json!({})).await?;
     let body = "An authenticator app was added to your Strongroom account as a second factor.\n\n\
                 If this was not you, reset your password now and review your sessions.\n";
@@ -499,6 +501,7 @@ pub(crate) async fn upgrade_session(
     }
     let (token, session_id) =
         create_session(app, c, &pending.user_id, ctx, now, LEVEL_FULL).await?;
+    store::sessions::set_mfa(c, &session_id, now).await?;
     let ev = Event {
         actor_id: Some(&pending.user_id),
         action: Action::AuthMfaSucceeded,
@@ -580,6 +583,9 @@ pub(crate) async fn finish_reauthentication(
     let mut tx = app.db.pool.begin().await?;
     if ok {
         store::sessions::set_reauth(&mut tx, &s.session_id, now).await?;
+        if method != "password" {
+            store::sessions::set_mfa(&mut tx, &s.session_id, now).await?;
+        }
         audit_event(
             &mut tx,
             s,

@@ -519,6 +519,8 @@ async fn passwordless_session(
         return Err(AppError::EmailNotVerified);
     }
     let (token, session_id) = create_session(app, c, user_id, ctx, now, LEVEL_FULL).await?;
+    // A user-verified passkey is two factors in one.
+    store::sessions::set_mfa(c, &session_id, now).await?;
     let ev = Event {
         actor_id: Some(user_id),
         action: Action::AuthLoginSucceeded,

@@ -18,6 +18,8 @@ pub struct AuthSession {
     pub user_id: String,
     pub auth_level: String,
     pub reauth_at: Option<i64>,
+    /// The session proved a second factor (at sign-in, enrolment or step-up).
+    pub mfa: bool,
 }
 
 /// Session levels: a full session, or one that may only finish a second factor.
@@ -282,6 +284,7 @@ pub async fn authenticate(app: &App, token: &str) -> AppResult<Option<AuthSessio
         user_id: s.user_id,
         auth_level: s.auth_level,
         reauth_at: s.reauth_at,
+        mfa: s.mfa_at.is_some(),
     }))
 }
 

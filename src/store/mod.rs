@@ -126,6 +126,12 @@ impl Db {
     pub async fn begin_scoped(&self, org_id: &str, user_id: &str) -> Result<Tx, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         if self.dialect == Dialect::Postgres {
+            // Again per transaction: a pooler or a RESET ROLE must not bring privileges back.
+            if is_privileged(&mut tx).await? {
+                sqlx::query(&format!("SET LOCAL ROLE {APP_ROLE}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true)")
                 .bind(org_id)
                 .bind(user_id)
@@ -141,20 +147,28 @@ impl Db {
     }
 }
 
-/// Connected as a superuser or a role that bypasses row-level security (typical in development
-/// and tests), the session switches to the app role; connected as a dedicated login role without
-/// those rights, it stays as it is.
-async fn drop_privileges(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+/// Whether the current role would escape row-level security or the audit trail's privileges: a
+/// superuser, a role with BYPASSRLS, or the owner of the tables (typically the login that ran the
+/// migrations).
+async fn is_privileged(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT CAST(CASE WHEN rolsuper OR rolbypassrls THEN 1 ELSE 0 END AS INTEGER) AS privileged FROM pg_roles WHERE rolname = current_user",
+        "SELECT CAST(CASE WHEN r.rolsuper OR r.rolbypassrls OR EXISTS \
+           (SELECT 1 FROM pg_tables t WHERE t.schemaname = 'public' AND t.tableowner = current_user) \
+         THEN 1 ELSE 0 END AS INTEGER) AS privileged FROM pg_roles r WHERE r.rolname = current_user",
     )
     .fetch_optional(&mut *conn)
     .await?;
-    let privileged = match row {
+    Ok(match row {
         Some(r) => r.try_get::<i32, _>("privileged")? != 0,
         None => false,
-    };
-    if privileged {
+    })
+}
+
+/// Connected as a privileged role (typical in development and tests, and for the login that owns
+/// the tables), the session switches to the app role; a dedicated login role without those
+/// rights stays as it is.
+async fn drop_privileges(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    if is_privileged(conn).await? {
         sqlx::query(&format!("SET ROLE {APP_ROLE}"))
             .execute(&mut *conn)
             .await?;

@@ -364,3 +364,28 @@ pub async fn accept_invitation(
     .await?;
     Ok(r.rows_affected() == 1)
 }
+
+pub async fn get_member(
+    c: &mut Conn,
+    org_id: &str,
+    user_id: &str,
+) -> Result<Option<MemberRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT m.user_id, m.role, m.created_at, u.email_ct, u.display_name_ct FROM org_members m JOIN users u ON u.id = m.user_id \
+         WHERE m.org_id = $1 AND m.user_id = $2",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    row.map(|r| {
+        Ok(MemberRow {
+            user_id: r.try_get("user_id")?,
+            role: r.try_get("role")?,
+            joined_at: r.try_get("created_at")?,
+            email_ct: r.try_get("email_ct")?,
+            display_name_ct: r.try_get("display_name_ct")?,
+        })
+    })
+    .transpose()
+}

@@ -14,9 +14,10 @@ pub struct SessionRow {
     pub ip_ct: Option<Vec<u8>>,
     pub user_agent_ct: Option<Vec<u8>>,
     pub reauth_at: Option<i64>,
+    pub mfa_at: Option<i64>,
 }
 
-const COLS: &str = "id, user_id, auth_level, created_at, last_seen_at, expires_at, ip_ct, user_agent_ct, reauth_at";
+const COLS: &str = "id, user_id, auth_level, created_at, last_seen_at, expires_at, ip_ct, user_agent_ct, reauth_at, mfa_at";
 
 fn from_row(r: sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
     Ok(SessionRow {
@@ -29,6 +30,7 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
         ip_ct: r.try_get("ip_ct")?,
         user_agent_ct: r.try_get("user_agent_ct")?,
         reauth_at: r.try_get("reauth_at")?,
+        mfa_at: r.try_get("mfa_at")?,
     })
 }
 
@@ -168,6 +170,16 @@ pub async fn reserve_mfa_attempt(
 /// Marks the session as freshly re-authenticated (step-up).
 pub async fn set_reauth(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE sessions SET reauth_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
+/// Records that the session just proved a second factor.
+pub async fn set_mfa(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET mfa_at = $2 WHERE id = $1")
         .bind(id)
         .bind(now)
         .execute(&mut *c)

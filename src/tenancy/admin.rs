@@ -31,7 +31,14 @@ pub async fn bypass(
     }
     drop(c);
     let reason = reason.map(str::trim).unwrap_or("");
-    if reason.chars().count() < 10 || reason.chars().count() > 500 {
+    if reason.chars().count() < 10
+        || reason.chars().count() > 500
+        || reason.chars().any(|c| {
+            c.is_control()
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+        })
+    {
         return Err(AppError::invalid(
             "reason_required",
             "Say why (10 to 500 characters, `reason` query parameter).",
@@ -65,6 +72,8 @@ pub async fn bypass(
         user_id: s.user_id.clone(),
         role: OrgRole::Member,
         key: Arc::new(key),
+        read_only: true,
+        session_mfa: s.mfa,
     })
 }
 

@@ -60,6 +60,12 @@ pub async fn create_invitation(
         });
     }
     let addr = normalize_email(email)?;
+    app.limiter
+        .hit(
+            &format!("invite:{}", scope.org_id()),
+            app.config.rate_limits.invitations_per_org,
+        )
+        .await?;
     let now = app.clock.now_ms();
     let id = uuid::Uuid::now_v7().to_string();
     let token = new_token();

@@ -84,7 +84,9 @@ async fn validate(
             .cloned()
             .unwrap_or_else(|| "todo".into()),
     };
-    if !ws.statuses().contains(&status) {
+    // Only what is being set is checked: an item whose status was retired, or whose assignee left,
+    // stays editable.
+    if (v.status.is_some() || current.is_none()) && !ws.statuses().contains(&status) {
         return Err(AppError::invalid(
             "invalid_status",
             format!("status: one of {}.", ws.statuses().join(", ")),
@@ -95,7 +97,7 @@ async fn validate(
         (None, Some(c)) => c.assignee_id.clone(),
         (None, None) => None,
     };
-    if let Some(a) = &assignee {
+    if let (Some(a), Some(Some(_))) = (&assignee, &v.assignee_id) {
         let member = uuid::Uuid::parse_str(a).is_ok()
             && store::orgs::member_role(tx, ws.org.org_id(), a)
                 .await?
@@ -306,18 +308,25 @@ pub async fn create_update(
     item_id: &str,
     body: &str,
 ) -> AppResult<UpdateView> {
-    get_item(app, ws, item_id).await?;
-    ws.require(WsRole::Editor)?;
+    if uuid::Uuid::parse_str(item_id).is_err() {
+        return Err(AppError::NotFound);
+    }
     let body = body.trim().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = app.clock.now_ms();
+    let mut tx = ws.org.begin(app).await?;
+    // The item is checked in the same transaction as the insert: a concurrent delete cannot slip
+    // between them.
+    work::get_item(&mut tx, ws.org.org_id(), ws.id(), item_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    ws.require(WsRole::Editor)?;
     if body.is_empty() || body.chars().count() > 10_000 {
         return Err(AppError::invalid(
             "invalid_body",
             "body: 1 to 10,000 characters.",
         ));
     }
-    let id = uuid::Uuid::now_v7().to_string();
-    let now = app.clock.now_ms();
-    let mut tx = ws.org.begin(app).await?;
     let ct = ws
         .org
         .key()

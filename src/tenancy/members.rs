@@ -20,6 +20,34 @@ pub struct MemberView {
     pub joined_at: String,
 }
 
+fn member_view(app: &App, r: store::orgs::MemberRow, full: bool) -> AppResult<MemberView> {
+    let email = app
+        .keyring
+        .open_field_string(&crate::identity::email_ad(&r.user_id), &r.email_ct)?;
+    let name = app
+        .keyring
+        .open_field_string(&crate::identity::name_ad(&r.user_id), &r.display_name_ct)?;
+    Ok(MemberView {
+        user_id: r.user_id,
+        display_name: name,
+        email: if full {
+            email
+        } else {
+            crate::mask::email(&email)
+        },
+        role: OrgRole::parse(&r.role).unwrap_or(OrgRole::Member),
+        joined_at: crate::clock::rfc3339(r.joined_at),
+    })
+}
+
+/// The actor's role as it is now, under the org lock (it may have changed since `authorize`).
+async fn current_role(tx: &mut store::Tx, scope: &OrgScope) -> AppResult<OrgRole> {
+    store::orgs::member_role(tx, scope.org_id(), scope.user_id())
+        .await?
+        .and_then(|r| OrgRole::parse(&r))
+        .ok_or(AppError::NotFound)
+}
+
 pub async fn list_members(
     app: &App,
     scope: &OrgScope,
@@ -32,26 +60,10 @@ pub async fn list_members(
     let rows = store::orgs::list_members(&mut tx, scope.org_id(), &after, limit + 1).await?;
     tx.commit().await?;
     let full = scope.role() >= OrgRole::Admin;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in rows {
-        let email = app
-            .keyring
-            .open_field_string(&crate::identity::email_ad(&r.user_id), &r.email_ct)?;
-        let name = app
-            .keyring
-            .open_field_string(&crate::identity::name_ad(&r.user_id), &r.display_name_ct)?;
-        items.push(MemberView {
-            user_id: r.user_id,
-            display_name: name,
-            email: if full {
-                email
-            } else {
-                crate::mask::email(&email)
-            },
-            role: OrgRole::parse(&r.role).unwrap_or(OrgRole::Member),
-            joined_at: crate::clock::rfc3339(r.joined_at),
-        });
-    }
+    let items = rows
+        .into_iter()
+        .map(|r| member_view(app, r, full))
+        .collect::<AppResult<Vec<_>>>()?;
     Ok(page(items, limit, |m| m.user_id.clone()))
 }
 
@@ -83,11 +95,18 @@ pub async fn change_member_role(
     let now = app.clock.now_ms();
     let mut tx = scope.begin(app).await?;
     store::orgs::lock_org(&mut tx, scope.org_id()).await?;
+    let actor = current_role(&mut tx, scope).await?;
+    if actor < OrgRole::Admin {
+        return Err(AppError::Forbidden {
+            code: "forbidden",
+            detail: "This needs the admin role in the organization.".into(),
+        });
+    }
     let current = store::orgs::member_role(&mut tx, scope.org_id(), user_id)
         .await?
         .and_then(|r| OrgRole::parse(&r))
         .ok_or(AppError::NotFound)?;
-    if (current == OrgRole::Owner || role == OrgRole::Owner) && scope.role() != OrgRole::Owner {
+    if (current == OrgRole::Owner || role == OrgRole::Owner) && actor != OrgRole::Owner {
         return Err(owners_only());
     }
     if current == OrgRole::Owner
@@ -107,12 +126,11 @@ pub async fn change_member_role(
         now,
     )
     .await?;
+    let row = store::orgs::get_member(&mut tx, scope.org_id(), user_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    let page = list_members(app, scope, None, Some(200)).await?;
-    page.items
-        .into_iter()
-        .find(|m| m.user_id == user_id)
-        .ok_or(AppError::NotFound)
+    member_view(app, row, true)
 }
 
 /// Removes a member (admins remove members and admins, owners anyone; anyone may leave).
@@ -132,12 +150,19 @@ pub async fn remove_member(
     let now = app.clock.now_ms();
     let mut tx = scope.begin(app).await?;
     store::orgs::lock_org(&mut tx, scope.org_id()).await?;
+    let actor = current_role(&mut tx, scope).await?;
+    if !leaving && actor < OrgRole::Admin {
+        return Err(AppError::Forbidden {
+            code: "forbidden",
+            detail: "This needs the admin role in the organization.".into(),
+        });
+    }
     let current = store::orgs::member_role(&mut tx, scope.org_id(), user_id)
         .await?
         .and_then(|r| OrgRole::parse(&r))
         .ok_or(AppError::NotFound)?;
     if current == OrgRole::Owner {
-        if !leaving && scope.role() != OrgRole::Owner {
+        if !leaving && actor != OrgRole::Owner {
             return Err(owners_only());
         }
         if store::orgs::count_owners(&mut tx, scope.org_id()).await? <= 1 {

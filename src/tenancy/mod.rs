@@ -72,6 +72,10 @@ pub struct OrgScope {
     user_id: String,
     role: OrgRole,
     key: Arc<TenantKey>,
+    /// A superadmin's bypass: reads only.
+    read_only: bool,
+    /// The acting session proved a second factor.
+    session_mfa: bool,
 }
 
 impl OrgScope {
@@ -95,7 +99,7 @@ impl OrgScope {
 
     /// Refuses (403) unless the caller holds at least `role`: the caller can see the org.
     pub fn require(&self, role: OrgRole) -> AppResult<()> {
-        if self.role >= role {
+        if self.role >= role && !self.read_only {
             Ok(())
         } else {
             Err(AppError::Forbidden {
@@ -120,16 +124,12 @@ pub async fn authorize(app: &App, s: &AuthSession, org_id: &str) -> AppResult<Or
     let (version, wrapped) = store::get_data_key(&mut tx, org_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    // Org policy: without a second factor, members reach nothing of the org until they enrol
-    // (their own security settings are under /me, outside any org).
+    // Org policy: a session that has not proved a second factor reaches nothing of the org (the
+    // member's own security settings are under /me, outside any org).
     let org = store::orgs::get_org(&mut tx, org_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    if org.require_mfa
-        && crate::identity::mfa::methods(app, &mut tx, &s.user_id)
-            .await?
-            .is_empty()
-    {
+    if org.require_mfa && !s.mfa {
         return Err(mfa_required());
     }
     tx.commit().await?;
@@ -141,6 +141,8 @@ pub async fn authorize(app: &App, s: &AuthSession, org_id: &str) -> AppResult<Or
         user_id: s.user_id.clone(),
         role,
         key: Arc::new(key),
+        read_only: false,
+        session_mfa: s.mfa,
     })
 }
 
@@ -154,18 +156,24 @@ pub(crate) fn mfa_required() -> AppError {
 /// Opaque list cursors: the last key of the previous page.
 pub(crate) fn decode_cursor(cursor: Option<&str>) -> AppResult<String> {
     use base64::Engine;
+    let bad = || {
+        AppError::invalid(
+            "invalid_cursor",
+            "The cursor is not one this server gave out.",
+        )
+    };
     match cursor {
         None | Some("") => Ok(String::new()),
-        Some(c) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(c)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                AppError::invalid(
-                    "invalid_cursor",
-                    "The cursor is not one this server gave out.",
-                )
-            }),
+        Some(c) => {
+            let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(bad)?;
+            // Every list is keyed by UUIDs; anything else (a NUL byte, say) is refused here.
+            uuid::Uuid::parse_str(&key).map_err(|_| bad())?;
+            Ok(key)
+        }
     }
 }
 

@@ -66,6 +66,8 @@ pub async fn create_org(
         user_id: s.user_id.clone(),
         role: OrgRole::Owner,
         key: Arc::new(key),
+        read_only: false,
+        session_mfa: s.mfa,
     };
     audit_org(
         &mut tx,
@@ -136,11 +138,7 @@ pub async fn update_org(
     let name = name.map(validate_name).transpose()?;
     if require_mfa == Some(true) {
         // Whoever turns the policy on must meet it, or they would lock themselves out.
-        let mut c = app.db.pool.acquire().await?;
-        if crate::identity::mfa::methods(app, &mut c, scope.user_id())
-            .await?
-            .is_empty()
-        {
+        if !scope.session_mfa {
             return Err(super::mfa_required());
         }
     }

@@ -259,10 +259,9 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .expect("grant");
     let r = t
         .send(
-            Req::get(&format!(
-                "/api/v1/admin/orgs/{org}?reason=audit+coverage+check"
-            ))
-            .cookie(&yan),
+            Req::post(&format!("/api/v1/admin/orgs/{org}"))
+                .cookie(&yan)
+                .json(json!({"reason": "audit coverage check"})),
         )
         .await;
     assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());

@@ -521,6 +521,66 @@ async fn the_database_itself_hides_other_tenants() {
     if crate::support::backend_is_postgres() {
         assert_eq!(orgs, vec![a.clone()], "row-level security shows only A");
         assert_eq!(members, vec![a.clone()]);
+        // Writes are held to the current org even where reads of one's own memberships are not:
+        // inside A's context, B cannot be deleted, nor can the actor's membership in B.
+        let bob_id = user_id(&t, t.me(&bob).await.json());
+        let _ = bob_id;
+        t.send(
+            Req::post(&format!("/api/v1/orgs/{b}/invitations"))
+                .cookie(&bob)
+                .json(json!({"email": "ali@example.com", "role": "member"})),
+        )
+        .await;
+        let token = t
+            .new_mail()
+            .await
+            .into_iter()
+            .rev()
+            .find(|m| m.to == "ali@example.com")
+            .expect("mail")
+            .token("/invitations/accept");
+        let r = t
+            .send(
+                Req::post("/api/v1/invitations/accept")
+                    .cookie(&alice)
+                    .json(json!({ "token": token })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let mut tx = t.app.db.begin_scoped(&a, &alice_id).await.expect("tx");
+        let who: String = sqlx::query("SELECT CAST(current_user AS TEXT) AS u")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("q")
+            .try_get("u")
+            .expect("u");
+        assert_eq!(who, "strongroom_app");
+        let gone = sqlx::query("DELETE FROM orgs WHERE id = $1")
+            .bind(&b)
+            .execute(&mut *tx)
+            .await
+            .expect("q")
+            .rows_affected();
+        assert_eq!(gone, 0, "another org cannot be deleted from A's context");
+        let left = sqlx::query("DELETE FROM org_members WHERE user_id = $1")
+            .bind(&alice_id)
+            .execute(&mut *tx)
+            .await
+            .expect("q")
+            .rows_affected();
+        assert_eq!(left, 1, "only the membership in A");
+        let mine: i64 = sqlx::query("SELECT COUNT(*) AS n FROM org_members WHERE user_id = $1")
+            .bind(&alice_id)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("q")
+            .try_get("n")
+            .expect("n");
+        assert_eq!(
+            mine, 1,
+            "the membership in B is still there (and readable as one's own)"
+        );
+        tx.rollback().await.expect("rollback");
         // Without any tenant context, tenant tables are empty to the application.
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM invitations")
             .fetch_one(&t.app.db.pool)
@@ -581,7 +641,9 @@ async fn an_org_can_require_mfa_of_its_members() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{p}");
         assert_eq!(r.code(), "mfa_required");
     }
-    // Their own security settings stay open, and enrolling lifts the block.
+    // A password-only session opened before enrolment stays blocked afterwards.
+    let older = t.login("mem@example.com").await;
+    // Their own security settings stay open, and enrolling lifts the block for this session.
     assert_eq!(t.me(&member).await.status, StatusCode::OK);
     let secret = t
         .send(Req::post("/api/v1/me/mfa/totp").cookie(&member))
@@ -604,6 +666,12 @@ async fn an_org_can_require_mfa_of_its_members() {
             .status,
         StatusCode::OK
     );
+    assert_eq!(
+        t.send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&older))
+            .await
+            .code(),
+        "mfa_required"
+    );
 }
 
 #[tokio::test]
@@ -612,18 +680,19 @@ async fn superadmins_read_orgs_only_through_audited_bypass_routes_with_a_reason(
     let owner = user(&t, "own@example.com").await;
     let org = create_org(&t, &owner, "Customer").await;
     let admin = user(&t, "sup@example.com").await;
+    let read = |c: &str, reason: &str| {
+        Req::post(&format!("/api/v1/admin/orgs/{org}"))
+            .cookie(c)
+            .json(json!({ "reason": reason }))
+    };
+    let why = "support ticket 4711";
     // Without the command-line grant, the bypass does not exist for anyone.
-    let read = |c: &str, q: &str| Req::get(&format!("/api/v1/admin/orgs/{org}{q}")).cookie(c);
     assert_eq!(
-        t.send(read(&admin, "?reason=support+ticket+4711"))
-            .await
-            .status,
+        t.send(read(&admin, why)).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        t.send(read(&owner, "?reason=support+ticket+4711"))
-            .await
-            .status,
+        t.send(read(&owner, why)).await.status,
         StatusCode::NOT_FOUND
     );
     strongroom::tenancy::admin::grant_superadmin(&t.app, "sup@example.com")
@@ -636,16 +705,29 @@ async fn superadmins_read_orgs_only_through_audited_bypass_routes_with_a_reason(
             .status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(t.send(read(&admin, "")).await.code(), "reason_required");
-    let r = t.send(read(&admin, "?reason=support+ticket+4711")).await;
+    assert_eq!(
+        t.send(read(&admin, "short")).await.code(),
+        "reason_required"
+    );
+    assert_eq!(
+        t.send(read(&admin, "ticket \u{202e}4711 reversed"))
+            .await
+            .code(),
+        "reason_required"
+    );
+    // Cross-site, it is refused before anything is read or recorded.
+    let r = t
+        .send(read(&admin, why).header("origin", "https://evil.example"))
+        .await;
+    assert_eq!(r.code(), "cross_origin_request");
+    let r = t.send(read(&admin, why)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["name"], "Customer");
     let r = t
         .send(
-            Req::get(&format!(
-                "/api/v1/admin/orgs/{org}/members?reason=support+ticket+4711"
-            ))
-            .cookie(&admin),
+            Req::post(&format!("/api/v1/admin/orgs/{org}/members"))
+                .cookie(&admin)
+                .json(json!({ "reason": why })),
         )
         .await;
     assert_eq!(r.json()["items"].as_array().expect("items").len(), 1);
@@ -659,13 +741,53 @@ async fn superadmins_read_orgs_only_through_audited_bypass_routes_with_a_reason(
         .filter(|e| e.action == "superadmin.bypass")
         .collect();
     assert_eq!(uses.len(), 2);
-    assert_eq!(uses[0].metadata["reason"], "support ticket 4711");
+    assert_eq!(uses[0].metadata["reason"], why);
     // Sensitive: a stale sign-in must step up first.
     t.clock.advance_secs(11 * 60);
     assert_eq!(
-        t.send(read(&admin, "?reason=support+ticket+4711"))
-            .await
-            .code(),
+        t.send(read(&admin, why)).await.code(),
         "reauthentication_required"
     );
+}
+
+#[tokio::test]
+async fn invitations_are_rate_limited_per_org() {
+    let t = TestApp::with(|c| {
+        c.rate_limits.invitations_per_org = strongroom::config::Limit::new(2, 3600)
+    })
+    .await;
+    let owner = user(&t, "own@example.com").await;
+    let org = create_org(&t, &owner, "Org").await;
+    let invite = |n: u32| {
+        Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+            .cookie(&owner)
+            .json(json!({"email": format!("p{n}@example.com"), "role": "member"}))
+    };
+    assert_eq!(t.send(invite(1)).await.status, StatusCode::CREATED);
+    assert_eq!(t.send(invite(2)).await.status, StatusCode::CREATED);
+    let r = t.send(invite(3)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(t.new_mail().await.len(), 2);
+}
+
+#[tokio::test]
+async fn list_cursors_that_were_not_given_out_are_refused() {
+    let t = TestApp::new().await;
+    let owner = user(&t, "own@example.com").await;
+    let org = create_org(&t, &owner, "Org").await;
+    // "AA" decodes to a NUL byte, which PostgreSQL itself would reject.
+    for c in ["AA", "%%", "bm90LWEtdXVpZA"] {
+        for p in [
+            "/api/v1/orgs",
+            &format!("/api/v1/orgs/{org}/members"),
+            &format!("/api/v1/orgs/{org}/workspaces"),
+        ] {
+            let r = t
+                .send(Req::get(&format!("{p}?cursor={c}")).cookie(&owner))
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{p} {c}");
+            assert_eq!(r.code(), "invalid_cursor");
+        }
+    }
 }
