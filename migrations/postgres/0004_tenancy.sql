@@ -44,16 +44,30 @@ CREATE TABLE invitation_tokens (
 -- The data wall. The application works as strongroom_app, a role without BYPASSRLS that owns no
 -- table, so row-level security applies to every query it makes. Each transaction on tenant data
 -- sets strongroom.org_id (and strongroom.user_id) with set_config(..., true), i.e. SET LOCAL.
+-- Roles are shared by every database of the server, and several databases may be migrated at
+-- once (tests do): each statement runs only when needed, and a concurrent twin is not an error.
 DO $$
 BEGIN
-    CREATE ROLE strongroom_app NOLOGIN NOSUPERUSER NOBYPASSRLS;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'strongroom_app') THEN
+        BEGIN
+            CREATE ROLE strongroom_app NOLOGIN NOSUPERUSER NOBYPASSRLS;
+        EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN NULL;
+        END;
+    END IF;
+    -- A role of that name made earlier by someone else must not carry more rights than this one.
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'strongroom_app'
+               AND (rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb)) THEN
+        ALTER ROLE strongroom_app NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB;
+    END IF;
+    -- The login that runs the migrations (and may own the tables) must be able to switch to it.
+    IF NOT pg_has_role(current_user, 'strongroom_app', 'MEMBER') THEN
+        BEGIN
+            EXECUTE 'GRANT strongroom_app TO ' || quote_ident(current_user);
+        EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN NULL;
+        END;
+    END IF;
 END
 $$;
--- A role of that name made earlier by someone else must not carry more rights than this one.
-ALTER ROLE strongroom_app NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB;
--- The login that runs the migrations (and may own the tables) can switch to the app role.
-GRANT strongroom_app TO CURRENT_USER;
 GRANT USAGE ON SCHEMA public TO strongroom_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO strongroom_app;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO strongroom_app;

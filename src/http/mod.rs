@@ -7,6 +7,7 @@ pub mod mfa_pages;
 pub mod middleware;
 pub mod ops;
 pub mod org_api;
+pub mod org_pages;
 pub mod pages;
 pub mod passkey_api;
 pub mod problem;

@@ -69,6 +69,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/verify-email", get(verify_page))
         .route("/account", get(account_page))
         .merge(super::mfa_pages::router())
+        .merge(super::org_pages::router())
         .route("/account/sessions/{id}/revoke", post(revoke_submit))
         .route(
             "/account/sessions/revoke-others",

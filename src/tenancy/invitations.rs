@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{audit_org, authorize, decode_cursor, page, page_limit, OrgRole, OrgScope, Page};
+use super::{audit_org, decode_cursor, page, page_limit, OrgRole, OrgScope, Page};
 use crate::audit::Action;
 use crate::crypto::new_token;
 use crate::error::{AppError, AppResult};
@@ -225,7 +225,27 @@ pub async fn accept_invitation(
         metadata: json!({ "role": role.as_str() }),
     };
     crate::audit::append(&mut tx, &org_id, now, ev).await?;
+    // The answer is built here, not through `authorize`: the membership exists now even if an org
+    // policy (require MFA) keeps the new member out until they enrol a second factor.
+    let org = store::orgs::get_org(&mut tx, &org_id)
+        .await?
+        .ok_or(AppError::InvalidToken)?;
+    let (version, wrapped) = store::get_data_key(&mut tx, &org_id)
+        .await?
+        .ok_or(AppError::InvalidToken)?;
+    let role = store::orgs::member_role(&mut tx, &org_id, &s.user_id)
+        .await?
+        .and_then(|r| OrgRole::parse(&r))
+        .unwrap_or(role);
     tx.commit().await?;
-    let scope = authorize(app, s, &org_id).await?;
-    super::get_org(app, &scope).await
+    let key = app
+        .keyring
+        .open_tenant_key(&org_id, &crate::crypto::WrappedKey { version, wrapped })?;
+    Ok(super::OrgView {
+        id: org_id.clone(),
+        name: key.open_string("orgs", "name", &org_id, &org.name_ct)?,
+        role,
+        require_mfa: org.require_mfa,
+        created_at: crate::clock::rfc3339(org.created_at),
+    })
 }

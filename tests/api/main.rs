@@ -15,5 +15,6 @@ mod identity;
 mod logs;
 mod matrix;
 mod mfa;
+mod org_pages;
 mod pages;
 mod sessions;
