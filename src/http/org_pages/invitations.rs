@@ -1,0 +1,75 @@
+//! Accepting an invitation from its emailed link.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::*;
+use crate::error::AppError;
+use crate::http::middleware::RequestCtxExt;
+use crate::http::session::FullSession;
+use crate::state::AppState;
+
+// Invitations
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct TokenForm {
+    token: String,
+}
+
+pub(super) const ACCEPT_TITLE: &str = "Join an organization";
+
+/// The link in the invitation email. Opening it changes nothing (mail scanners prefetch links):
+/// the button posts the token.
+pub(super) async fn accept_page(
+    FullSession(s): FullSession,
+    Query(q): Query<TokenForm>,
+) -> Response {
+    if s.is_none() {
+        return render(
+            StatusCode::OK,
+            "invitation_accept.html",
+            context! { title => ACCEPT_TITLE, signed_in => false },
+        );
+    }
+    if q.token.is_empty() {
+        return show(
+            &Outcome::failed(&AppError::InvalidToken),
+            "invitation_accept.html",
+            context! { title => ACCEPT_TITLE },
+        );
+    }
+    show(
+        &Outcome::default(),
+        "invitation_accept.html",
+        context! { title => ACCEPT_TITLE, token => q.token },
+    )
+}
+
+pub(super) async fn accept_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    match tenancy::accept_invitation(&app, &ctx.0, &s, &f.token).await {
+        Ok(org) => Redirect::to(&format!("/orgs/{}?done=joined", org.id)).into_response(),
+        Err(e) => {
+            // A refused token will not work on a second try: no button for it.
+            let token = if matches!(e, AppError::InvalidToken) {
+                String::new()
+            } else {
+                f.token
+            };
+            show(
+                &Outcome::failed(&e),
+                "invitation_accept.html",
+                context! { title => ACCEPT_TITLE, token },
+            )
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Pages for organizations and their work: the org switcher, an org with its members, invitations
+//! and workspaces, a workspace as a board (status columns) or a list, an item with its comments,
+//! and invitation acceptance. Forms post back here and call the same service functions as the JSON
+//! API. A change that works redirects (303) to the page to show next with a fixed notice; one that
+//! fails shows the same page again with the service's error and the status it maps to. Anything
+//! the caller may not see is a 404 page, as the services answer `NotFound`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::LazyLock;
+
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::{context, Environment, Value};
+use serde::Deserialize;
+
+use super::pages::page_error;
+use crate::error::{AppError, AppResult};
+use crate::identity::AuthSession;
+use crate::state::AppState;
+use crate::tenancy::items::{self, ItemInput};
+use crate::tenancy::workspaces::{self, WorkspaceInput, WorkspaceScope, WsRole};
+use crate::tenancy::{self, MemberView, OrgRole, OrgScope, Page};
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, src) in [
+        ("base.html", include_str!("../../../templates/base.html")),
+        (
+            "message.html",
+            include_str!("../../../templates/message.html"),
+        ),
+        ("orgs.html", include_str!("../../../templates/orgs.html")),
+        ("org.html", include_str!("../../../templates/org.html")),
+        (
+            "workspace.html",
+            include_str!("../../../templates/workspace.html"),
+        ),
+        ("item.html", include_str!("../../../templates/item.html")),
+        (
+            "invitation_accept.html",
+            include_str!("../../../templates/invitation_accept.html"),
+        ),
+    ] {
+        if let Err(e) = env.add_template(name, src) {
+            tracing::error!(template = name, error = %e, "template does not compile");
+        }
+    }
+    env
+});
+
+pub fn router() -> Router<AppState> {
+    let ws = "/orgs/{org_id}/workspaces/{ws_id}";
+    Router::new()
+        .route("/orgs", get(orgs_page).post(create_org_submit))
+        .route("/orgs/{org_id}", get(org_page))
+        .route("/orgs/{org_id}/invitations", post(invite_submit))
+        .route(
+            "/orgs/{org_id}/invitations/{id}/revoke",
+            post(revoke_invitation_submit),
+        )
+        .route("/orgs/{org_id}/members/{user_id}/role", post(role_submit))
+        .route(
+            "/orgs/{org_id}/members/{user_id}/remove",
+            post(remove_member_submit),
+        )
+        .route("/orgs/{org_id}/workspaces", post(create_workspace_submit))
+        .route(ws, get(workspace_page))
+        .route(&format!("{ws}/members"), post(grant_access_submit))
+        .route(
+            &format!("{ws}/members/{{user_id}}/remove"),
+            post(remove_access_submit),
+        )
+        .route(&format!("{ws}/items"), post(create_item_submit))
+        .route(
+            &format!("{ws}/items/{{item_id}}"),
+            get(item_page).post(update_item_submit),
+        )
+        .route(
+            &format!("{ws}/items/{{item_id}}/comments"),
+            post(comment_submit),
+        )
+        .route("/invitations/accept", get(accept_page).post(accept_submit))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
+    match TEMPLATES.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "template failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><title>Error</title><p>Something went wrong.</p>".to_string()),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// What a page shows above its content: the error that stopped a change, or a notice after one
+/// that worked.
+#[derive(Default)]
+struct Outcome<'a> {
+    error: Option<&'a AppError>,
+    notice: Option<&'static str>,
+}
+
+impl<'a> Outcome<'a> {
+    fn failed(e: &'a AppError) -> Self {
+        Outcome {
+            error: Some(e),
+            notice: None,
+        }
+    }
+    fn done(q: &DoneQuery) -> Self {
+        Outcome {
+            error: None,
+            notice: notice(&q.done),
+        }
+    }
+}
+
+/// A page for a signed-in user, with the status of the error it shows (if any).
+fn show(out: &Outcome<'_>, name: &str, ctx: Value) -> Response {
+    let (status, error) = match out.error {
+        Some(e) => {
+            let (status, msg) = page_error(e);
+            (status, Some(msg))
+        }
+        None => (StatusCode::OK, None),
+    };
+    let mut res = render(
+        status,
+        name,
+        context! { error, notice => out.notice, signed_in => true, ..ctx },
+    );
+    if let Some(AppError::RateLimited { retry_after }) = out.error {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+    }
+    res
+}
+
+/// The page for an org, workspace or item the caller cannot open: 404 for anything they may not
+/// see (the services never say whether it exists), else the reason (e.g. the org's MFA policy).
+fn denied(e: &AppError) -> Response {
+    let (status, msg) = page_error(e);
+    let (title, message, link, link_text, error) = match e {
+        AppError::NotFound => (
+            "Not found",
+            "There is nothing here, or you do not have access to it.",
+            "/orgs",
+            "Your organizations",
+            None,
+        ),
+        AppError::Forbidden {
+            code: "mfa_required",
+            ..
+        } => (
+            "Two-factor sign-in required",
+            "",
+            "/account",
+            "Security settings",
+            Some(msg),
+        ),
+        _ => ("Organization", "", "/orgs", "Your organizations", Some(msg)),
+    };
+    let mut res = render(
+        status,
+        "message.html",
+        context! { title, message, link, link_text, error, signed_in => true },
+    );
+    if let AppError::RateLimited { retry_after } = e {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+    }
+    res
+}
+
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+/// Fixed notices after a change, named in the `done` query parameter of the redirect (so no
+/// user-supplied text is ever reflected from the URL).
+fn notice(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "org_created" => "The organization was created. You are its owner.",
+        "joined" => "You joined the organization.",
+        "invited" => "The invitation was sent.",
+        "revoked" => "The invitation was revoked.",
+        "role" => "The role was changed.",
+        "removed" => "The member was removed.",
+        "left" => "You left the organization.",
+        "ws_created" => "The workspace was created.",
+        "access" => "Access to the workspace was updated.",
+        "access_removed" => "Access to the workspace was removed.",
+        "item_created" => "The item was added.",
+        "saved" => "The item was saved.",
+        "commented" => "Your comment was added.",
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DoneQuery {
+    done: String,
+}
+
+/// Returns the response in `Err` from the enclosing handler.
+macro_rules! or_page {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
+async fn org_scope(app: &AppState, s: &AuthSession, org_id: &str) -> Result<OrgScope, Response> {
+    tenancy::authorize(app, s, org_id)
+        .await
+        .map_err(|e| denied(&e))
+}
+
+async fn ws_scope(
+    app: &AppState,
+    s: &AuthSession,
+    org_id: &str,
+    ws_id: &str,
+) -> Result<WorkspaceScope, Response> {
+    let org = org_scope(app, s, org_id).await?;
+    workspaces::authorize_workspace(app, org, ws_id)
+        .await
+        .map_err(|e| denied(&e))
+}
+
+const PAGE: i64 = 200;
+const MAX_ROWS: usize = 1000;
+
+/// The rows of a paginated service list, up to `MAX_ROWS`, and whether there were more.
+async fn all<T, F, Fut>(mut next: F) -> AppResult<(Vec<T>, bool)>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = AppResult<Page<T>>>,
+{
+    let mut rows = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = next(cursor.take()).await?;
+        rows.extend(p.items);
+        match p.next_cursor {
+            None => return Ok((rows, false)),
+            Some(_) if rows.len() >= MAX_ROWS => return Ok((rows, true)),
+            c => cursor = c,
+        }
+    }
+}
+
+async fn org_members(app: &AppState, scope: &OrgScope) -> AppResult<(Vec<MemberView>, bool)> {
+    all(|c| async move { tenancy::list_members(app, scope, c.as_deref(), Some(PAGE)).await }).await
+}
+
+/// Display names by user id, for assignees, authors and workspace access.
+fn names(members: &[MemberView]) -> HashMap<&str, &str> {
+    members
+        .iter()
+        .map(|m| (m.user_id.as_str(), m.display_name.as_str()))
+        .collect()
+}
+
+const UNKNOWN_MEMBER: &str = "Former member";
+
+fn name_of<'a>(names: &HashMap<&str, &'a str>, id: &str) -> &'a str {
+    names.get(id).copied().unwrap_or(UNKNOWN_MEMBER)
+}
+
+/// `None` for an empty form value.
+fn non_empty(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+mod invitations;
+mod orgs;
+mod work;
+
+use invitations::*;
+use orgs::*;
+use work::*;

@@ -1,0 +1,273 @@
+//! Organization pages: the org switcher, an org with its members, invitations and workspaces.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use minijinja::{context, Value};
+use serde::Deserialize;
+
+use super::*;
+use crate::error::AppError;
+use crate::http::middleware::RequestCtxExt;
+use crate::http::session::FullSession;
+use crate::state::AppState;
+
+// Organizations
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct NameForm {
+    name: String,
+}
+
+pub(super) async fn orgs_page(
+    State(app): State<AppState>,
+    FullSession(s): FullSession,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    orgs_view(&app, &s, Outcome::done(&q), "").await
+}
+
+pub(super) async fn orgs_view(
+    app: &AppState,
+    s: &AuthSession,
+    out: Outcome<'_>,
+    name: &str,
+) -> Response {
+    let form = context! { name };
+    let title = "Organizations";
+    match all(|c| async move { tenancy::list_orgs(app, s, c.as_deref(), Some(PAGE)).await }).await {
+        Ok((orgs, more)) => show(
+            &out,
+            "orgs.html",
+            context! { title, orgs => Value::from_serialize(&orgs), more, form },
+        ),
+        // The list could not load: say why, and keep the create form usable.
+        Err(e) if out.error.is_none() => {
+            show(&Outcome::failed(&e), "orgs.html", context! { title, form })
+        }
+        Err(_) => show(&out, "orgs.html", context! { title, form }),
+    }
+}
+
+pub(super) async fn create_org_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Form(f): Form<NameForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    match tenancy::create_org(&app, &ctx.0, &s, &f.name).await {
+        Ok(org) => Redirect::to(&format!("/orgs/{}?done=org_created", org.id)).into_response(),
+        Err(e) => orgs_view(&app, &s, Outcome::failed(&e), &f.name).await,
+    }
+}
+
+pub(super) async fn org_page(
+    State(app): State<AppState>,
+    FullSession(s): FullSession,
+    Path(org_id): Path<String>,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    org_view(&app, &scope, Outcome::done(&q), context! {}).await
+}
+
+/// The org page: workspaces (those the caller may see), members, and for admins the invitations.
+/// `form` refills a form that failed.
+pub(super) async fn org_view(
+    app: &AppState,
+    scope: &OrgScope,
+    out: Outcome<'_>,
+    form: Value,
+) -> Response {
+    let admin = scope.role() >= OrgRole::Admin;
+    let owner = scope.role() == OrgRole::Owner;
+    let loaded = async {
+        let org = tenancy::get_org(app, scope).await?;
+        let (members, more_members) = org_members(app, scope).await?;
+        let invitations = if admin {
+            all(|c| async move {
+                tenancy::list_invitations(app, scope, c.as_deref(), Some(PAGE)).await
+            })
+            .await?
+            .0
+            .into_iter()
+            .filter(|i| i.status == "pending")
+            .collect()
+        } else {
+            Vec::new()
+        };
+        let (workspaces, more_workspaces) = all(|c| async move {
+            workspaces::list_workspaces(app, scope, c.as_deref(), Some(PAGE)).await
+        })
+        .await?;
+        Ok::<_, AppError>((
+            org,
+            members,
+            more_members,
+            invitations,
+            workspaces,
+            more_workspaces,
+        ))
+    };
+    let (org, members, more_members, invitations, workspaces, more_workspaces) = match loaded.await
+    {
+        Ok(v) => v,
+        Err(e) => return denied(&e),
+    };
+    let roles: &[&str] = if owner {
+        &["member", "admin", "owner"]
+    } else {
+        &["member", "admin"]
+    };
+    show(
+        &out,
+        "org.html",
+        context! {
+            title => org.name.clone(), org => Value::from_serialize(&org), me => scope.user_id(),
+            is_admin => admin, is_owner => owner, roles,
+            members => Value::from_serialize(&members), more_members,
+            invitations => Value::from_serialize(&invitations),
+            workspaces => Value::from_serialize(&workspaces), more_workspaces, form,
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct InviteForm {
+    email: String,
+    role: String,
+}
+
+pub(super) fn parse_org_role(role: &str) -> AppResult<OrgRole> {
+    OrgRole::parse(role)
+        .ok_or_else(|| AppError::invalid("invalid_role", "Choose a role: member, admin or owner."))
+}
+
+pub(super) async fn invite_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path(org_id): Path<String>,
+    Form(f): Form<InviteForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    let result = match parse_org_role(&f.role) {
+        Ok(role) => tenancy::create_invitation(&app, &ctx.0, &scope, &f.email, role)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => org_done(&scope, "invited"),
+        Err(e) => {
+            let form = context! { invite_email => f.email, invite_role => f.role };
+            org_view(&app, &scope, Outcome::failed(&e), form).await
+        }
+    }
+}
+
+pub(super) fn org_done(scope: &OrgScope, done: &str) -> Response {
+    Redirect::to(&format!("/orgs/{}?done={done}", scope.org_id())).into_response()
+}
+
+pub(super) async fn revoke_invitation_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    match tenancy::revoke_invitation(&app, &ctx.0, &scope, &id).await {
+        Ok(()) => org_done(&scope, "revoked"),
+        Err(e) => org_view(&app, &scope, Outcome::failed(&e), context! {}).await,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RoleForm {
+    role: String,
+}
+
+pub(super) async fn role_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path((org_id, user_id)): Path<(String, String)>,
+    Form(f): Form<RoleForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    let result = match parse_org_role(&f.role) {
+        Ok(role) => tenancy::change_member_role(&app, &ctx.0, &scope, &user_id, role)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => org_done(&scope, "role"),
+        Err(e) => org_view(&app, &scope, Outcome::failed(&e), context! {}).await,
+    }
+}
+
+pub(super) async fn remove_member_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path((org_id, user_id)): Path<(String, String)>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    match tenancy::remove_member(&app, &ctx.0, &scope, &user_id).await {
+        Ok(()) if user_id == s.user_id => Redirect::to("/orgs?done=left").into_response(),
+        Ok(()) => org_done(&scope, "removed"),
+        Err(e) => org_view(&app, &scope, Outcome::failed(&e), context! {}).await,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct WorkspaceForm {
+    name: String,
+    kind: String,
+    description: String,
+}
+
+pub(super) async fn create_workspace_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path(org_id): Path<String>,
+    Form(f): Form<WorkspaceForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    let input = WorkspaceInput {
+        name: Some(f.name.clone()),
+        kind: Some(f.kind.clone()),
+        description: Some(f.description.clone()),
+        statuses: None,
+    };
+    match workspaces::create_workspace(&app, &ctx.0, &scope, input).await {
+        Ok(ws) => Redirect::to(&format!(
+            "/orgs/{}/workspaces/{}?done=ws_created",
+            scope.org_id(),
+            ws.id
+        ))
+        .into_response(),
+        Err(e) => {
+            let form =
+                context! { ws_name => f.name, ws_kind => f.kind, ws_description => f.description };
+            org_view(&app, &scope, Outcome::failed(&e), form).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------

@@ -1,0 +1,398 @@
+//! Workspace pages (board columns or a list) and item pages with comments.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use minijinja::{context, Value};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::error::AppError;
+use crate::http::middleware::RequestCtxExt;
+use crate::http::session::FullSession;
+use crate::state::AppState;
+
+// Workspaces
+
+#[derive(Serialize)]
+pub(super) struct Card<'a> {
+    id: &'a str,
+    title: &'a str,
+    status: &'a str,
+    due_on: Option<&'a str>,
+    assignee: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Column<'a> {
+    status: &'a str,
+    items: Vec<&'a Card<'a>>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Access<'a> {
+    user_id: &'a str,
+    name: &'a str,
+    role: WsRole,
+}
+
+pub(super) async fn workspace_page(
+    State(app): State<AppState>,
+    FullSession(s): FullSession,
+    Path((org_id, ws_id)): Path<(String, String)>,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    workspace_view(&app, &ws, Outcome::done(&q), context! {}).await
+}
+
+/// A board shows one column per workspace status (and one for any status an item keeps after the
+/// workspace's statuses changed); a deal room shows a list.
+pub(super) async fn workspace_view(
+    app: &AppState,
+    ws: &WorkspaceScope,
+    out: Outcome<'_>,
+    form: Value,
+) -> Response {
+    let owner = ws.role() >= WsRole::Owner;
+    let loaded = async {
+        let org = tenancy::get_org(app, &ws.org).await?;
+        let view = workspaces::get_workspace(app, ws).await?;
+        let (items, more_items) =
+            all(|c| async move { items::list_items(app, ws, c.as_deref(), Some(PAGE)).await })
+                .await?;
+        let (members, _) = org_members(app, &ws.org).await?;
+        let access = if owner {
+            all(|c| async move {
+                workspaces::list_workspace_members(app, ws, c.as_deref(), Some(PAGE)).await
+            })
+            .await?
+            .0
+        } else {
+            Vec::new()
+        };
+        Ok::<_, AppError>((org, view, items, more_items, members, access))
+    };
+    let (org, view, items, more_items, members, access) = match loaded.await {
+        Ok(v) => v,
+        Err(e) => return denied(&e),
+    };
+    let names = names(&members);
+    let cards: Vec<Card<'_>> = items
+        .iter()
+        .map(|i| Card {
+            id: &i.id,
+            title: &i.title,
+            status: &i.status,
+            due_on: i.due_on.as_deref(),
+            assignee: i.assignee_id.as_deref().map(|a| name_of(&names, a)),
+        })
+        .collect();
+    let mut statuses: Vec<&str> = view.statuses.iter().map(String::as_str).collect();
+    for c in &cards {
+        if !statuses.contains(&c.status) {
+            statuses.push(c.status);
+        }
+    }
+    let columns: Vec<Column<'_>> = statuses
+        .iter()
+        .map(|st| Column {
+            status: st,
+            items: cards.iter().filter(|c| c.status == *st).collect(),
+        })
+        .collect();
+    let access: Vec<Access<'_>> = access
+        .iter()
+        .map(|m| Access {
+            user_id: &m.user_id,
+            name: name_of(&names, &m.user_id),
+            role: m.role,
+        })
+        .collect();
+    show(
+        &out,
+        "workspace.html",
+        context! {
+            title => view.name.clone(), org => Value::from_serialize(&org),
+            ws => Value::from_serialize(&view), columns => Value::from_serialize(&columns),
+            items => Value::from_serialize(&cards), more_items,
+            can_edit => ws.role() >= WsRole::Editor, is_ws_owner => owner,
+            ws_members => Value::from_serialize(&access),
+            org_members => Value::from_serialize(&members), form,
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct NewItemForm {
+    title: String,
+    status: String,
+    due_on: String,
+}
+
+pub(super) async fn create_item_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path((org_id, ws_id)): Path<(String, String)>,
+    Form(f): Form<NewItemForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    let input = ItemInput {
+        title: Some(f.title.clone()),
+        status: non_empty(&f.status),
+        due_on: non_empty(&f.due_on).map(Some),
+        ..ItemInput::default()
+    };
+    match items::create_item(&app, &ctx.0, &ws, input).await {
+        Ok(_) => ws_done(&ws, "item_created"),
+        Err(e) => {
+            let form = context! { title => f.title, status => f.status, due_on => f.due_on };
+            workspace_view(&app, &ws, Outcome::failed(&e), form).await
+        }
+    }
+}
+
+pub(super) fn ws_done(ws: &WorkspaceScope, done: &str) -> Response {
+    Redirect::to(&format!(
+        "/orgs/{}/workspaces/{}?done={done}",
+        ws.org.org_id(),
+        ws.id()
+    ))
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct AccessForm {
+    user_id: String,
+    role: String,
+}
+
+pub(super) async fn grant_access_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path((org_id, ws_id)): Path<(String, String)>,
+    Form(f): Form<AccessForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    let result = match WsRole::parse(&f.role) {
+        Some(role) => workspaces::set_workspace_member(&app, &ctx.0, &ws, &f.user_id, role)
+            .await
+            .map(|_| ()),
+        None => Err(AppError::invalid(
+            "invalid_role",
+            "Choose a role: viewer, editor or owner.",
+        )),
+    };
+    match result {
+        Ok(()) => ws_done(&ws, "access"),
+        Err(e) => {
+            let form = context! { user_id => f.user_id, role => f.role };
+            workspace_view(&app, &ws, Outcome::failed(&e), form).await
+        }
+    }
+}
+
+pub(super) async fn remove_access_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path((org_id, ws_id, user_id)): Path<(String, String, String)>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    match workspaces::remove_workspace_member(&app, &ctx.0, &ws, &user_id).await {
+        Ok(()) => ws_done(&ws, "access_removed"),
+        Err(e) => workspace_view(&app, &ws, Outcome::failed(&e), context! {}).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Items
+
+/// The edit form. A field the form does not send keeps its value; an empty assignee or due date
+/// clears it.
+#[derive(Deserialize, Default, Serialize, Clone)]
+#[serde(default)]
+pub(super) struct EditForm {
+    title: Option<String>,
+    status: Option<String>,
+    assignee_id: Option<String>,
+    due_on: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Comment<'a> {
+    id: &'a str,
+    author: &'a str,
+    body: &'a str,
+    created_at: &'a str,
+}
+
+#[derive(Serialize)]
+pub(super) struct Assignee<'a> {
+    user_id: &'a str,
+    name: &'a str,
+}
+
+pub(super) async fn item_page(
+    State(app): State<AppState>,
+    FullSession(s): FullSession,
+    Path((org_id, ws_id, item_id)): Path<(String, String, String)>,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    item_view(&app, &ws, &item_id, Outcome::done(&q), None, "").await
+}
+
+/// The item page; `edit` and `comment` refill the forms after a change that failed.
+pub(super) async fn item_view(
+    app: &AppState,
+    ws: &WorkspaceScope,
+    item_id: &str,
+    out: Outcome<'_>,
+    edit: Option<EditForm>,
+    comment: &str,
+) -> Response {
+    let loaded = async {
+        let item = items::get_item(app, ws, item_id).await?;
+        let org = tenancy::get_org(app, &ws.org).await?;
+        let view = workspaces::get_workspace(app, ws).await?;
+        let (updates, more_comments) = all(|c| async move {
+            items::list_updates(app, ws, item_id, c.as_deref(), Some(PAGE)).await
+        })
+        .await?;
+        let (members, _) = org_members(app, &ws.org).await?;
+        Ok::<_, AppError>((item, org, view, updates, more_comments, members))
+    };
+    let (item, org, view, updates, more_comments, members) = match loaded.await {
+        Ok(v) => v,
+        Err(e) => return denied(&e),
+    };
+    let names = names(&members);
+    let fields: Vec<(&str, String)> = item
+        .fields
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.as_str(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let comments: Vec<Comment<'_>> = updates
+        .iter()
+        .map(|u| Comment {
+            id: &u.id,
+            author: name_of(&names, &u.author_id),
+            body: &u.body,
+            created_at: &u.created_at,
+        })
+        .collect();
+    let mut assignees: Vec<Assignee<'_>> = members
+        .iter()
+        .map(|m| Assignee {
+            user_id: &m.user_id,
+            name: &m.display_name,
+        })
+        .collect();
+    // Keep the current assignee selectable even when not listed, so saving does not clear it.
+    if let Some(a) = item.assignee_id.as_deref() {
+        if !names.contains_key(a) {
+            assignees.push(Assignee {
+                user_id: a,
+                name: UNKNOWN_MEMBER,
+            });
+        }
+    }
+    let mut statuses = view.statuses.clone();
+    if !statuses.contains(&item.status) {
+        statuses.push(item.status.clone());
+    }
+    let edit = edit.unwrap_or_else(|| EditForm {
+        title: Some(item.title.clone()),
+        status: Some(item.status.clone()),
+        assignee_id: item.assignee_id.clone(),
+        due_on: item.due_on.clone(),
+    });
+    show(
+        &out,
+        "item.html",
+        context! {
+            title => item.title.clone(), org => Value::from_serialize(&org),
+            ws => Value::from_serialize(&view), item => Value::from_serialize(&item),
+            assignee => item.assignee_id.as_deref().map(|a| name_of(&names, a)),
+            creator => names.get(item.created_by.as_str()).copied(),
+            fields, statuses, assignees => Value::from_serialize(&assignees),
+            can_edit => ws.role() >= WsRole::Editor, edit => Value::from_serialize(&edit),
+            comments => Value::from_serialize(&comments), more_comments,
+            form => context! { body => comment },
+        },
+    )
+}
+
+pub(super) async fn update_item_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path((org_id, ws_id, item_id)): Path<(String, String, String)>,
+    Form(f): Form<EditForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    let input = ItemInput {
+        title: f.title.clone(),
+        status: f.status.clone(),
+        assignee_id: f.assignee_id.as_deref().map(non_empty),
+        due_on: f.due_on.as_deref().map(non_empty),
+        fields: None,
+    };
+    match items::update_item(&app, &ctx.0, &ws, &item_id, input).await {
+        Ok(item) => item_done(&ws, &item.id, "saved"),
+        Err(e) => item_view(&app, &ws, &item_id, Outcome::failed(&e), Some(f), "").await,
+    }
+}
+
+pub(super) fn item_done(ws: &WorkspaceScope, item_id: &str, done: &str) -> Response {
+    Redirect::to(&format!(
+        "/orgs/{}/workspaces/{}/items/{item_id}?done={done}",
+        ws.org.org_id(),
+        ws.id()
+    ))
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct CommentForm {
+    body: String,
+}
+
+pub(super) async fn comment_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+    Path((org_id, ws_id, item_id)): Path<(String, String, String)>,
+    Form(f): Form<CommentForm>,
+) -> Response {
+    let Some(s) = s else { return to_login() };
+    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    match items::create_update(&app, &ctx.0, &ws, &item_id, &f.body).await {
+        Ok(u) => item_done(&ws, &u.item_id, "commented"),
+        Err(e) => item_view(&app, &ws, &item_id, Outcome::failed(&e), None, &f.body).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
