@@ -13,7 +13,9 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::middleware::RequestCtxExt;
-use super::pages::{account_outcome, page_error, reauth_prompt, render, render_error};
+use super::pages::{
+    account_outcome, page_error, reauth_prompt, render, render_error, with_retry_after,
+};
 use super::session::{session_cookie, FullSession, MaybeAuthed};
 use crate::error::AppError;
 use crate::identity::mfa::{self, SecondFactor};
@@ -239,16 +241,12 @@ async fn reauth_submit(
         Ok(()) => Redirect::to("/account?confirmed=1").into_response(),
         Err(e) => {
             let (status, error) = page_error(&e);
-            let mut r = render(
+            let r = render(
                 status,
                 "reauth.html",
                 context! { title => "Confirm it is you", signed_in => true, error },
             );
-            if let AppError::RateLimited { retry_after } = e {
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
-            }
-            r
+            with_retry_after(r, &e)
         }
     }
 }

@@ -118,15 +118,20 @@ pub(super) fn page_error(e: &AppError) -> (StatusCode, String) {
     (status, e.to_string())
 }
 
-/// A page showing `e`, with the status it maps to (and `Retry-After` when rate limited).
-pub(super) fn render_error(e: &AppError, name: &str, ctx: Value) -> Response {
-    let (status, error) = page_error(e);
-    let mut res = render(status, name, context! { error, ..ctx });
+/// Adds `Retry-After` to a page answering a rate-limited request.
+pub(super) fn with_retry_after(mut res: Response, e: &AppError) -> Response {
     if let AppError::RateLimited { retry_after } = e {
         res.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
     }
     res
+}
+
+/// A page showing `e`, with the status it maps to (and `Retry-After` when rate limited).
+pub(super) fn render_error(e: &AppError, name: &str, ctx: Value) -> Response {
+    let (status, error) = page_error(e);
+    let res = render(status, name, context! { error, ..ctx });
+    with_retry_after(res, e)
 }
 
 pub(super) fn message(title: &str, msg: &str, link: Option<(&str, &str)>) -> Response {
@@ -410,12 +415,8 @@ pub(super) async fn account_outcome(
         }) => reauth_prompt(),
         Err(e) => {
             let (status, error) = page_error(&e);
-            let mut res = account_view(app, s, status, Some(error), None).await;
-            if let AppError::RateLimited { retry_after } = e {
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
-            }
-            res
+            let res = account_view(app, s, status, Some(error), None).await;
+            with_retry_after(res, &e)
         }
     }
 }

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::LazyLock;
 
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use minijinja::{context, Environment, Value};
 use serde::Deserialize;
 
-use super::pages::page_error;
+use super::pages::{page_error, with_retry_after};
 use crate::error::{AppError, AppResult};
 use crate::identity::AuthSession;
 use crate::state::AppState;
@@ -134,16 +134,15 @@ fn show(out: &Outcome<'_>, name: &str, ctx: Value) -> Response {
         }
         None => (StatusCode::OK, None),
     };
-    let mut res = render(
+    let res = render(
         status,
         name,
         context! { error, notice => out.notice, signed_in => true, ..ctx },
     );
-    if let Some(AppError::RateLimited { retry_after }) = out.error {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
+    match out.error {
+        Some(e) => with_retry_after(res, e),
+        None => res,
     }
-    res
 }
 
 /// The page for an org, workspace or item the caller cannot open: 404 for anything they may not
@@ -170,16 +169,12 @@ fn denied(e: &AppError) -> Response {
         ),
         _ => ("Organization", "", "/orgs", "Your organizations", Some(msg)),
     };
-    let mut res = render(
+    let res = render(
         status,
         "message.html",
         context! { title, message, link, link_text, error, signed_in => true },
     );
-    if let AppError::RateLimited { retry_after } = e {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after));
-    }
-    res
+    with_retry_after(res, e)
 }
 
 fn to_login() -> Response {
