@@ -48,6 +48,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub password: PasswordConfig,
     pub rate_limits: RateLimitConfig,
+    pub audit: AuditConfig,
     /// When absent, emails are written as `.eml` files to `<data_dir>/outbox/`.
     pub smtp: Option<SmtpConfig>,
 }
@@ -59,6 +60,25 @@ pub struct SessionConfig {
     pub absolute_timeout_secs: i64,
     /// How long a re-authentication (step-up) keeps sensitive actions open.
     pub reauth_window_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events older than this are removed (a whole prefix of each chain, followed by a signed
+    /// checkpoint). 0 keeps them forever.
+    pub retention_days: i64,
+    /// How often the retention job looks for expired events.
+    pub retention_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 730,
+            retention_interval_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +173,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             password: PasswordConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            audit: AuditConfig::default(),
             smtp: None,
         }
     }
@@ -242,6 +263,15 @@ impl Config {
     /// Every problem with the configuration, in plain words; empty when it is usable.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if self.audit.retention_days != 0 && !(30..=36_500).contains(&self.audit.retention_days) {
+            p.push(format!(
+                "audit.retention_days: {} is not 0 (keep forever) or between 30 and 36500 days",
+                self.audit.retention_days
+            ));
+        }
+        if !(60..=86_400).contains(&self.audit.retention_interval_secs) {
+            p.push("audit.retention_interval_secs: must be between 60 and 86400".into());
+        }
         if self.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(
                 "listen: '{}' is not an address like 127.0.0.1:8080",

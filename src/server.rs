@@ -17,7 +17,8 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let _ = crate::http::ops::metrics_handle();
     let (trigger, stop) = tokio_util_shutdown::channel();
-    let worker = app.mailer.spawn_worker(stop);
+    let worker = app.mailer.spawn_worker(stop.clone());
+    let retention = crate::audit::retention::spawn_job(app.clone(), stop);
     tracing::info!(listen_addr = %addr, public_url = %app.config.public_url(), "listening");
     let app_background = app.background.clone();
     let router = crate::http::router(app);
@@ -32,6 +33,7 @@ pub async fn run(
         .await;
     trigger.fire();
     let _ = worker.await;
+    let _ = retention.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -250,6 +250,15 @@ impl Keyring {
         let k = self.master.derive(label);
         hmac_hex(&k, data)
     }
+
+    /// Whether `mac` is `self.mac(label, data)`, compared in constant time.
+    pub fn verify_mac(&self, label: &str, data: &[u8], mac: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.mac(label, data)
+            .as_bytes()
+            .ct_eq(mac.as_bytes())
+            .into()
+    }
 }
 
 /// A tenant's data key, unwrapped: seals and opens that tenant's fields. Deleting the wrapped key

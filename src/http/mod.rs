@@ -1,5 +1,6 @@
 //! HTTP: routers, extractors, middleware and pages. Thin: parse, call one service function, render.
 
+pub mod audit_api;
 pub mod auth_api;
 pub mod me_api;
 pub mod mfa_api;
@@ -52,6 +53,7 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(passkey_api::me_router())
         .merge(org_api::router())
         .merge(work_api::router())
+        .merge(audit_api::router())
         .merge(ops::api_router())
         .split_for_parts()
 }

@@ -265,19 +265,18 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         )
         .await;
     assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    // An admin exports the trail (itself an audited data export).
+    let r = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events/export")).cookie(&s))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
     let r = t
         .send(Req::delete(&format!("/api/v1/orgs/{org}")).cookie(&s))
         .await;
     assert_eq!(r.status, axum::http::StatusCode::NO_CONTENT);
 
-    let mut conn = t.app.db.pool.acquire().await.expect("conn");
-    let events = strongroom::audit::load_chain(&mut conn, "platform")
-        .await
-        .expect("chain");
-    let org_events = strongroom::audit::load_chain(&mut conn, &org)
-        .await
-        .expect("org chain");
-    drop(conn);
+    let events = t.chain("platform").await;
+    let org_events = t.chain(&org).await;
     assert_eq!(strongroom::audit::first_bad_seq(&org_events), None);
     for e in &org_events {
         let want = if matches!(
@@ -315,9 +314,11 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         Action::PasskeyRenamed,
         Action::PasskeyRemoved,
     ];
+    // Retention runs two years later, at the end of this test.
+    let later = [Action::AuditRetentionCheckpoint];
     let all: BTreeSet<&str> = Action::ALL
         .iter()
-        .filter(|a| !browser_only.contains(a))
+        .filter(|a| !browser_only.contains(a) && !later.contains(a))
         .map(|a| a.as_str())
         .collect();
     assert_eq!(
@@ -368,6 +369,41 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         2
     );
     assert_eq!(strongroom::audit::first_bad_seq(&events), None);
+    let exported: Vec<_> = org_events
+        .iter()
+        .filter(|e| e.action == "audit.exported")
+        .collect();
+    assert_eq!(exported.len(), 1);
+    assert_eq!(
+        (
+            exported[0].target_type.as_deref(),
+            exported[0].target_id.as_deref()
+        ),
+        (Some("org"), Some(org.as_str()))
+    );
+
+    // Retention, two years on: each chain gets exactly one checkpoint, by nobody, on the chain.
+    t.clock.advance_secs(731 * 24 * 3600);
+    let removed = strongroom::audit::retention::run_once(&t.app)
+        .await
+        .expect("retention");
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    for chain in ["platform", org.as_str()] {
+        let after = t.chain(chain).await;
+        let checkpoints: Vec<_> = after
+            .iter()
+            .filter(|e| e.action == "audit.retention_checkpoint")
+            .collect();
+        assert_eq!(checkpoints.len(), 1, "{chain}");
+        assert_eq!(checkpoints[0].actor_id, None);
+        assert_eq!(
+            (
+                checkpoints[0].target_type.as_deref(),
+                checkpoints[0].target_id.clone()
+            ),
+            (Some("audit_chain"), Some(chain.to_string()))
+        );
+    }
 }
 
 fn uid_of(events: &[strongroom::audit::StoredEvent]) -> String {

@@ -30,6 +30,8 @@ enum Need {
     Ws(WsNeed),
     /// The platform superadmin's bypass: nobody in this matrix is one.
     Superadmin,
+    /// Owners and admins; to members the route does not exist (the audit trail).
+    OrgHidden(OrgNeed),
 }
 
 /// What each tenant route requires (API.md, "Tenancy and work").
@@ -102,6 +104,21 @@ fn needs() -> BTreeMap<(&'static str, &'static str), Need> {
             Superadmin,
         ),
         (
+            "get",
+            format!("{o}/audit-events"),
+            OrgHidden(OrgNeed::Admin),
+        ),
+        (
+            "get",
+            format!("{o}/audit-events/export"),
+            OrgHidden(OrgNeed::Admin),
+        ),
+        (
+            "get",
+            format!("{o}/audit-events/verify"),
+            OrgHidden(OrgNeed::Admin),
+        ),
+        (
             "post",
             "/api/v1/admin/orgs/{org_id}/members".to_string(),
             Superadmin,
@@ -157,6 +174,8 @@ fn expected(actor: Actor, need: Need) -> Option<StatusCode> {
     };
     match need {
         Need::Superadmin => Some(StatusCode::NOT_FOUND),
+        Need::OrgHidden(n) if org >= n => None,
+        Need::OrgHidden(_) => Some(StatusCode::NOT_FOUND),
         Need::Org(n) if org >= n => None,
         Need::Org(_) => Some(StatusCode::FORBIDDEN),
         Need::Ws(n) => match ws {

@@ -388,6 +388,17 @@ impl TestApp {
     }
 
     /// Audit actions of the platform chain, in order.
+    /// Every event of an audit chain (an org id or "platform"), read in that org's context.
+    pub async fn chain(&self, chain: &str) -> Vec<strongroom::audit::StoredEvent> {
+        let org = if chain == "platform" { "" } else { chain };
+        let mut tx = self.app.db.begin_scoped(org, "").await.expect("tx");
+        let events = strongroom::audit::load_chain(&mut tx, chain)
+            .await
+            .expect("chain");
+        tx.commit().await.expect("commit");
+        events
+    }
+
     pub async fn audit_actions(&self) -> Vec<String> {
         let mut c = self.app.db.pool.acquire().await.expect("conn");
         strongroom::audit::load_chain(&mut c, "platform")

@@ -476,10 +476,7 @@ async fn deleting_an_org_needs_the_owner_a_step_up_and_destroys_its_key() {
         .try_get("n")
         .expect("n");
     assert_eq!(n, 0, "the org's key is destroyed");
-    let mut c = t.app.db.pool.acquire().await.expect("conn");
-    let chain = strongroom::audit::load_chain(&mut c, &org)
-        .await
-        .expect("chain");
+    let chain = t.chain(&org).await;
     assert_eq!(chain.last().map(|e| e.action.as_str()), Some("org.deleted"));
     assert_eq!(strongroom::audit::first_bad_seq(&chain), None);
 }
@@ -731,11 +728,7 @@ async fn superadmins_read_orgs_only_through_audited_bypass_routes_with_a_reason(
         )
         .await;
     assert_eq!(r.json()["items"].as_array().expect("items").len(), 1);
-    let mut c = t.app.db.pool.acquire().await.expect("conn");
-    let chain = strongroom::audit::load_chain(&mut c, &org)
-        .await
-        .expect("chain");
-    drop(c);
+    let chain = t.chain(&org).await;
     let uses: Vec<_> = chain
         .iter()
         .filter(|e| e.action == "superadmin.bypass")

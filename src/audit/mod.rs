@@ -11,6 +11,13 @@ use sqlx::Row;
 
 use crate::store::Conn;
 
+pub mod query;
+pub mod retention;
+pub mod trail;
+pub mod verify;
+
+pub use verify::{Report, Verifier};
+
 pub const PLATFORM_CHAIN: &str = "platform";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -58,6 +65,8 @@ pub enum Action {
     CommentCreated,
     SuperadminBypass,
     SuperadminGranted,
+    AuditExported,
+    AuditRetentionCheckpoint,
 }
 
 impl Action {
@@ -103,6 +112,8 @@ impl Action {
         Action::CommentCreated,
         Action::SuperadminBypass,
         Action::SuperadminGranted,
+        Action::AuditExported,
+        Action::AuditRetentionCheckpoint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -148,7 +159,14 @@ impl Action {
             Action::CommentCreated => "comment.created",
             Action::SuperadminBypass => "superadmin.bypass",
             Action::SuperadminGranted => "superadmin.granted",
+            Action::AuditExported => "audit.exported",
+            Action::AuditRetentionCheckpoint => "audit.retention_checkpoint",
         }
+    }
+
+    /// The action with this name, if there is one.
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.iter().copied().find(|a| a.as_str() == s)
     }
 }
 
@@ -174,12 +192,16 @@ pub async fn append(
         .bind(GENESIS)
         .execute(&mut *c)
         .await?;
-    let head = sqlx::query("UPDATE audit_chains SET last_seq = last_seq + 1 WHERE chain = $1 RETURNING last_seq, last_hash")
+    // Locks the head row until the transaction ends: appends to one chain are serialized.
+    let head = sqlx::query("UPDATE audit_chains SET last_seq = last_seq + 1 WHERE chain = $1 RETURNING last_seq, last_hash, last_at")
         .bind(chain)
         .fetch_one(&mut *c)
         .await?;
     let seq: i64 = head.try_get("last_seq")?;
     let prev: String = head.try_get("last_hash")?;
+    // Times never go backwards along a chain (a replica's clock may lag a little), so a time range
+    // is a range of sequence numbers.
+    let now = now.max(head.try_get::<i64, _>("last_at")?);
     let stored = StoredEvent {
         id: uuid::Uuid::now_v7().to_string(),
         chain: chain.to_string(),
@@ -213,9 +235,10 @@ pub async fn append(
     .bind(&hash)
     .execute(&mut *c)
     .await?;
-    sqlx::query("UPDATE audit_chains SET last_hash = $2 WHERE chain = $1")
+    sqlx::query("UPDATE audit_chains SET last_hash = $2, last_at = $3 WHERE chain = $1")
         .bind(chain)
         .bind(&hash)
+        .bind(now)
         .execute(&mut *c)
         .await?;
     Ok(seq)
@@ -280,44 +303,67 @@ pub fn canonical(v: &Value) -> String {
     }
 }
 
-/// Every event of a chain in order.
-pub async fn load_chain(c: &mut Conn, chain: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash \
-         FROM audit_events WHERE chain = $1 ORDER BY seq",
-    )
-    .bind(chain)
-    .fetch_all(&mut *c)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let meta: String = r.try_get("metadata")?;
-            Ok(StoredEvent {
-                id: r.try_get("id")?,
-                chain: r.try_get("chain")?,
-                seq: r.try_get("seq")?,
-                at: r.try_get("at")?,
-                actor_id: r.try_get("actor_id")?,
-                action: r.try_get("action")?,
-                target_type: r.try_get("target_type")?,
-                target_id: r.try_get("target_id")?,
-                ip: r.try_get("ip")?,
-                metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
-                prev_hash: r.try_get("prev_hash")?,
-                hash: r.try_get("hash")?,
-            })
-        })
-        .collect()
+pub(crate) const COLUMNS: &str =
+    "id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash";
+
+pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<StoredEvent, sqlx::Error> {
+    let meta: String = r.try_get("metadata")?;
+    Ok(StoredEvent {
+        id: r.try_get("id")?,
+        chain: r.try_get("chain")?,
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        actor_id: r.try_get("actor_id")?,
+        action: r.try_get("action")?,
+        target_type: r.try_get("target_type")?,
+        target_id: r.try_get("target_id")?,
+        ip: r.try_get("ip")?,
+        // Text that is not JSON was not written by `append`: it reads as null and fails the hash.
+        metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
 }
 
-/// The first sequence number at which the chain does not verify, if any.
+/// Events of a chain in order, from `after_seq` on, at most `limit`.
+pub async fn load_batch(
+    c: &mut Conn,
+    chain: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(chain)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Every event of a chain in order.
+pub async fn load_chain(c: &mut Conn, chain: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    load_batch(c, chain, 0, i64::MAX).await
+}
+
+/// The chain's head as the database records it: `(last_seq, last_hash)`.
+pub async fn head(c: &mut Conn, chain: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+    let row = sqlx::query("SELECT last_seq, last_hash FROM audit_chains WHERE chain = $1")
+        .bind(chain)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.map(|r| Ok((r.try_get("last_seq")?, r.try_get("last_hash")?)))
+        .transpose()
+}
+
+/// The first sequence number at which the chain does not verify, if any (a chain that starts
+/// after a retention checkpoint is checked without the checkpoint's signature).
 pub fn first_bad_seq(events: &[StoredEvent]) -> Option<i64> {
-    let mut prev = GENESIS.to_string();
-    for (expect_seq, e) in (1..).zip(events) {
-        if e.seq != expect_seq || e.prev_hash != prev || e.compute_hash() != e.hash {
-            return Some(expect_seq.min(e.seq));
-        }
-        prev = e.hash.clone();
+    let mut v = Verifier::new(events.first().map(|e| e.chain.as_str()).unwrap_or(""), None);
+    for e in events {
+        v.feed(e);
     }
-    None
+    v.finish(None).first_bad_seq
 }
