@@ -19,7 +19,7 @@ pub mod verify;
 pub use verify::{Report, Verifier};
 
 pub const PLATFORM_CHAIN: &str = "platform";
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every action the system can audit, in one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
