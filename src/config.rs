@@ -130,6 +130,8 @@ pub struct RateLimitConfig {
     pub mfa_per_account_total: Limit,
     /// Invitations one organization may send (each is an email to an address of its choosing).
     pub invitations_per_org: Limit,
+    /// Whole-trail reads (exports and verifications) per org: each walks the entire chain.
+    pub audit_scans_per_org: Limit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +217,7 @@ impl Default for RateLimitConfig {
             mfa_per_account: Limit::new(10, 15 * 60),
             mfa_per_account_total: Limit::new(30, 15 * 60),
             invitations_per_org: Limit::new(100, 3600),
+            audit_scans_per_org: Limit::new(30, 3600),
         }
     }
 }

@@ -23,6 +23,18 @@ fn require_auditor(scope: &OrgScope) -> AppResult<()> {
     }
 }
 
+/// Exports and verifications read the whole chain: a budget per org keeps them from being a
+/// lever against the database.
+async fn limit_scans(app: &AppState, scope: &OrgScope) -> AppResult<()> {
+    app.limiter
+        .hit(
+            &format!("audit-scan:{}", scope.org_id()),
+            app.config.rate_limits.audit_scans_per_org,
+        )
+        .await?;
+    Ok(())
+}
+
 /// A page of the org's events matching `f`, newest first.
 pub async fn list(
     app: &AppState,
@@ -54,6 +66,7 @@ pub async fn list(
 /// Recomputes the org's chain.
 pub async fn verify(app: &AppState, scope: &OrgScope) -> AppResult<Report> {
     require_auditor(scope)?;
+    limit_scans(app, scope).await?;
     let (org, user) = (scope.org_id().to_string(), scope.user_id().to_string());
     let begin = || app.db.begin_scoped(&org, &user);
     Ok(query::verify_chain(begin, scope.org_id(), Some(&app.keyring)).await?)
@@ -186,6 +199,7 @@ pub async fn export(
     format: Format,
 ) -> AppResult<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static> {
     require_auditor(scope)?;
+    limit_scans(app, scope).await?;
     let mut tx = scope.begin(app).await?;
     let upto = super::head(&mut tx, scope.org_id())
         .await?

@@ -974,3 +974,45 @@ async fn retention_runs_as_a_background_job_and_can_be_turned_off() {
         .iter()
         .any(|p| p.contains("audit.retention_days")));
 }
+
+#[tokio::test]
+async fn whole_trail_scans_are_rate_limited_per_org() {
+    let t = TestApp::with(|c| {
+        c.rate_limits.audit_scans_per_org = strongroom::config::Limit::new(3, 3600);
+        c.session.idle_timeout_secs = 2 * 3600;
+    })
+    .await;
+    let (owner, _) = user(&t, "owner@example.com", "Owner").await;
+    let org = new_org(&t, &owner, "Acme").await;
+    let (admin, _) = member(&t, &owner, &org, "adam@example.com", "admin").await;
+    for (c, path) in [(&owner, "verify"), (&admin, "export"), (&owner, "verify")] {
+        let r = t
+            .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events/{path}")).cookie(c))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    // The budget is the org's, whoever asks.
+    let before = t.chain(&org).await.len();
+    for (c, path) in [(&admin, "verify"), (&owner, "export")] {
+        let r = t
+            .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events/{path}")).cookie(c))
+            .await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert!(r.header("retry-after").is_some());
+    }
+    assert_eq!(
+        t.chain(&org).await.len(),
+        before,
+        "a refused export is not recorded as one"
+    );
+    // Pages of the trail are not scans.
+    let r = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events")).cookie(&admin))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    t.clock.advance_secs(3601);
+    let r = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events/verify")).cookie(&admin))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
