@@ -413,3 +413,241 @@ fn uid_of(events: &[strongroom::audit::StoredEvent]) -> String {
         .and_then(|e| e.actor_id.clone())
         .expect("signup actor")
 }
+
+/// Sends `r` (which must succeed) and checks that exactly one event was appended across `chains`:
+/// `want` = (chain, action, actor id, (target type, target id; "" = the `id` in the answer)).
+async fn exactly_one(
+    t: &TestApp,
+    chains: &[&str],
+    r: Req,
+    want: (&str, &str, Option<&str>, (&str, &str)),
+) -> serde_json::Value {
+    let mut before = Vec::new();
+    for c in chains {
+        before.push(t.chain(c).await.len());
+    }
+    let res = t.send(r).await;
+    assert!(
+        res.status.is_success(),
+        "{}: {} {}",
+        want.1,
+        res.status,
+        res.text()
+    );
+    let mut new = Vec::new();
+    for (c, n) in chains.iter().zip(before) {
+        new.extend(t.chain(c).await.into_iter().skip(n));
+    }
+    assert_eq!(
+        new.len(),
+        1,
+        "{}: exactly one event, got {:?}",
+        want.1,
+        new.iter().map(|e| &e.action).collect::<Vec<_>>()
+    );
+    let e = &new[0];
+    let body = if res.header("content-type").as_deref() == Some("application/json") {
+        res.json()
+    } else {
+        serde_json::Value::Null
+    };
+    let answered = body["id"].as_str().unwrap_or_default().to_string();
+    let want_target = if want.3 .1.is_empty() {
+        answered.as_str()
+    } else {
+        want.3 .1
+    };
+    assert!(!want_target.is_empty(), "{}: a target to expect", want.1);
+    assert_eq!(
+        (
+            e.chain.as_str(),
+            e.action.as_str(),
+            e.actor_id.as_deref(),
+            (e.target_type.as_deref(), e.target_id.as_deref())
+        ),
+        (want.0, want.1, want.2, (Some(want.3 .0), Some(want_target))),
+    );
+    body
+}
+
+/// Each change to an org and its contents, one request at a time: one event, the right action,
+/// actor, target and chain, nothing else.
+#[tokio::test]
+async fn each_org_action_appends_exactly_one_event_to_the_org_chain() {
+    let t = TestApp::new().await;
+    t.verified_user("owner@example.com", "Owner").await;
+    let s = t.login("owner@example.com").await;
+    let me = t.me(&s).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let org = t
+        .send(
+            Req::post("/api/v1/orgs")
+                .cookie(&s)
+                .json(json!({"name": "Acme"})),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let o = format!("/api/v1/orgs/{org}");
+    let chains = ["platform", org.as_str()];
+    let one = |r: Req, action: &'static str, target: (&'static str, String)| {
+        let (t, me, org, chains) = (&t, me.clone(), org.clone(), chains);
+        async move {
+            exactly_one(
+                t,
+                &chains,
+                r,
+                (
+                    org.as_str(),
+                    action,
+                    Some(me.as_str()),
+                    (target.0, target.1.as_str()),
+                ),
+            )
+            .await
+        }
+    };
+    let patch = |p: &str| Req::new(axum::http::Method::PATCH, p).cookie(&s);
+    one(
+        patch(&o).json(json!({"name": "Acme Ltd"})),
+        "org.updated",
+        ("org", org.clone()),
+    )
+    .await;
+    let inv_id = one(
+        Req::post(&format!("{o}/invitations"))
+            .cookie(&s)
+            .json(json!({"email": "yan@example.com", "role": "member"})),
+        "invitation.created",
+        ("invitation", String::new()),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    one(
+        Req::delete(&format!("{o}/invitations/{inv_id}")).cookie(&s),
+        "invitation.revoked",
+        ("invitation", inv_id.clone()),
+    )
+    .await;
+    let ws = one(
+        Req::post(&format!("{o}/workspaces"))
+            .cookie(&s)
+            .json(json!({"name": "Room", "kind": "board"})),
+        "workspace.created",
+        ("workspace", String::new()),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let w = format!("{o}/workspaces/{ws}");
+    one(
+        patch(&w).json(json!({"name": "Room 2"})),
+        "workspace.updated",
+        ("workspace", ws.clone()),
+    )
+    .await;
+    let item = one(
+        Req::post(&format!("{w}/items"))
+            .cookie(&s)
+            .json(json!({"title": "A"})),
+        "item.created",
+        ("item", String::new()),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let i = format!("{w}/items/{item}");
+    one(
+        patch(&i).json(json!({"title": "B"})),
+        "item.updated",
+        ("item", item.clone()),
+    )
+    .await;
+    one(
+        Req::post(&format!("{i}/updates"))
+            .cookie(&s)
+            .json(json!({"body": "Hi"})),
+        "comment.created",
+        ("comment", String::new()),
+    )
+    .await;
+    one(
+        Req::delete(&i).cookie(&s),
+        "item.deleted",
+        ("item", item.clone()),
+    )
+    .await;
+    one(
+        Req::get(&format!("{o}/audit-events/export")).cookie(&s),
+        "audit.exported",
+        ("org", org.clone()),
+    )
+    .await;
+    one(
+        Req::delete(&w).cookie(&s),
+        "workspace.deleted",
+        ("workspace", ws.clone()),
+    )
+    .await;
+    // A member joins; their role changes; they are removed; the org is deleted.
+    let invite = t
+        .send(
+            Req::post(&format!("{o}/invitations"))
+                .cookie(&s)
+                .json(json!({"email": "kim@example.com", "role": "member"})),
+        )
+        .await;
+    assert!(invite.status.is_success());
+    let token = t
+        .mail_to("kim@example.com")
+        .await
+        .token("/invitations/accept");
+    t.verified_user("kim@example.com", "Kim").await;
+    let kim = t.login("kim@example.com").await;
+    let kim_id = t.me(&kim).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let accepted = exactly_one(
+        &t,
+        &chains,
+        Req::post("/api/v1/invitations/accept")
+            .cookie(&kim)
+            .json(json!({ "token": token })),
+        (
+            org.as_str(),
+            "invitation.accepted",
+            Some(kim_id.as_str()),
+            ("invitation", invite.json()["id"].as_str().expect("id")),
+        ),
+    )
+    .await;
+    assert!(accepted.is_object());
+    one(
+        patch(&format!("{o}/members/{kim_id}")).json(json!({"role": "admin"})),
+        "member.role_changed",
+        ("user", kim_id.clone()),
+    )
+    .await;
+    one(
+        Req::delete(&format!("{o}/members/{kim_id}")).cookie(&s),
+        "member.removed",
+        ("user", kim_id.clone()),
+    )
+    .await;
+    // Reading the trail, or verifying it, records nothing.
+    for p in ["audit-events", "audit-events/verify"] {
+        let before = t.chain(&org).await.len();
+        let r = t.send(Req::get(&format!("{o}/{p}")).cookie(&s)).await;
+        assert_eq!(r.status, axum::http::StatusCode::OK);
+        assert_eq!(t.chain(&org).await.len(), before, "{p}");
+    }
+}
