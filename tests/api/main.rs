@@ -7,6 +7,7 @@ mod work;
 
 mod abuse;
 mod audit;
+mod audit_page;
 mod audit_trail;
 mod browser;
 mod browser_mfa;

@@ -34,6 +34,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ),
         ("orgs.html", include_str!("../../../templates/orgs.html")),
         ("org.html", include_str!("../../../templates/org.html")),
+        ("audit.html", include_str!("../../../templates/audit.html")),
         (
             "workspace.html",
             include_str!("../../../templates/workspace.html"),
@@ -83,6 +84,7 @@ pub fn router() -> Router<AppState> {
             post(comment_submit),
         )
         .route("/invitations/accept", get(accept_page).post(accept_submit))
+        .merge(audit::routes())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,6 +286,7 @@ fn non_empty(v: &str) -> Option<String> {
 
 // ---------------------------------------------------------------------------------------------
 
+mod audit;
 mod invitations;
 mod orgs;
 mod work;
