@@ -331,9 +331,14 @@ async fn verify_file(
         }
     }
     let chain = chain.unwrap_or_default();
-    let report = match verifier {
+    let mut report = match verifier {
         Some(v) => v.finish(None),
         None => strongroom::audit::Verifier::new(&chain, keyring.as_ref()).finish(None),
     };
+    if report.events == 0 {
+        // An empty file proves nothing.
+        report.valid = false;
+        report.first_bad_seq = Some(1);
+    }
     Ok((chain, report))
 }

@@ -3,6 +3,7 @@
 -- The time of the newest event: each event's `at` is at least its predecessor's, so a time range
 -- is a range of sequence numbers.
 ALTER TABLE audit_chains ADD COLUMN last_at BIGINT NOT NULL DEFAULT 0;
+UPDATE audit_chains SET last_at = COALESCE((SELECT MAX(e.at) FROM audit_events e WHERE e.chain = audit_chains.chain), 0);
 
 -- Filters walk an index newest first and stop after a page.
 CREATE INDEX audit_events_by_action ON audit_events(chain, action, seq);

@@ -318,8 +318,12 @@ pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<StoredEvent, sqlx::Error
         target_type: r.try_get("target_type")?,
         target_id: r.try_get("target_id")?,
         ip: r.try_get("ip")?,
-        // Text that is not JSON was not written by `append`: it reads as null and fails the hash.
-        metadata: serde_json::from_str(&meta).unwrap_or(Value::Null),
+        // `append` stores canonical JSON: anything else (not JSON, reformatted, duplicate keys that
+        // another reader might resolve differently) reads as a marker that fails the hash.
+        metadata: serde_json::from_str::<Value>(&meta)
+            .ok()
+            .filter(|v| canonical(v) == meta)
+            .unwrap_or_else(|| Value::String("<metadata not as written>".into())),
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })

@@ -102,24 +102,35 @@ pub async fn run_once(app: &App) -> anyhow::Result<Vec<(String, i64)>> {
 async fn apply(app: &App, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
     let org = if chain == PLATFORM_CHAIN { "" } else { chain };
     let mut tx = app.db.begin_scoped(org, "").await?;
-    // Times never go backwards along a chain, so this is the end of the expired prefix.
-    let last = sqlx::query(
-        "SELECT seq, hash FROM audit_events WHERE chain = $1 AND at < $2 ORDER BY at DESC, seq DESC LIMIT 1",
+    // The expired prefix ends before the first event that has not expired (exact even if times
+    // were ever out of order: nothing younger than the cutoff goes).
+    let first_kept = sqlx::query(
+        "SELECT seq FROM audit_events WHERE chain = $1 AND at >= $2 ORDER BY seq LIMIT 1",
     )
     .bind(chain)
     .bind(cutoff)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(last) = last else {
+    let through_seq = match first_kept {
+        Some(r) => r.try_get::<i64, _>("seq")? - 1,
+        None => super::head(&mut tx, chain).await?.map_or(0, |h| h.0),
+    };
+    let first = sqlx::query("SELECT MIN(seq) AS s FROM audit_events WHERE chain = $1")
+        .bind(chain)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get::<Option<i64>, _>("s")?;
+    let Some(first) = first.filter(|f| *f <= through_seq) else {
         return Ok(0);
     };
-    let through_seq: i64 = last.try_get("seq")?;
-    let through_hash: String = last.try_get("hash")?;
-    let removed = remove_prefix(app, &mut tx, chain, through_seq).await?;
-    if removed == 0 {
-        // Another replica got there first.
-        return Ok(0);
-    }
+    let through_hash: String =
+        sqlx::query("SELECT hash FROM audit_events WHERE chain = $1 AND seq = $2")
+            .bind(chain)
+            .bind(through_seq)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("hash")?;
+    let removed = through_seq - first + 1;
     let signature = app.keyring.mac(
         MAC_LABEL,
         signed_bytes(chain, through_seq, &through_hash, removed, cutoff).as_bytes(),
@@ -138,7 +149,15 @@ async fn apply(app: &App, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
             "signature": signature,
         }),
     };
+    // The checkpoint first (it locks the chain head, so a concurrent run waits and then finds
+    // nothing to do), then the prefix it names.
     append(&mut tx, chain, app.clock.now_ms(), ev).await?;
+    let gone = remove_prefix(app, &mut tx, chain, through_seq).await?;
+    if gone != removed {
+        // Another run removed part of it meanwhile: leave everything as it was.
+        tx.rollback().await?;
+        return Ok(0);
+    }
     tx.commit().await?;
     Ok(removed)
 }

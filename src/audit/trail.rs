@@ -15,7 +15,8 @@ use crate::tenancy::{OrgRole, OrgScope, Page};
 /// Rows read per query when exporting.
 const EXPORT_BATCH: i64 = 500;
 
-fn require_auditor(scope: &OrgScope) -> AppResult<()> {
+/// Owners and admins; anyone else in the org meets a trail that does not exist.
+pub fn require_auditor(scope: &OrgScope) -> AppResult<()> {
     if scope.role() >= OrgRole::Admin {
         Ok(())
     } else {

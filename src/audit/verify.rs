@@ -28,6 +28,10 @@ pub struct Report {
     /// The last sequence number present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<i64>,
+    /// The hash of the last event read: compare it with the chain head the API reports to see
+    /// that an export file is complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_hash: Option<String>,
     /// Whether retention checkpoints had their signatures checked (needs the master key).
     pub checkpoint_signatures_checked: bool,
 }
@@ -141,6 +145,7 @@ impl<'k> Verifier<'k> {
             events: self.events,
             first_bad_seq: bad,
             first_seq: self.first_seq,
+            last_hash: last_seq.map(|_| self.prev.clone()),
             last_seq,
             checkpoint_signatures_checked: self.keyring.is_some(),
         }

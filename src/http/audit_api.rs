@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -57,6 +57,18 @@ impl AuditQuery {
     }
 }
 
+/// Exports and verifications cost the org's scan budget (and an export is recorded): a page on
+/// another site must not be able to spend it by sending an admin's browser there.
+fn refuse_cross_site(headers: &HeaderMap) -> AppResult<()> {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        None | Some("same-origin") | Some("none") => Ok(()),
+        Some(_) => Err(AppError::Forbidden {
+            code: "cross_origin",
+            detail: "Open this from Strongroom itself.".into(),
+        }),
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/orgs/{org_id}/audit-events", tag = "audit",
     params(("org_id" = String, Path), AuditQuery),
     responses((status = 200, body = List<EventView>), (status = 401), (status = 404), (status = 422)))]
@@ -65,6 +77,7 @@ async fn list_events(
     Org(scope, _): Org,
     Query(q): Query<AuditQuery>,
 ) -> AppResult<ApiJson<List<EventView>>> {
+    trail::require_auditor(&scope)?;
     let f = q.filter()?;
     Ok(ApiJson(
         trail::list(&app, &scope, &f, q.cursor.as_deref(), q.limit)
@@ -79,9 +92,12 @@ async fn list_events(
 async fn export_events(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
+    headers: HeaderMap,
     Org(scope, _): Org,
     Query(q): Query<AuditQuery>,
 ) -> AppResult<Response> {
+    trail::require_auditor(&scope)?;
+    refuse_cross_site(&headers)?;
     let f = q.filter()?;
     let format = match q.format.as_deref() {
         None | Some("") | Some("jsonl") => Format::JsonLines,
@@ -119,7 +135,10 @@ async fn export_events(
     responses((status = 200, body = Report), (status = 401), (status = 404)))]
 async fn verify_events(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Org(scope, _): Org,
 ) -> AppResult<ApiJson<Report>> {
+    trail::require_auditor(&scope)?;
+    refuse_cross_site(&headers)?;
     Ok(ApiJson(trail::verify(&app, &scope).await?))
 }

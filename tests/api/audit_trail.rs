@@ -285,6 +285,22 @@ async fn admins_query_the_trail_with_filters_newest_first_and_stable_cursors() {
         .await;
     assert!(r.status.is_client_error(), "{}", r.status);
 
+    // A member's malformed filter meets the same 404 as a well-formed one.
+    let r = t
+        .send(Req::get(&events_url(&org, "action=bogus")).cookie(&plain))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Another site cannot spend the scan budget (or record an export) through an admin's browser.
+    for path in ["export", "verify"] {
+        let r = t
+            .send(
+                Req::get(&format!("/api/v1/orgs/{org}/audit-events/{path}"))
+                    .cookie(&admin)
+                    .header("sec-fetch-site", "cross-site"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+    }
     // Members of the org and strangers: the trail does not exist for them.
     let (stranger, _) = user(&t, "sam@example.com", "Sam").await;
     let other = new_org(&t, &stranger, "Elsewhere").await;
@@ -378,6 +394,17 @@ async fn exports_stream_json_lines_and_csv_that_verify_offline() {
         out.contains("\"valid\":true") && out.contains("intact, 1202 events"),
         "{out}"
     );
+
+    let empty = t.dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").expect("write");
+    let (code, _, err) = cli_verify(
+        t.dir.path(),
+        &["--file", empty.to_str().expect("f"), "--data-dir", dir],
+    );
+    assert_eq!(code, 1, "an empty file proves nothing: {err}");
+    // The report names the last hash, to compare with the chain head the API reports.
+    let report: Value = serde_json::from_str(out.lines().next().expect("line")).expect("json");
+    assert_eq!(report["last_hash"], lines[1201]["hash"]);
 
     // The export was itself audited, with its filters.
     let exported = items(
@@ -594,7 +621,7 @@ async fn tampering_of_every_kind_on_a_copy_is_caught_at_the_right_seq() {
     let dir = t.dir.path().to_str().expect("dir").to_string();
     let mut copies = Vec::new();
     type Edit = (&'static str, i64);
-    let kinds: [Edit; 7] = [
+    let kinds: [Edit; 10] = [
         ("untouched", 0),
         ("update a field", 3),
         ("delete a row", 4),
@@ -602,6 +629,9 @@ async fn tampering_of_every_kind_on_a_copy_is_caught_at_the_right_seq() {
         ("insert a forged row", 7),
         ("remove a prefix without a checkpoint", 4),
         ("remove a prefix behind a forged checkpoint", 4),
+        ("rewind the head and drop the tail", 11),
+        ("remove the head row", 1),
+        ("reformat stored metadata", 8),
     ];
     for (n, (kind, bad)) in kinds.iter().enumerate() {
         let (url, name) = copy_database(&t, n).await;
@@ -661,6 +691,21 @@ async fn tampering_of_every_kind_on_a_copy_is_caught_at_the_right_seq() {
                     .execute(&mut c)
                     .await
                     .expect("head");
+            }
+            "rewind the head and drop the tail" => {
+                let ten = row(&mut c, &org, 10).await;
+                sqlx::query("UPDATE audit_chains SET last_seq = 10, last_hash = $2 WHERE chain = $1")
+                    .bind(&org)
+                    .bind(&ten.hash)
+                    .execute(&mut c)
+                    .await
+                    .expect("head");
+            }
+            "remove the head row" => {
+                exec(&mut c, "DELETE FROM audit_chains WHERE chain = $1", &org).await
+            }
+            "reformat stored metadata" => {
+                exec(&mut c, "UPDATE audit_events SET metadata = metadata || ' ' WHERE chain = $1 AND seq = 8", &org).await
             }
             other => unreachable!("{other}"),
         }
@@ -734,25 +779,48 @@ async fn the_database_refuses_to_edit_or_delete_audit_events() {
     assert_eq!(t.chain(&org).await.len(), before.len());
     assert_eq!(strongroom::audit::first_bad_seq(&t.chain(&org).await), None);
 
-    // Calling the retention function directly (PostgreSQL) removes events without a checkpoint:
-    // verification then fails, naming the first event left.
+    // The retention function (PostgreSQL) holds itself to retention: not another tenant's chain,
+    // never the newest event, never a prefix no checkpoint names. And an org's transactions do not
+    // see the platform chain of every account's sign-ins.
     if backend_is_postgres() {
         let ws = new_ws(&t, &owner, &org).await;
         new_item(&t, &owner, &org, &ws, "one").await;
+        let (stranger, _) = user(&t, "sam@example.com", "Sam").await;
+        let other = new_org(&t, &stranger, "Elsewhere").await;
+        for (scope, chain, through, why) in [
+            (org.as_str(), org.as_str(), 1, "no checkpoint"),
+            (org.as_str(), org.as_str(), 3, "newest event"),
+            (org.as_str(), other.as_str(), 1, "not the current tenant"),
+            (org.as_str(), "platform", 1, "not the current tenant"),
+        ] {
+            let mut tx = t.app.db.begin_scoped(scope, "").await.expect("tx");
+            let r = sqlx::query("SELECT audit_remove_prefix($1, $2)")
+                .bind(chain)
+                .bind(through)
+                .execute(&mut *tx)
+                .await;
+            let msg = r.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(msg.contains(why), "{chain} {through}: {msg}");
+        }
         let mut tx = t.app.db.begin_scoped(&org, "").await.expect("tx");
-        sqlx::query("SELECT audit_remove_prefix($1, 1)")
-            .bind(&org)
-            .execute(&mut *tx)
+        let platform = strongroom::audit::load_chain(&mut tx, "platform")
             .await
-            .expect("callable by the app");
-        tx.commit().await.expect("commit");
+            .expect("q");
+        assert!(
+            platform.is_empty(),
+            "an org's transaction sees no platform event"
+        );
+        let foreign = strongroom::audit::load_chain(&mut tx, &other)
+            .await
+            .expect("q");
+        assert!(foreign.is_empty(), "nor another org's");
+        drop(tx);
         let r = ok(
             &t,
             Req::get(&format!("/api/v1/orgs/{org}/audit-events/verify")).cookie(&owner),
         )
         .await;
-        assert_eq!(r["valid"], false);
-        assert_eq!(r["first_bad_seq"], 2);
+        assert_eq!(r["valid"], true);
     }
 }
 
