@@ -6,64 +6,9 @@
 use axum::http::StatusCode;
 use strongroom::clock::{rfc3339, Clock};
 
-use crate::support::{backend_is_postgres, Req, TestApp, TestResponse, PASSWORD};
+use crate::support::{backend_is_postgres, Req, TestApp, PASSWORD};
 
-async fn user(t: &TestApp, email: &str, name: &str) -> String {
-    t.verified_user(email, name).await;
-    t.login(email).await
-}
-
-async fn user_id(t: &TestApp, cookie: &str) -> String {
-    t.me(cookie).await.json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string()
-}
-
-/// Scripts only as files from this site; no inline script, handlers or styles.
-fn assert_clean(what: &str, html: &str) {
-    for tag in html.split("<script").skip(1) {
-        let head = tag.split("</script>").next().unwrap_or_default();
-        assert!(
-            head.starts_with(" src=\"/static/")
-                && head.ends_with('>')
-                && head.matches('>').count() == 1,
-            "{what}: inline script"
-        );
-    }
-    assert!(
-        !html.contains("style=") && !html.contains(" onclick") && !html.contains(" onload"),
-        "{what}: inline code"
-    );
-}
-
-/// A page that renders (200) cleanly; its HTML.
-async fn page(t: &TestApp, cookie: &str, path: &str) -> String {
-    let r = t.send(Req::get(path).cookie(cookie)).await;
-    assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
-    let html = r.text();
-    assert_clean(path, &html);
-    html
-}
-
-async fn submit(t: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> TestResponse {
-    t.send(Req::post(path).cookie(cookie).form(form)).await
-}
-
-/// A form post that worked: the redirect's target.
-async fn submit_ok(t: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> String {
-    let r = submit(t, cookie, path, form).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}: {}", r.text());
-    r.header("location").expect("location")
-}
-
-/// The id right after `prefix` in a redirect target.
-fn id_in(location: &str, prefix: &str) -> String {
-    let rest = location
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("{location} does not start with {prefix}"));
-    rest.split(['?', '/', '#']).next().expect("id").to_string()
-}
+use crate::org_pages::{assert_clean, id_in, page, submit, submit_ok, user, user_id};
 
 /// The URL a browser opens when the filter form is submitted: every field, empty ones too.
 fn filter_url(org: &str, action: &str, since: &str, until: &str) -> String {

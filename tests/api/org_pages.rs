@@ -5,13 +5,13 @@ use axum::http::StatusCode;
 
 use crate::support::{Req, TestApp, TestResponse};
 
-async fn user(t: &TestApp, email: &str, name: &str) -> String {
+pub(crate) async fn user(t: &TestApp, email: &str, name: &str) -> String {
     t.verified_user(email, name).await;
     t.login(email).await
 }
 
 /// Scripts only as files from this site; no inline script, handlers or styles.
-fn assert_clean(what: &str, html: &str) {
+pub(crate) fn assert_clean(what: &str, html: &str) {
     for tag in html.split("<script").skip(1) {
         let head = tag.split("</script>").next().unwrap_or_default();
         assert!(
@@ -28,7 +28,7 @@ fn assert_clean(what: &str, html: &str) {
 }
 
 /// A page that renders (200) cleanly; its HTML.
-async fn page(t: &TestApp, cookie: &str, path: &str) -> String {
+pub(crate) async fn page(t: &TestApp, cookie: &str, path: &str) -> String {
     let r = t.send(Req::get(path).cookie(cookie)).await;
     assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
     let html = r.text();
@@ -36,12 +36,22 @@ async fn page(t: &TestApp, cookie: &str, path: &str) -> String {
     html
 }
 
-async fn submit(t: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> TestResponse {
+pub(crate) async fn submit(
+    t: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> TestResponse {
     t.send(Req::post(path).cookie(cookie).form(form)).await
 }
 
 /// A form post that worked: the redirect's target.
-async fn submit_ok(t: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> String {
+pub(crate) async fn submit_ok(
+    t: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> String {
     let r = submit(t, cookie, path, form).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}: {}", r.text());
     r.header("location").expect("location")
@@ -64,7 +74,7 @@ async fn submit_err(
 }
 
 /// The id right after `prefix` in a redirect target.
-fn id_in(location: &str, prefix: &str) -> String {
+pub(crate) fn id_in(location: &str, prefix: &str) -> String {
     let rest = location
         .strip_prefix(prefix)
         .unwrap_or_else(|| panic!("{location} does not start with {prefix}"));
@@ -82,7 +92,7 @@ fn column<'a>(html: &'a str, status: &str) -> &'a str {
     &rest[..rest.find("</section>").expect("column end")]
 }
 
-async fn user_id(t: &TestApp, cookie: &str) -> String {
+pub(crate) async fn user_id(t: &TestApp, cookie: &str) -> String {
     t.me(cookie).await.json()["id"]
         .as_str()
         .expect("id")
