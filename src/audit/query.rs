@@ -239,12 +239,14 @@ fn clause(chain: &str, f: &Filter, lo: i64, hi: i64) -> Where {
     if let Some(t) = &f.target_id {
         w.and("target_id =", Bind::S(t.clone()));
     }
-    // Exact even for events written before times were kept monotonic.
+    // Exact even for events written before times were kept monotonic. `at + 0` matches no index
+    // on purpose: the seq bounds already narrow the walk; an index on `at` would make PostgreSQL
+    // read and sort the whole range before the LIMIT (measured: 1-year range, p99 318 ms -> 10 ms).
     if let Some(s) = f.since {
-        w.and("at >=", Bind::I(s));
+        w.and("at + 0 >=", Bind::I(s));
     }
     if let Some(u) = f.until {
-        w.and("at <", Bind::I(u));
+        w.and("at + 0 <", Bind::I(u));
     }
     w
 }
