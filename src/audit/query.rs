@@ -259,22 +259,8 @@ pub async fn page(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let Some((lo, hi)) = seq_bounds(c, chain, f).await? else {
-        return Ok(Vec::new());
-    };
-    let hi = match before {
-        Some(b) => hi.min(b - 1),
-        None => hi,
-    };
-    let mut w = clause(chain, f, lo, hi);
-    w.binds.push(Bind::I(limit));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE {} ORDER BY seq DESC LIMIT ${}",
-        w.sql,
-        w.binds.len()
-    );
-    let rows = w.query(&sql).fetch_all(&mut *c).await?;
-    rows.iter().map(from_row).collect()
+    let upto = before.map_or(i64::MAX, |b| b - 1);
+    select(c, chain, f, (0, upto), limit, "DESC").await
 }
 
 /// Up to `limit` events matching `f`, oldest first, after the seq `after` and up to `upto`.
@@ -286,13 +272,25 @@ pub async fn batch_ascending(
     upto: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    select(c, chain, f, (after, upto), limit, "ASC").await
+}
+
+/// Events matching `f` with a seq in `(after, upto]`, in seq `order`, at most `limit`.
+async fn select(
+    c: &mut Conn,
+    chain: &str,
+    f: &Filter,
+    (after, upto): (i64, i64),
+    limit: i64,
+    order: &str,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let Some((lo, hi)) = seq_bounds(c, chain, f).await? else {
         return Ok(Vec::new());
     };
     let mut w = clause(chain, f, lo.max(after + 1), hi.min(upto));
     w.binds.push(Bind::I(limit));
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE {} ORDER BY seq LIMIT ${}",
+        "SELECT {COLUMNS} FROM audit_events WHERE {} ORDER BY seq {order} LIMIT ${}",
         w.sql,
         w.binds.len()
     );
