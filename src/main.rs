@@ -266,24 +266,53 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     strongroom::server::run(app, listener, strongroom::server::shutdown_signal()).await
 }
 
-/// Verifies a chain in the database the configuration points at.
+/// Verifies a chain in the database the configuration points at. The database is only read: it
+/// is neither created nor migrated, and no key is generated for it.
 async fn verify_database(
     cfg: Config,
     org: &str,
 ) -> anyhow::Result<(String, strongroom::audit::Report)> {
-    let app = App::build(cfg, Arc::new(SystemClock)).await?;
+    let url = match &cfg.database_url {
+        Some(url) => url.clone(),
+        None => {
+            let path = cfg.data_dir.join("strongroom.db");
+            anyhow::ensure!(path.is_file(), "no database at {}", path.display());
+            // Read and write (SQLite's WAL needs it), but never create.
+            format!("sqlite://{}?mode=rw", path.display())
+        }
+    };
+    let db = strongroom::store::Db::connect(&url, 2).await?;
+    let keyring = offline_keyring(&cfg)?;
     let scope = if org == strongroom::audit::PLATFORM_CHAIN {
         ""
     } else {
         org
     };
     let report = strongroom::audit::query::verify_chain(
-        || app.db.begin_scoped(scope, ""),
+        || db.begin_scoped(scope, ""),
         org,
-        Some(&app.keyring),
+        keyring.as_ref(),
     )
-    .await?;
-    Ok((org.to_string(), report))
+    .await;
+    db.pool.close().await;
+    Ok((org.to_string(), report?))
+}
+
+/// The keyring for checking retention checkpoints, when the configuration has a master key (none
+/// is generated for a verification).
+fn offline_keyring(cfg: &Config) -> anyhow::Result<Option<strongroom::crypto::Keyring>> {
+    let has_key = cfg.master_key.is_some()
+        || cfg.master_key_file.is_some()
+        || cfg.data_dir.join("master.key").exists();
+    if !has_key {
+        return Ok(None);
+    }
+    let (master, _) = strongroom::crypto::load_master_key(
+        cfg.master_key.as_deref(),
+        cfg.master_key_file.as_deref(),
+        &cfg.data_dir,
+    )?;
+    Ok(Some(strongroom::crypto::Keyring::open(master, None)?.0))
 }
 
 /// Verifies a JSON Lines export, line by line. Retention checkpoints are checked against the
@@ -295,19 +324,7 @@ async fn verify_file(
 ) -> anyhow::Result<(String, strongroom::audit::Report)> {
     use std::io::BufRead;
     use strongroom::audit::query::EventView;
-    let has_key = cfg.master_key.is_some()
-        || cfg.master_key_file.is_some()
-        || cfg.data_dir.join("master.key").exists();
-    let keyring = if has_key {
-        let (master, _) = strongroom::crypto::load_master_key(
-            cfg.master_key.as_deref(),
-            cfg.master_key_file.as_deref(),
-            &cfg.data_dir,
-        )?;
-        Some(strongroom::crypto::Keyring::open(master, None)?.0)
-    } else {
-        None
-    };
+    let keyring = offline_keyring(cfg)?;
     let reader = std::io::BufReader::new(
         std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
     );

@@ -80,7 +80,12 @@ pub async fn run_once(app: &App) -> anyhow::Result<Vec<(String, i64)>> {
     let cutoff = app.clock.now_ms() - days * DAY_MS;
     let chains: Vec<String> = {
         let mut c = app.db.pool.acquire().await?;
-        sqlx::query("SELECT chain FROM audit_chains ORDER BY chain")
+        // On PostgreSQL the heads are behind row-level security; a definer function lists them.
+        let sql = match app.db.dialect {
+            Dialect::Postgres => "SELECT audit_chain_names() AS chain",
+            Dialect::Sqlite => "SELECT chain FROM audit_chains ORDER BY chain",
+        };
+        sqlx::query(sql)
             .fetch_all(&mut *c)
             .await?
             .iter()

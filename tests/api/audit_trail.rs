@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 use strongroom::audit::StoredEvent;
 
 use crate::support::{backend_is_postgres, strongroom_bin, Req, TestApp};
@@ -637,8 +637,23 @@ async fn tampering_of_every_kind_on_a_copy_is_caught_at_the_right_seq() {
         let (url, name) = copy_database(&t, n).await;
         copies.extend(name);
         let mut c = tamper_connection(&url).await;
+        let mut unapplied = None;
         match *kind {
-            "untouched" => {}
+            "untouched" => {
+                // Verification reads the database as it is: it must not migrate it. Forget the
+                // newest migration; a verifier that migrated would apply it again (or fail).
+                let newest: i64 = sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations")
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("migrations")
+                    .get("v");
+                sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+                    .bind(newest)
+                    .execute(&mut c)
+                    .await
+                    .expect("forget migration");
+                unapplied = Some(newest);
+            }
             "update a field" => {
                 exec(&mut c, "UPDATE audit_events SET metadata = '{\"title\":\"x\"}' WHERE chain = $1 AND seq = 3", &org).await
             }
@@ -720,6 +735,18 @@ async fn tampering_of_every_kind_on_a_copy_is_caught_at_the_right_seq() {
                 out.contains(&format!("intact, {last} events")),
                 "{kind}: {out}"
             );
+            if let Some(version) = unapplied {
+                let mut c = sqlx::AnyConnection::connect(&url).await.expect("connect");
+                let n: i64 =
+                    sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE version = $1")
+                        .bind(version)
+                        .fetch_one(&mut c)
+                        .await
+                        .expect("count")
+                        .get("n");
+                assert_eq!(n, 0, "verification migrated the database");
+                c.close().await.expect("close");
+            }
         } else {
             assert_eq!(code, 1, "{kind}: {out}{err}");
             assert!(
@@ -731,6 +758,25 @@ async fn tampering_of_every_kind_on_a_copy_is_caught_at_the_right_seq() {
     for name in copies {
         crate::support::drop_database(name);
     }
+
+    // No database there: an error (exit 2), and none is created (nor a key).
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (code, out, err) = cli_verify(
+        empty.path(),
+        &[
+            "--org",
+            &org,
+            "--data-dir",
+            empty.path().to_str().expect("dir"),
+        ],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("no database"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(empty.path()).expect("dir").count(),
+        0,
+        "verification wrote into an empty data dir"
+    );
 }
 
 #[tokio::test]
@@ -814,6 +860,30 @@ async fn the_database_refuses_to_edit_or_delete_audit_events() {
             .await
             .expect("q");
         assert!(foreign.is_empty(), "nor another org's");
+        // Nor can it see or move another chain's head (which would fake a break over there).
+        for chain in [other.as_str(), "platform"] {
+            let seen = sqlx::query("SELECT last_seq FROM audit_chains WHERE chain = $1")
+                .bind(chain)
+                .fetch_optional(&mut *tx)
+                .await
+                .expect("select");
+            assert!(seen.is_none(), "{chain}'s head is hidden from {org}");
+            let moved = sqlx::query(
+                "UPDATE audit_chains SET last_seq = last_seq + 7, last_hash = 'x' WHERE chain = $1",
+            )
+            .bind(chain)
+            .execute(&mut *tx)
+            .await
+            .expect("update")
+            .rows_affected();
+            assert_eq!(moved, 0, "{org} moved {chain}'s head");
+        }
+        let planted = sqlx::query(
+            "INSERT INTO audit_chains (chain, last_seq, last_hash) VALUES ('org_planted', 0, '')",
+        )
+        .execute(&mut *tx)
+        .await;
+        assert!(planted.is_err(), "a head for another tenant was planted");
         drop(tx);
         let r = ok(
             &t,
@@ -821,6 +891,16 @@ async fn the_database_refuses_to_edit_or_delete_audit_events() {
         )
         .await;
         assert_eq!(r["valid"], true);
+        let r = ok(
+            &t,
+            Req::get(&format!("/api/v1/orgs/{other}/audit-events/verify")).cookie(&stranger),
+        )
+        .await;
+        assert_eq!(r["valid"], true, "{r}");
+        assert_eq!(
+            strongroom::audit::first_bad_seq(&t.chain("platform").await),
+            None
+        );
     }
 }
 
