@@ -49,6 +49,11 @@ enum AuditCommand {
         /// A JSON Lines export (GET /api/v1/orgs/{org_id}/audit-events/export without filters).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// With --file: the chain head as `SEQ:HASH` (`last_seq` and `last_hash` of
+        /// GET …/audit-events/verify, taken before the export). The file must hold that event
+        /// with that hash, so an export cut short at the end does not pass.
+        #[arg(long, value_name = "SEQ:HASH", requires = "file")]
+        head: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -186,13 +191,18 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Audit(AuditCommand::Verify { org, file, common }) => {
+        Command::Audit(AuditCommand::Verify {
+            org,
+            file,
+            head,
+            common,
+        }) => {
             let cfg = match common.load() {
                 Ok(cfg) => cfg,
                 Err(p) => return config_error(&p),
             };
             let result = match file {
-                Some(path) => verify_file(&cfg, &path, org.as_deref()).await,
+                Some(path) => verify_file(&cfg, &path, org.as_deref(), head.as_deref()).await,
                 None => match org {
                     Some(org) => verify_database(cfg, &org).await,
                     None => Err(anyhow::anyhow!(
@@ -316,14 +326,33 @@ fn offline_keyring(cfg: &Config) -> anyhow::Result<Option<strongroom::crypto::Ke
 }
 
 /// Verifies a JSON Lines export, line by line. Retention checkpoints are checked against the
-/// master key when the configuration has one (and none is generated for this).
+/// master key when the configuration has one (and none is generated for this). With `head`
+/// (`SEQ:HASH`), the file must also reach that event and agree on its hash.
 async fn verify_file(
     cfg: &Config,
     path: &std::path::Path,
     org: Option<&str>,
+    head: Option<&str>,
 ) -> anyhow::Result<(String, strongroom::audit::Report)> {
     use std::io::BufRead;
     use strongroom::audit::query::EventView;
+    let head = match head {
+        None => None,
+        Some(h) => {
+            let parsed = h.split_once(':').and_then(|(seq, hash)| {
+                let seq = seq.trim().parse::<i64>().ok().filter(|s| *s >= 1)?;
+                let hash = hash.trim();
+                (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| (seq, hash.to_ascii_lowercase()))
+            });
+            Some(parsed.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--head must be SEQ:HASH (last_seq and last_hash of the verify API)"
+                )
+            })?)
+        }
+    };
+    let mut hash_at_head = None;
     let keyring = offline_keyring(cfg)?;
     let reader = std::io::BufReader::new(
         std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
@@ -343,7 +372,12 @@ async fn verify_file(
         let v = verifier
             .get_or_insert_with(|| strongroom::audit::Verifier::new(chain, keyring.as_ref()));
         match &event {
-            Some(e) => v.feed(e),
+            Some(e) => {
+                if head.as_ref().is_some_and(|(seq, _)| *seq == e.seq) {
+                    hash_at_head = Some(e.hash.clone());
+                }
+                v.feed(e)
+            }
             None => v.unreadable(),
         }
     }
@@ -356,6 +390,19 @@ async fn verify_file(
         // An empty file proves nothing.
         report.valid = false;
         report.first_bad_seq = Some(1);
+    }
+    if let (true, Some((seq, hash))) = (report.valid, head) {
+        // Events after the head are fine (appended since); missing or different ones are not.
+        let last = report.last_seq.unwrap_or(0);
+        let bad = if last < seq {
+            Some(last + 1)
+        } else {
+            (hash_at_head.as_deref() != Some(hash.as_str())).then_some(seq)
+        };
+        if bad.is_some() {
+            report.valid = false;
+            report.first_bad_seq = bad;
+        }
     }
     Ok((chain, report))
 }

@@ -274,6 +274,15 @@ async fn admins_filter_page_export_and_verify_the_trail() {
         verify_result(&html),
         format!("Chain intact: {head} events. Every event recomputes to its recorded hash, in order, up to the chain's head.")
     );
+    // The head to hold an export to, as `strongroom audit verify --head` takes it.
+    let shown = regex::Regex::new(r#"id="verify-head">(\d+):([0-9a-f]{64})<"#)
+        .expect("regex")
+        .captures(&html)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .expect("the chain head is shown");
+    let chain = t.chain(&org).await;
+    let newest = chain.last().expect("events");
+    assert_eq!(shown, (newest.seq.to_string(), newest.hash.clone()));
     assert!(rows(&html).iter().all(|r| r.1 == "item.created") && rows(&html).len() == 50);
 
     // Someone edits the workspace's event in the database: verification names it.

@@ -361,6 +361,18 @@ async fn exports_stream_json_lines_and_csv_that_verify_offline() {
         )
         .await;
     }
+    // The chain head before the export, to hold the file to.
+    let before = ok(
+        &t,
+        Req::get(&format!("/api/v1/orgs/{org}/audit-events/verify")).cookie(&owner),
+    )
+    .await;
+    assert_eq!(before["last_seq"], 1202, "{before}");
+    let head = format!(
+        "{}:{}",
+        before["last_seq"],
+        before["last_hash"].as_str().expect("last_hash")
+    );
     let r = t
         .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events/export")).cookie(&owner))
         .await;
@@ -405,6 +417,48 @@ async fn exports_stream_json_lines_and_csv_that_verify_offline() {
     // The report names the last hash, to compare with the chain head the API reports.
     let report: Value = serde_json::from_str(out.lines().next().expect("line")).expect("json");
     assert_eq!(report["last_hash"], lines[1201]["hash"]);
+
+    // Held to the head taken before the export: the whole file passes; cut at the end, it still
+    // chains (nothing in it is wrong) but does not reach the head, so it fails there.
+    let (code, out, err) = cli_verify(
+        t.dir.path(),
+        &["--file", f, "--head", &head, "--data-dir", dir],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let cut = t.dir.path().join("cut.jsonl");
+    std::fs::write(&cut, body.lines().take(1190).collect::<Vec<_>>().join("\n")).expect("write");
+    let c = cut.to_str().expect("file");
+    let (code, out, err) = cli_verify(t.dir.path(), &["--file", c, "--data-dir", dir]);
+    assert_eq!(code, 0, "without a head a tail cut goes unseen: {out}{err}");
+    let (code, _, err) = cli_verify(
+        t.dir.path(),
+        &["--file", c, "--head", &head, "--data-dir", dir],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("BROKEN at seq 1191"), "{err}");
+    // A head from another history (right seq, other hash) fails at that seq.
+    let other = format!("1202:{}", "0".repeat(64));
+    let (code, _, err) = cli_verify(
+        t.dir.path(),
+        &["--file", f, "--head", &other, "--data-dir", dir],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("BROKEN at seq 1202"), "{err}");
+    // A head the file has already passed (events appended since) is fine; a malformed one is an
+    // error, not a verdict.
+    let older = format!("2:{}", lines[1]["hash"].as_str().expect("hash"));
+    let (code, out, err) = cli_verify(
+        t.dir.path(),
+        &["--file", f, "--head", &older, "--data-dir", dir],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    for bad in ["1202", "x:y", "0:abc", "-1:00"] {
+        let (code, _, err) = cli_verify(
+            t.dir.path(),
+            &["--file", f, "--head", bad, "--data-dir", dir],
+        );
+        assert_eq!(code, 2, "{bad}: {err}");
+    }
 
     // The export was itself audited, with its filters.
     let exported = items(

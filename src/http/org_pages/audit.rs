@@ -251,6 +251,7 @@ async fn audit_view(
         export_csv => f.query(&[("format", "csv")]),
         report => report.map(|r| context! {
             valid => r.valid, events => r.events, first_bad_seq => r.first_bad_seq,
+            last_seq => r.last_seq, last_hash => r.last_hash,
         }),
     };
     match verify_error.as_ref().or(list_error.as_ref()) {
