@@ -418,11 +418,13 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("strongroom.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.embedded_database().display()),
         }
+    }
+
+    /// The embedded SQLite database in the data dir, used when no database URL is configured.
+    pub fn embedded_database(&self) -> PathBuf {
+        self.data_dir.join("strongroom.db")
     }
 
     pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {

@@ -285,7 +285,7 @@ async fn verify_database(
     let url = match &cfg.database_url {
         Some(url) => url.clone(),
         None => {
-            let path = cfg.data_dir.join("strongroom.db");
+            let path = cfg.embedded_database();
             anyhow::ensure!(path.is_file(), "no database at {}", path.display());
             // Read and write (SQLite's WAL needs it), but never create.
             format!("sqlite://{}?mode=rw", path.display())
