@@ -132,6 +132,23 @@ pub struct RateLimitConfig {
     pub invitations_per_org: Limit,
     /// Whole-trail reads (exports and verifications) per org: each walks the entire chain.
     pub audit_scans_per_org: Limit,
+    /// Failed logins and step-ups from one known device (a client holding a device cookie for
+    /// that account): its own budget, so strangers locking the account do not lock its owner out.
+    pub login_per_device: Limit,
+    /// Invitations one account may send, across every org it administers.
+    pub invitations_per_inviter: Limit,
+    /// Invitations one email address may receive, from every org together.
+    pub invitations_per_recipient: Limit,
+    /// Organizations one account may create.
+    pub orgs_per_account: Limit,
+    /// Workspaces one account may create.
+    pub workspaces_per_account: Limit,
+    /// Items one account may create.
+    pub items_per_account: Limit,
+    /// Comments one account may post.
+    pub comments_per_account: Limit,
+    /// TOTP enrolments one account may start (each makes a new secret and QR code).
+    pub totp_enrolments_per_account: Limit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +235,14 @@ impl Default for RateLimitConfig {
             mfa_per_account_total: Limit::new(30, 15 * 60),
             invitations_per_org: Limit::new(100, 3600),
             audit_scans_per_org: Limit::new(30, 3600),
+            login_per_device: Limit::new(10, 15 * 60),
+            invitations_per_inviter: Limit::new(50, 24 * 3600),
+            invitations_per_recipient: Limit::new(3, 24 * 3600),
+            orgs_per_account: Limit::new(10, 24 * 3600),
+            workspaces_per_account: Limit::new(50, 3600),
+            items_per_account: Limit::new(600, 3600),
+            comments_per_account: Limit::new(600, 3600),
+            totp_enrolments_per_account: Limit::new(10, 3600),
         }
     }
 }
@@ -356,6 +381,15 @@ impl Config {
             ("mfa_per_account", rl.mfa_per_account),
             ("mfa_per_account_total", rl.mfa_per_account_total),
             ("invitations_per_org", rl.invitations_per_org),
+            ("audit_scans_per_org", rl.audit_scans_per_org),
+            ("login_per_device", rl.login_per_device),
+            ("invitations_per_inviter", rl.invitations_per_inviter),
+            ("invitations_per_recipient", rl.invitations_per_recipient),
+            ("orgs_per_account", rl.orgs_per_account),
+            ("workspaces_per_account", rl.workspaces_per_account),
+            ("items_per_account", rl.items_per_account),
+            ("comments_per_account", rl.comments_per_account),
+            ("totp_enrolments_per_account", rl.totp_enrolments_per_account),
         ] {
             if l.max == 0 || l.window_secs == 0 {
                 p.push(format!(

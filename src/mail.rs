@@ -22,6 +22,44 @@ pub struct Email {
     pub to: String,
     pub subject: String,
     pub body: String,
+    /// A one-click opt-out URL (RFC 8058): sent as `List-Unsubscribe` with
+    /// `List-Unsubscribe-Post`, so mail clients offer an unsubscribe button that needs no page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe: Option<String>,
+}
+
+/// Text someone else chose (an org name), made safe to quote in an email: in quotation marks, on
+/// one line, and with anything a mail client would turn into a link defused (`https://a.b/c` ->
+/// `hxxps[://]a[.]b/c`, `x@y.z` -> `x[at]y[.]z`, `www.a.b` -> `www[.]a[.]b`).
+pub fn quote_untrusted(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let defused = one_line
+        .split(' ')
+        .map(|word| {
+            let linkish = word.contains("://")
+                || word.contains('@')
+                || word
+                    .trim_matches(|c: char| !c.is_alphanumeric())
+                    .split('.')
+                    .filter(|p| !p.is_empty())
+                    .count()
+                    >= 2;
+            if linkish {
+                word.replace("http", "hxxp")
+                    .replace("HTTP", "hxxp")
+                    .replace("://", "[://]")
+                    .replace('@', "[at]")
+                    .replace('.', "[.]")
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("\u{201c}{defused}\u{201d}")
 }
 
 fn ad(id: &str) -> FieldAd<'_> {
@@ -167,10 +205,23 @@ impl Mailer {
         } else {
             Body::new(email.body)
         };
-        let msg = Message::builder()
+        let mut msg = Message::builder()
             .from(self.inner.from.clone())
             .to(email.to.parse()?)
-            .subject(email.subject)
+            .subject(email.subject);
+        if let Some(url) = &email.unsubscribe {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            msg = msg
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        let msg = msg
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
@@ -202,6 +253,25 @@ impl Mailer {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_untrusted;
+
+    #[test]
+    fn untrusted_text_is_quoted_and_links_are_defused() {
+        let q = quote_untrusted("URGENT: account locked, reset at https://evil.example/r");
+        assert_eq!(
+            q,
+            "\u{201c}URGENT: account locked, reset at hxxps[://]evil[.]example/r\u{201d}"
+        );
+        assert!(!quote_untrusted("mail boss@evil.example now").contains("@evil.example"));
+        assert!(!quote_untrusted("visit www.evil.example").contains("www.evil"));
+        assert!(!quote_untrusted("evil.example/login").contains("evil.example"));
+        assert_eq!(quote_untrusted("Acme Corp"), "\u{201c}Acme Corp\u{201d}");
+        assert!(!quote_untrusted("a\nb").contains('\n'));
     }
 }
 

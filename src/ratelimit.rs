@@ -31,6 +31,16 @@ pub trait RateLimiter: Send + Sync {
     async fn reset(&self, key: &str);
 }
 
+/// Counts one thing of `kind` (an org, an item, a comment...) created by the account `user_id`.
+pub async fn creation(
+    limiter: &dyn RateLimiter,
+    kind: &str,
+    user_id: &str,
+    limit: Limit,
+) -> Result<(), RetryAfter> {
+    limiter.hit(&format!("create-{kind}:{user_id}"), limit).await
+}
+
 /// The part of a client address a limit is keyed on: IPv4 (and IPv4-mapped IPv6) as is, IPv6 by
 /// its /64, since one subscriber commonly holds a whole /64.
 pub fn ip_key(ip: IpAddr) -> String {

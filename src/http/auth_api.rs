@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
 use super::problem::ApiJson;
-use super::session::{clear_cookie, session_cookie, Authed};
+use super::session::{clear_cookie, login_cookies, Authed};
 use crate::error::AppResult;
 use crate::identity::{self, SignupInput, UserView};
 use crate::state::AppState;
@@ -143,7 +143,7 @@ async fn login(
 ) -> AppResult<Response> {
     let out = identity::login(&app, &ctx.0, &b.email, &b.password).await?;
     let answer = LoginAnswer::from_outcome(&out);
-    let jar = jar.add(session_cookie(&app, out.token));
+    let jar = login_cookies(&app, jar, &out);
     Ok((jar, ApiJson(answer)).into_response())
 }
 

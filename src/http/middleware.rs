@@ -209,10 +209,13 @@ pub async fn auth_rate_limit(State(app): State<AppState>, req: Request, next: Ne
     next.run(req).await
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestCtxExt {
+impl FromRequestParts<AppState> for RequestCtxExt {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
             .get::<ClientIp>()
@@ -223,7 +226,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestCtxExt {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        Ok(RequestCtxExt(RequestCtx { ip, user_agent }))
+        let device = axum_extra::extract::cookie::CookieJar::from_headers(&parts.headers)
+            .get(super::session::device_cookie_name(app))
+            .map(|c| c.value().to_string());
+        Ok(RequestCtxExt(RequestCtx {
+            ip,
+            user_agent,
+            device,
+        }))
     }
 }
 

@@ -14,7 +14,7 @@ use minijinja::{context, Environment, Value};
 use serde::Deserialize;
 
 use super::middleware::{auth_rate_limit, RequestCtxExt};
-use super::session::{clear_cookie, session_cookie, FullSession, MaybeAuthed};
+use super::session::{clear_cookie, login_cookies, FullSession, MaybeAuthed};
 use crate::error::AppError;
 use crate::identity::{self, SignupInput};
 use crate::state::AppState;
@@ -268,7 +268,7 @@ async fn login_submit(
             } else {
                 "/login/mfa"
             };
-            (jar.add(session_cookie(&app, out.token)), Redirect::to(next)).into_response()
+            (login_cookies(&app, jar, &out), Redirect::to(next)).into_response()
         }
         Err(e) => render_error(
             &e,

@@ -30,6 +30,38 @@ pub fn session_cookie(app: &AppState, token: String) -> Cookie<'static> {
     c
 }
 
+/// The device cookie (see `identity::lockout`), `__Host-` prefixed when the public URL is https.
+pub fn device_cookie_name(app: &AppState) -> &'static str {
+    if app.config.is_https() {
+        "__Host-strongroom_device"
+    } else {
+        "strongroom_device"
+    }
+}
+
+/// The cookie that makes this client a known device of the account it just signed in to:
+/// HttpOnly, SameSite=Strict, lives as long as the device stays known.
+pub fn device_cookie(app: &AppState, value: String) -> Cookie<'static> {
+    let mut c = Cookie::new(device_cookie_name(app), value);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Strict);
+    c.set_path("/");
+    c.set_secure(app.config.is_https());
+    c.set_max_age(time::Duration::milliseconds(
+        identity::lockout::DEVICE_TTL_MS,
+    ));
+    c
+}
+
+/// The cookies a login answer sets: the session, and the device cookie when one was issued.
+pub fn login_cookies(app: &AppState, jar: CookieJar, out: &identity::LoginOutcome) -> CookieJar {
+    let jar = jar.add(session_cookie(app, out.token.clone()));
+    match &out.device_cookie {
+        Some(v) => jar.add(device_cookie(app, v.clone())),
+        None => jar,
+    }
+}
+
 /// A cookie that deletes the session cookie.
 pub fn clear_cookie(app: &AppState) -> Cookie<'static> {
     let mut c = session_cookie(app, String::new());

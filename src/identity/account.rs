@@ -7,7 +7,7 @@ use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
 use crate::crypto::password::check_policy;
 use crate::error::{AppError, AppResult};
 use crate::mail;
-use crate::state::App;
+use crate::state::{App, AppState};
 use crate::store::{self, users::UserRow};
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -95,7 +95,7 @@ pub async fn update_me(
 /// Changes the password after checking the current one; every other session is revoked and the
 /// owner is told by email.
 pub async fn change_password(
-    app: &App,
+    app: &AppState,
     ctx: &RequestCtx,
     s: &AuthSession,
     current: &str,
@@ -107,17 +107,14 @@ pub async fn change_password(
     let (addr, name) = decrypt_user(&app.keyring, &u)?;
     // Wrong current passwords count against the same per-account limit as failed logins, so a
     // stolen session cannot be used to guess the password; reserved first, as for login.
-    let key = format!("login-acct:{}", app.keyring.blind_index(&addr));
-    app.limiter
-        .hit(&key, app.config.rate_limits.login_per_account)
-        .await?;
+    let attempt = super::lockout::reserve(app, ctx, &app.keyring.blind_index(&addr)).await?;
     if !app.hasher.verify(current, Some(&u.password_hash)).await?.ok {
         return Err(AppError::invalid(
             "invalid_current_password",
             "The current password is not correct.",
         ));
     }
-    app.limiter.forgive(&key).await;
+    attempt.forgive(app).await;
     check_policy(&app.config.password, new, &addr, &name)
         .map_err(|d| AppError::invalid("weak_password", d))?;
     let hash = app.hasher.hash(new).await?;

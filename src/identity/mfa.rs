@@ -12,7 +12,7 @@ use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
 use crate::crypto::FieldAd;
 use crate::error::{AppError, AppResult};
 use crate::mail;
-use crate::state::App;
+use crate::state::{App, AppState};
 use crate::store::{self, Conn};
 
 pub const RECOVERY_CODES: usize = 10;
@@ -95,6 +95,8 @@ async fn user_email(
 /// Starts TOTP enrolment: a fresh secret, pending until a code confirms it.
 pub async fn start_totp(app: &App, s: &AuthSession) -> AppResult<TotpEnrolment> {
     require_recent_auth(app, s)?;
+    let limit = app.config.rate_limits.totp_enrolments_per_account;
+    crate::ratelimit::creation(&*app.limiter, "totp-enrolment", &s.user_id, limit).await?;
     let (_, addr, _) = user_email(app, &s.user_id).await?;
     let mut secret = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut secret);
@@ -520,12 +522,13 @@ pub(crate) async fn upgrade_session(
         session_id,
         user: Some(UserView::from_row(&u, e, n)),
         methods: Vec::new(),
+        device_cookie: None,
     })
 }
 
 /// Step-up: proves again who is at the keyboard, with the password or a TOTP code.
 pub async fn reauthenticate(
-    app: &App,
+    app: &AppState,
     ctx: &RequestCtx,
     s: &AuthSession,
     password: Option<&str>,
@@ -535,13 +538,11 @@ pub async fn reauthenticate(
     // Verify before opening a transaction: an Argon2 hash must not hold a connection.
     let (ok, method) = match (password, code) {
         (Some(pw), None) => {
-            let key = format!("login-acct:{}", app.keyring.blind_index(&addr));
-            app.limiter
-                .hit(&key, app.config.rate_limits.login_per_account)
-                .await?;
+            let attempt =
+                super::lockout::reserve(app, ctx, &app.keyring.blind_index(&addr)).await?;
             let ok = app.hasher.verify(pw, Some(&u.password_hash)).await?.ok;
             if ok {
-                app.limiter.forgive(&key).await;
+                attempt.forgive(app).await;
             }
             (ok, "password")
         }

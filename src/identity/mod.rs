@@ -3,6 +3,7 @@
 //! the same password-hash work.
 
 mod account;
+pub mod lockout;
 pub mod mfa;
 mod onboarding;
 pub mod passkeys;
@@ -31,6 +32,8 @@ use crate::state::App;
 pub struct RequestCtx {
     pub ip: IpAddr,
     pub user_agent: String,
+    /// The device cookie the client sent, unverified: `lockout` checks it against the account.
+    pub device: Option<String>,
 }
 
 pub const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -116,6 +119,7 @@ pub(crate) fn email(to: &str, subject: &str, body: String) -> Email {
         to: to.to_string(),
         subject: subject.to_string(),
         body,
+        unsubscribe: None,
     }
 }
 

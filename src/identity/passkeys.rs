@@ -536,6 +536,7 @@ async fn passwordless_session(
         session_id,
         user: Some(UserView::from_row(&u, e, n)),
         methods: Vec::new(),
+        device_cookie: None,
     })
 }
 

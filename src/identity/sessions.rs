@@ -8,7 +8,7 @@ use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
 use crate::crypto::{new_token, FieldAd};
 use crate::error::{AppError, AppResult};
 use crate::mask;
-use crate::state::App;
+use crate::state::{App, AppState};
 use crate::store::{self, Conn};
 
 /// An authenticated request's session.
@@ -42,6 +42,8 @@ pub struct LoginOutcome {
     pub user: Option<UserView>,
     /// The second factors the user can finish with, when one is owed.
     pub methods: Vec<&'static str>,
+    /// A new device cookie value, after the password was proved (see `lockout`).
+    pub device_cookie: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -71,69 +73,64 @@ fn ua_ad(id: &str) -> FieldAd<'_> {
     }
 }
 
-/// Verifies email and password. Unknown addresses cost the same hash work and get the same answer.
+/// Verifies email and password. Every wrong-password answer costs the same work whatever the
+/// account's state (unknown, verified, unverified, verified with a pending signup): one lookup
+/// query, two password hashes, one audit append. So neither answer nor timing tells them apart.
 ///
-/// Both limits are reserved before the password is checked, so parallel guesses cannot all slip
-/// past a check made before any of them was counted. A success hands the attempts back.
+/// The attempt is reserved before the password is checked (from the device's own budget when the
+/// client signed in to this account before, else from the account's), with the per-address limit.
 pub async fn login(
-    app: &App,
+    app: &AppState,
     ctx: &RequestCtx,
     raw_email: &str,
     password: &str,
 ) -> AppResult<LoginOutcome> {
-    let limits = &app.config.rate_limits;
     // A malformed address is just an unknown account: same work, same answer.
     let addr = normalize_email(raw_email).unwrap_or_else(|_| raw_email.trim().to_lowercase());
     let bidx = app.keyring.blind_index(&addr);
-    let acct_key = format!("login-acct:{bidx}");
+    let attempt = super::lockout::reserve(app, ctx, &bidx).await?;
     let ip_key = format!("login-ip:{}", crate::ratelimit::ip_key(ctx.ip));
-    app.limiter.hit(&acct_key, limits.login_per_account).await?;
-    if let Err(r) = app.limiter.hit(&ip_key, limits.login_per_ip).await {
-        app.limiter.forgive(&acct_key).await;
+    if let Err(r) = app
+        .limiter
+        .hit(&ip_key, app.config.rate_limits.login_per_ip)
+        .await
+    {
+        attempt.forgive(app).await;
         return Err(r.into());
     }
 
     let now = app.clock.now_ms();
     let (user, signup_hash) = {
         let mut conn = app.db.pool.acquire().await?;
-        let user = store::users::find_by_email_bidx(&mut conn, &bidx).await?;
-        let signup_hash = match &user {
-            Some(u) => store::tokens::latest_signup_hash(&mut conn, &u.id, now).await?,
-            None => None,
-        };
-        (user, signup_hash)
+        store::users::login_candidate(&mut conn, &bidx, now).await?
     };
-    let verified = app
-        .hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await?;
+    // Both hashes, always: against the account's password (or a dummy) and against the password
+    // of a pending signup for this address (or a dummy).
+    let (account, signup) = tokio::join!(
+        app.hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str())),
+        app.hasher.verify(password, signup_hash.as_deref()),
+    );
+    let (account, signup_ok) = (account?, signup?.ok);
+    let uid = user.as_ref().map(|u| u.id.clone());
     match user {
-        Some(u) if verified.ok && u.email_verified_at.is_some() => {
-            let out = start_session(app, ctx, u, password, verified.needs_rehash).await;
-            if out.is_ok() {
-                app.limiter.reset(&acct_key).await;
+        Some(u) if account.ok && u.email_verified_at.is_some() => {
+            let mut out = start_session(app, ctx, u, password, account.needs_rehash).await;
+            if let Ok(o) = &mut out {
+                attempt.succeeded(app).await;
                 app.limiter.forgive(&ip_key).await;
+                o.device_cookie = Some(super::lockout::issue(app, &bidx));
             }
             out
         }
-        Some(u) if verified.ok => {
-            // Costs the second hash that a pending signup's check costs below, so the two
-            // "not verified" answers take the same work.
-            app.hasher.verify(password, None).await?;
-            login_failed(app, ctx, Some(&u.id), &addr, "email_not_verified", now).await?;
+        // The right password of an unverified account, or the password of a signup made for
+        // this (taken) address: both answer "not verified", so signup-then-login tells nothing.
+        Some(_) if account.ok || signup_ok => {
+            login_failed(app, ctx, uid.as_deref(), &addr, "email_not_verified", now).await?;
             Err(AppError::EmailNotVerified)
         }
-        other => {
-            let uid = other.as_ref().map(|u| u.id.as_str());
-            // The password of a signup made for this (taken) address answers like the unverified
-            // account it would have created, so signup-then-login tells nothing.
-            if let Some(h) = signup_hash {
-                if app.hasher.verify(password, Some(&h)).await?.ok {
-                    login_failed(app, ctx, uid, &addr, "email_not_verified", now).await?;
-                    return Err(AppError::EmailNotVerified);
-                }
-            }
-            login_failed(app, ctx, uid, &addr, "invalid_credentials", now).await?;
+        _ => {
+            login_failed(app, ctx, uid.as_deref(), &addr, "invalid_credentials", now).await?;
             Err(AppError::InvalidCredentials)
         }
     }
@@ -218,6 +215,7 @@ async fn start_session(
             session_id,
             user: None,
             methods,
+            device_cookie: None,
         });
     }
     let (email, display_name) = decrypt_user(&app.keyring, &user)?;
@@ -227,6 +225,7 @@ async fn start_session(
         session_id,
         user: Some(view),
         methods,
+        device_cookie: None,
     })
 }
 

@@ -389,3 +389,51 @@ pub async fn get_member(
     })
     .transpose()
 }
+
+/// Whether the address with this blind index asked this org to stop inviting it.
+pub async fn is_opted_out(c: &mut Conn, org_id: &str, email_bidx: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT 1 AS x FROM invitation_optouts WHERE org_id = $1 AND email_bidx = $2")
+        .bind(org_id)
+        .bind(email_bidx)
+        .fetch_optional(&mut *c)
+        .await?
+        .is_some())
+}
+
+/// Records an opt-out (again is a no-op); true when it is new.
+pub async fn insert_optout(
+    c: &mut Conn,
+    org_id: &str,
+    email_bidx: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO invitation_optouts (org_id, email_bidx, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (org_id, email_bidx) DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(email_bidx)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Revokes the pending invitations of this org to this address (after an opt-out).
+pub async fn revoke_pending_to(
+    c: &mut Conn,
+    org_id: &str,
+    email_bidx: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND email_bidx = $2 \
+         AND accepted_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(org_id)
+    .bind(email_bidx)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected())
+}

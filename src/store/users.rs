@@ -61,6 +61,31 @@ pub async fn find_by_email_bidx(c: &mut Conn, bidx: &str) -> Result<Option<UserR
         .transpose()
 }
 
+/// What a login needs, in one query whatever the account's state: the account with this email
+/// blind index, if any, and the password hash of its latest pending signup, if any. Every login
+/// makes exactly this one query, so an unknown address costs what a known one does.
+pub async fn login_candidate(
+    c: &mut Conn,
+    bidx: &str,
+    now: i64,
+) -> Result<(Option<UserRow>, Option<String>), sqlx::Error> {
+    let Some(r) = sqlx::query(&format!(
+        "SELECT {COLS}, (SELECT t.password_hash FROM user_tokens t WHERE t.user_id = users.id \
+           AND t.purpose IN ('verify_email', 'pending_signup') AND t.used_at IS NULL AND t.expires_at > $2 \
+           AND t.password_hash IS NOT NULL ORDER BY t.created_at DESC, t.id DESC LIMIT 1) AS signup_hash \
+         FROM users WHERE email_bidx = $1"
+    ))
+    .bind(bidx)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?
+    else {
+        return Ok((None, None));
+    };
+    let signup_hash: Option<String> = r.try_get("signup_hash")?;
+    Ok((Some(from_row(r)?), signup_hash))
+}
+
 pub async fn find_by_id(c: &mut Conn, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query(&format!("SELECT {COLS} FROM users WHERE id = $1"))
         .bind(id)

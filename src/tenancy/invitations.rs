@@ -60,16 +60,20 @@ pub async fn create_invitation(
         });
     }
     let addr = normalize_email(email)?;
-    app.limiter
-        .hit(
-            &format!("invite:{}", scope.org_id()),
-            app.config.rate_limits.invitations_per_org,
-        )
-        .await?;
+    let bidx = app.keyring.blind_index(&addr);
     let now = app.clock.now_ms();
     let id = uuid::Uuid::now_v7().to_string();
     let token = new_token();
     let mut tx = scope.begin(app).await?;
+    if store::orgs::is_opted_out(&mut tx, scope.org_id(), &bidx).await? {
+        return Err(AppError::invalid(
+            "invitations_declined",
+            "This address asked not to receive invitations from this organization.",
+        ));
+    }
+    // Each invitation is an email to an address of the inviter's choosing: limited per org, per
+    // inviter across all orgs, and per recipient across all orgs (so new orgs do not help).
+    reserve_invitation(app, scope, &bidx).await?;
     let org = store::orgs::get_org(&mut tx, scope.org_id())
         .await?
         .ok_or(AppError::NotFound)?;
@@ -79,7 +83,7 @@ pub async fn create_invitation(
     let row = store::orgs::NewInvitation {
         id: &id,
         org_id: scope.org_id(),
-        email_bidx: &app.keyring.blind_index(&addr),
+        email_bidx: &bidx,
         email_ct: scope
             .key()
             .seal("invitations", "email", &id, addr.as_bytes()),
@@ -100,29 +104,142 @@ pub async fn create_invitation(
         now,
     )
     .await?;
-    let body = format!(
-        "You are invited to join \"{org_name}\" on Strongroom as {}.\n\nSign in (or create an account) with this email address, then open this link within 7 days:\n\n{}/invitations/accept?token={token}\n\n\
-         If you did not expect this, ignore this message.\n",
-        role.as_str(),
-        app.config.public_url()
+    let optout = format!(
+        "{}/invitations/opt-out?token={}",
+        app.config.public_url(),
+        optout_token(app, scope.org_id(), &bidx)
     );
-    mail::enqueue(
-        &mut tx,
-        &app.keyring,
-        now,
-        &mail::Email {
-            to: addr.clone(),
-            subject: "You are invited to Strongroom".into(),
-            body,
-        },
-    )
-    .await?;
+    let invite = Invite {
+        org_name: &org_name,
+        role,
+        accept_url: &format!(
+            "{}/invitations/accept?token={token}",
+            app.config.public_url()
+        ),
+        optout_url: &optout,
+    };
+    mail::enqueue(&mut tx, &app.keyring, now, &invite.email(&addr)).await?;
     let stored = store::orgs::get_invitation(&mut tx, scope.org_id(), &id)
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
     app.mailer.wake();
     view(scope, &stored, now)
+}
+
+/// Counts one invitation against the org's, the inviter's and the recipient's budgets; refused
+/// (and nothing counted) when any is used up.
+async fn reserve_invitation(app: &App, scope: &OrgScope, bidx: &str) -> AppResult<()> {
+    let rl = &app.config.rate_limits;
+    let budgets = [
+        (format!("invite:{}", scope.org_id()), rl.invitations_per_org),
+        (
+            format!("invite-by:{}", scope.user_id()),
+            rl.invitations_per_inviter,
+        ),
+        (format!("invite-to:{bidx}"), rl.invitations_per_recipient),
+    ];
+    for (i, (key, limit)) in budgets.iter().enumerate() {
+        if let Err(r) = app.limiter.hit(key, *limit).await {
+            for (taken, _) in &budgets[..i] {
+                app.limiter.forgive(taken).await;
+            }
+            return Err(r.into());
+        }
+    }
+    Ok(())
+}
+
+/// The invitation email. The org name is chosen by whoever created the org, so it is never the
+/// subject, always quoted and marked as theirs, and anything link-like in it is defused so mail
+/// clients do not make it clickable. Every invitation carries a one-click opt-out.
+struct Invite<'a> {
+    org_name: &'a str,
+    role: OrgRole,
+    accept_url: &'a str,
+    optout_url: &'a str,
+}
+
+impl Invite<'_> {
+    fn email(&self, to: &str) -> mail::Email {
+        let body = format!(
+            "Someone invited you to join an organization on Strongroom, as {role}.\n\n\
+             The organization calls itself: {name}\n\
+             (This name was chosen by the people who created the organization, not by Strongroom. \
+             Strongroom never asks for your password by email.)\n\n\
+             To accept, sign in (or create an account) with this email address, then open this link \
+             within 7 days:\n\n{accept}\n\n\
+             If you did not expect this, ignore this message.\n\n\
+             Don't want invitations from this organization? One click stops them:\n{optout}\n",
+            role = self.role.as_str(),
+            name = mail::quote_untrusted(self.org_name),
+            accept = self.accept_url,
+            optout = self.optout_url,
+        );
+        mail::Email {
+            to: to.to_string(),
+            subject: "You are invited to an organization on Strongroom".into(),
+            body,
+            unsubscribe: Some(self.optout_url.to_string()),
+        }
+    }
+}
+
+/// The opt-out token for (org, recipient): `<org id>.<email blind index>.<mac>`. It does not expire
+/// and needs no row: it can only ever say "stop inviting this address".
+fn optout_token(app: &App, org_id: &str, bidx: &str) -> String {
+    let mac = app
+        .keyring
+        .mac(OPTOUT_LABEL, format!("{org_id}.{bidx}").as_bytes());
+    format!("{org_id}.{bidx}.{mac}")
+}
+
+const OPTOUT_LABEL: &str = "invitation-optout";
+
+/// The (org id, blind index) an opt-out token names, when its MAC holds.
+fn open_optout_token(app: &App, token: &str) -> Option<(String, String)> {
+    let mut parts = token.splitn(3, '.');
+    let (org, bidx, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    (token.len() <= 256
+        && uuid::Uuid::parse_str(org).is_ok()
+        && bidx.len() == 64
+        && bidx.bytes().all(|b| b.is_ascii_hexdigit())
+        && app
+            .keyring
+            .verify_mac(OPTOUT_LABEL, format!("{org}.{bidx}").as_bytes(), mac))
+    .then(|| (org.to_string(), bidx.to_string()))
+}
+
+/// Whether an opt-out token is genuine (for the confirmation page).
+pub fn optout_token_is_valid(app: &App, token: &str) -> bool {
+    open_optout_token(app, token).is_some()
+}
+
+/// Stops the org a token names from inviting its address again, and revokes that org's pending
+/// invitations to it. Anyone holding the email can do this; it needs no account. Repeating it is
+/// harmless. The token names the org whose context is opened (as an invitation token does).
+pub async fn opt_out_of_invitations(app: &App, ctx: &RequestCtx, token: &str) -> AppResult<()> {
+    let (org_id, bidx) = open_optout_token(app, token).ok_or(AppError::InvalidToken)?;
+    let now = app.clock.now_ms();
+    let mut tx = app.db.begin_scoped(&org_id, "").await?;
+    if store::orgs::get_org(&mut tx, &org_id).await?.is_none() {
+        // The org is gone: nothing can invite from it any more.
+        return Ok(());
+    }
+    if store::orgs::insert_optout(&mut tx, &org_id, &bidx, now).await? {
+        let revoked = store::orgs::revoke_pending_to(&mut tx, &org_id, &bidx, now).await?;
+        let ev = crate::audit::Event {
+            actor_id: None,
+            action: Action::InvitationOptedOut,
+            target_type: Some("org"),
+            target_id: Some(&org_id),
+            ip: Some(ctx.ip),
+            metadata: json!({ "pending_revoked": revoked }),
+        };
+        crate::audit::append(&mut tx, &org_id, now, ev).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 pub async fn list_invitations(

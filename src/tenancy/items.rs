@@ -153,6 +153,8 @@ pub async fn create_item(
     let mut tx = ws.org.begin(app).await?;
     let (title, status, assignee, due, fields) =
         validate(app, &mut tx, ws, &id, &input, None).await?;
+    let limit = app.config.rate_limits.items_per_account;
+    crate::ratelimit::creation(&*app.limiter, "item", ws.org.user_id(), limit).await?;
     let values = work::ItemValues {
         title_ct: key.seal("items", "title", &id, title.as_bytes()),
         status: &status,
@@ -327,6 +329,8 @@ pub async fn create_update(
             "body: 1 to 10,000 characters.",
         ));
     }
+    let limit = app.config.rate_limits.comments_per_account;
+    crate::ratelimit::creation(&*app.limiter, "comment", ws.org.user_id(), limit).await?;
     let ct = ws
         .org
         .key()

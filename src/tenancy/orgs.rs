@@ -53,6 +53,8 @@ pub async fn create_org(
     name: &str,
 ) -> AppResult<OrgView> {
     let name = validate_name(name)?;
+    let limit = app.config.rate_limits.orgs_per_account;
+    crate::ratelimit::creation(&*app.limiter, "org", &s.user_id, limit).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = app.clock.now_ms();
     let (key, wrapped) = app.keyring.new_tenant_key(&id);

@@ -200,6 +200,8 @@ pub async fn create_workspace(
         _ => return Err(AppError::invalid("invalid_kind", "kind: deal or board.")),
     };
     let statuses = statuses(input.statuses)?;
+    let limit = app.config.rate_limits.workspaces_per_account;
+    crate::ratelimit::creation(&*app.limiter, "workspace", org.user_id(), limit).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = app.clock.now_ms();
     let mut tx = org.begin(app).await?;

@@ -521,6 +521,7 @@ async fn login_upgrades_stored_hashes_when_the_cost_rises() {
     let ctx = strongroom::identity::RequestCtx {
         ip: "198.51.100.1".parse().expect("ip"),
         user_agent: String::new(),
+        device: None,
     };
     strongroom::identity::login(&stronger, &ctx, "max@example.com", PASSWORD)
         .await

@@ -73,3 +73,52 @@ pub(super) async fn accept_submit(
         }
     }
 }
+
+pub(super) const OPTOUT_TITLE: &str = "Stop invitations";
+
+/// The opt-out link in every invitation email. Opening it changes nothing (mail scanners prefetch
+/// links): one click on its button does it.
+pub(super) async fn optout_page(
+    State(app): State<AppState>,
+    Query(q): Query<TokenForm>,
+) -> Response {
+    if !tenancy::optout_token_is_valid(&app, &q.token) {
+        return optout_failed();
+    }
+    render(
+        StatusCode::OK,
+        "invitation_optout.html",
+        context! { title => OPTOUT_TITLE, token => q.token },
+    )
+}
+
+/// The button on that page, and the one-click POST of RFC 8058 that mail clients send to the
+/// `List-Unsubscribe` URL (its body, `List-Unsubscribe=One-Click`, needs no reading): the token
+/// travels in the query string either way.
+pub(super) async fn optout_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Query(q): Query<TokenForm>,
+) -> Response {
+    match tenancy::opt_out_of_invitations(&app, &ctx.0, &q.token).await {
+        Ok(()) => render(
+            StatusCode::OK,
+            "invitation_optout.html",
+            context! { title => OPTOUT_TITLE, done => true },
+        ),
+        Err(AppError::InvalidToken) => optout_failed(),
+        Err(e) => show(
+            &Outcome::failed(&e),
+            "invitation_optout.html",
+            context! { title => OPTOUT_TITLE },
+        ),
+    }
+}
+
+fn optout_failed() -> Response {
+    show(
+        &Outcome::failed(&AppError::InvalidToken),
+        "invitation_optout.html",
+        context! { title => OPTOUT_TITLE },
+    )
+}

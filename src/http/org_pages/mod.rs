@@ -44,6 +44,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "invitation_accept.html",
             include_str!("../../../templates/invitation_accept.html"),
         ),
+        (
+            "invitation_optout.html",
+            include_str!("../../../templates/invitation_optout.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, src) {
             tracing::error!(template = name, error = %e, "template does not compile");
@@ -84,6 +88,7 @@ pub fn router() -> Router<AppState> {
             post(comment_submit),
         )
         .route("/invitations/accept", get(accept_page).post(accept_submit))
+        .route("/invitations/opt-out", get(optout_page).post(optout_submit))
         .merge(audit::routes())
 }
 
