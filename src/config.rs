@@ -389,7 +389,10 @@ impl Config {
             ("workspaces_per_account", rl.workspaces_per_account),
             ("items_per_account", rl.items_per_account),
             ("comments_per_account", rl.comments_per_account),
-            ("totp_enrolments_per_account", rl.totp_enrolments_per_account),
+            (
+                "totp_enrolments_per_account",
+                rl.totp_enrolments_per_account,
+            ),
         ] {
             if l.max == 0 || l.window_secs == 0 {
                 p.push(format!(

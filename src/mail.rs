@@ -29,12 +29,16 @@ pub struct Email {
 }
 
 /// Text someone else chose (an org name), made safe to quote in an email: in quotation marks, on
-/// one line, and with anything a mail client would turn into a link defused (`https://a.b/c` ->
+/// one line (its own quotes turned to apostrophes), and with anything a mail client would turn into a link defused (`https://a.b/c` ->
 /// `hxxps[://]a[.]b/c`, `x@y.z` -> `x[at]y[.]z`, `www.a.b` -> `www[.]a[.]b`).
 pub fn quote_untrusted(text: &str) -> String {
     let one_line: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| match c {
+            c if c.is_control() => ' ',
+            '"' => '\'',
+            c => c,
+        })
         .collect();
     let defused = one_line
         .split(' ')
@@ -59,7 +63,7 @@ pub fn quote_untrusted(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ");
-    format!("\u{201c}{defused}\u{201d}")
+    format!("\"{defused}\"")
 }
 
 fn ad(id: &str) -> FieldAd<'_> {
@@ -221,12 +225,11 @@ impl Mailer {
                     "List-Unsubscribe=One-Click".into(),
                 ));
         }
-        let msg = msg
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(body),
-            )?;
+        let msg = msg.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body),
+        )?;
         match &self.inner.transport {
             Transport::File(t) => t.send(msg).await.map(|_| ())?,
             Transport::Smtp(t) => t.send(msg).await.map(|_| ())?,
@@ -265,12 +268,12 @@ mod tests {
         let q = quote_untrusted("URGENT: account locked, reset at https://evil.example/r");
         assert_eq!(
             q,
-            "\u{201c}URGENT: account locked, reset at hxxps[://]evil[.]example/r\u{201d}"
+            "\"URGENT: account locked, reset at hxxps[://]evil[.]example/r\""
         );
         assert!(!quote_untrusted("mail boss@evil.example now").contains("@evil.example"));
         assert!(!quote_untrusted("visit www.evil.example").contains("www.evil"));
         assert!(!quote_untrusted("evil.example/login").contains("evil.example"));
-        assert_eq!(quote_untrusted("Acme Corp"), "\u{201c}Acme Corp\u{201d}");
+        assert_eq!(quote_untrusted("Acme \"Corp\""), "\"Acme 'Corp'\"");
         assert!(!quote_untrusted("a\nb").contains('\n'));
     }
 }

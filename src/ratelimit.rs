@@ -38,7 +38,9 @@ pub async fn creation(
     user_id: &str,
     limit: Limit,
 ) -> Result<(), RetryAfter> {
-    limiter.hit(&format!("create-{kind}:{user_id}"), limit).await
+    limiter
+        .hit(&format!("create-{kind}:{user_id}"), limit)
+        .await
 }
 
 /// The part of a client address a limit is keyed on: IPv4 (and IPv4-mapped IPv6) as is, IPv6 by

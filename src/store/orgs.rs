@@ -391,13 +391,19 @@ pub async fn get_member(
 }
 
 /// Whether the address with this blind index asked this org to stop inviting it.
-pub async fn is_opted_out(c: &mut Conn, org_id: &str, email_bidx: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 AS x FROM invitation_optouts WHERE org_id = $1 AND email_bidx = $2")
-        .bind(org_id)
-        .bind(email_bidx)
-        .fetch_optional(&mut *c)
-        .await?
-        .is_some())
+pub async fn is_opted_out(
+    c: &mut Conn,
+    org_id: &str,
+    email_bidx: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT 1 AS x FROM invitation_optouts WHERE org_id = $1 AND email_bidx = $2")
+            .bind(org_id)
+            .bind(email_bidx)
+            .fetch_optional(&mut *c)
+            .await?
+            .is_some(),
+    )
 }
 
 /// Records an opt-out (again is a no-op); true when it is new.

@@ -185,20 +185,20 @@ impl Invite<'_> {
     }
 }
 
-/// The opt-out token for (org, recipient): `<org id>.<email blind index>.<mac>`. It does not expire
+/// The opt-out token for (org, recipient): `<org id>_<email blind index>_<mac>`. It does not expire
 /// and needs no row: it can only ever say "stop inviting this address".
 fn optout_token(app: &App, org_id: &str, bidx: &str) -> String {
     let mac = app
         .keyring
         .mac(OPTOUT_LABEL, format!("{org_id}.{bidx}").as_bytes());
-    format!("{org_id}.{bidx}.{mac}")
+    format!("{org_id}_{bidx}_{mac}")
 }
 
 const OPTOUT_LABEL: &str = "invitation-optout";
 
 /// The (org id, blind index) an opt-out token names, when its MAC holds.
 fn open_optout_token(app: &App, token: &str) -> Option<(String, String)> {
-    let mut parts = token.splitn(3, '.');
+    let mut parts = token.splitn(3, '_');
     let (org, bidx, mac) = (parts.next()?, parts.next()?, parts.next()?);
     (token.len() <= 256
         && uuid::Uuid::parse_str(org).is_ok()

@@ -200,6 +200,15 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .cookie(&s),
     )
     .await;
+    // The invited address asks not to be invited by this org again (no account, no actor).
+    let optout = t
+        .mail_to("xi@example.com")
+        .await
+        .token("/invitations/opt-out");
+    let r = t
+        .send(Req::post(&format!("/invitations/opt-out?token={optout}")))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK);
     // Work: a workspace with a member, an item with a comment, then all removed.
     let ws = t
         .send(
@@ -279,6 +288,11 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
     let org_events = t.chain(&org).await;
     assert_eq!(strongroom::audit::first_bad_seq(&org_events), None);
     for e in &org_events {
+        if e.action == "invitation.opted_out" {
+            assert_eq!(e.actor_id, None);
+            assert_eq!(e.target_id.as_deref(), Some(org.as_str()));
+            continue;
+        }
         let want = if matches!(
             e.action.as_str(),
             "invitation.accepted" | "superadmin.bypass"

@@ -109,6 +109,8 @@ pub struct Mail {
     pub to: String,
     pub subject: String,
     pub body: String,
+    /// The header block as written to the outbox.
+    pub head: String,
 }
 
 impl Mail {
@@ -422,6 +424,7 @@ fn parse_eml(raw: &str) -> Mail {
         to: get("To"),
         subject: get("Subject"),
         body: body.to_string(),
+        head: head.to_string(),
     }
 }
 
