@@ -604,6 +604,8 @@ fn hostile(method: &Method, path: &str) -> Vec<Req> {
         new().json(json!([])),
         new().json(shapes),
         new().raw("text/plain", b"hello".to_vec()),
+        new().json(json!({"name": "a\0b", "title": "\0", "email": "a\0@example.com", "token": "\0", "code": "\0", "password": "\0", "reason": "\0\0\0\0\0\0\0\0\0\0\0", "body": "\0", "display_name": "\0"})),
+        new().raw("application/x-www-form-urlencoded", b"email=%00&password=%00&name=%00&title=%00&body=%00&token=%00&code=%00".to_vec()),
         new().raw(
             "application/x-www-form-urlencoded",
             b"email=a&email=b&password=x&password=y&code=1&code=2&name=n&name=m&token=t&token=u\
