@@ -1,6 +1,10 @@
 //! Error policy: every error leaves as an RFC 9457 problem document with a stable `code`. Client
 //! mistakes say what to fix; server faults are logged with their cause and answered with a generic
 //! 500 naming only the request id. No SQL, paths, stack traces or secrets ever reach a response.
+//! Requests the framework refuses are problems too, in the API's words (never a Rust type): the
+//! extractors here (`ApiJson`, `ApiQuery`, `ApiForm`, `ApiPath`) replace axum's, and the outermost
+//! middleware (`envelope`) turns any other bare or plain-text error (a layer's 413, 405, 408)
+//! into the problem for its status.
 
 use std::sync::LazyLock;
 
