@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Filters shared by the list and the export.
 #[derive(Deserialize, IntoParams, Default)]
 #[serde(deny_unknown_fields)]
+// Said outright: utoipa finds query parameters by axum's `Query`, not by `ApiQuery`.
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// An action name, e.g. `member.role_changed`.

@@ -53,6 +53,7 @@ impl FromRequestParts<AppState> for Org {
 }
 
 #[derive(Deserialize, IntoParams)]
+// Said outright: utoipa finds query parameters by axum's `Query`, not by `ApiQuery`.
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub cursor: Option<String>,
