@@ -1,7 +1,7 @@
 //! `/api/v1/orgs/{org_id}/audit-events*`: the org's audit trail for its owners and admins.
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
 use super::org_api::{List, Org};
-use super::problem::ApiJson;
+use super::problem::{ApiJson, ApiQuery};
 use crate::audit::query::{EventView, Filter};
 use crate::audit::trail::{self, Format};
 use crate::audit::Report;
@@ -28,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Filters shared by the list and the export.
 #[derive(Deserialize, IntoParams, Default)]
 #[serde(deny_unknown_fields)]
+// Said outright: utoipa finds query parameters by axum's `Query`, not by `ApiQuery`.
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// An action name, e.g. `member.role_changed`.
     pub action: Option<String>,
@@ -75,7 +77,7 @@ fn refuse_cross_site(headers: &HeaderMap) -> AppResult<()> {
 async fn list_events(
     State(app): State<AppState>,
     Org(scope, _): Org,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> AppResult<ApiJson<List<EventView>>> {
     trail::require_auditor(&scope)?;
     let f = q.filter()?;
@@ -94,7 +96,7 @@ async fn export_events(
     ctx: RequestCtxExt,
     headers: HeaderMap,
     Org(scope, _): Org,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> AppResult<Response> {
     trail::require_auditor(&scope)?;
     refuse_cross_site(&headers)?;

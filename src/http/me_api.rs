@@ -1,6 +1,6 @@
 //! `/api/v1/me*`: the signed-in user's profile, password and sessions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
-use super::problem::ApiJson;
+use super::problem::{ApiJson, ApiPath};
 use super::session::Authed;
 use crate::error::AppResult;
 use crate::identity::{self, SessionView, UserView};
@@ -97,7 +97,7 @@ async fn revoke_session(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Authed(s): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
     identity::revoke_session(&app, &ctx.0, &s, &id).await?;
     Ok(StatusCode::NO_CONTENT)

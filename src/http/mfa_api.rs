@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::auth_api::LoginAnswer;
 use super::middleware::RequestCtxExt;
-use super::problem::ApiJson;
+use super::problem::{body_shape_message, ApiJson};
 use super::session::{session_cookie, Authed, PendingMfa};
 use crate::error::{AppError, AppResult};
 use crate::identity::mfa::{self, SecondFactor, TotpEnrolment};
@@ -149,10 +149,7 @@ fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Optio
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| {
-        AppError::invalid(
-            "invalid_body",
-            format!("The body does not match the expected shape: {e}"),
-        )
-    })
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| AppError::invalid("invalid_body", body_shape_message(&e.to_string())))
 }

@@ -2,11 +2,11 @@
 //! recovery codes, step-up prompts, and passkey management forms. Passkey ceremonies themselves
 //! run in `/static/passkeys.js` (served as a file, so the CSP needs no inline script).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use base64::Engine;
 use minijinja::context;
@@ -16,6 +16,7 @@ use super::middleware::RequestCtxExt;
 use super::pages::{
     account_outcome, page_error, reauth_prompt, render, render_error, with_retry_after,
 };
+use super::problem::{ApiForm, ApiPath};
 use super::session::{session_cookie, FullSession, MaybeAuthed};
 use crate::error::AppError;
 use crate::identity::mfa::{self, SecondFactor};
@@ -109,7 +110,7 @@ async fn mfa_totp_submit(
     ctx: RequestCtxExt,
     MaybeAuthed(s): MaybeAuthed,
     jar: CookieJar,
-    Form(f): Form<CodeForm>,
+    ApiForm(f): ApiForm<CodeForm>,
 ) -> Response {
     finish(&app, &ctx, s, jar, SecondFactor::Totp(&f.code)).await
 }
@@ -119,7 +120,7 @@ async fn mfa_recovery_submit(
     ctx: RequestCtxExt,
     MaybeAuthed(s): MaybeAuthed,
     jar: CookieJar,
-    Form(f): Form<CodeForm>,
+    ApiForm(f): ApiForm<CodeForm>,
 ) -> Response {
     finish(&app, &ctx, s, jar, SecondFactor::RecoveryCode(&f.code)).await
 }
@@ -165,7 +166,7 @@ async fn totp_confirm_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Form(f): Form<CodeForm>,
+    ApiForm(f): ApiForm<CodeForm>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
@@ -181,7 +182,7 @@ async fn totp_disable_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Form(f): Form<CodeForm>,
+    ApiForm(f): ApiForm<CodeForm>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
@@ -227,7 +228,7 @@ async fn reauth_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Form(f): Form<ReauthForm>,
+    ApiForm(f): ApiForm<ReauthForm>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
@@ -261,8 +262,8 @@ async fn passkey_rename_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path(id): Path<String>,
-    Form(f): Form<NameForm>,
+    ApiPath(id): ApiPath<String>,
+    ApiForm(f): ApiForm<NameForm>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
@@ -275,7 +276,7 @@ async fn passkey_delete_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();

@@ -29,7 +29,8 @@ pub const CSP: &str =
 font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Outermost: assigns the request id and client address, logs and measures the request, turns
-/// bare error statuses into problem documents and adds the security headers.
+/// bare or plain-text error answers (a layer's 413, 405, 408) into problem documents and adds
+/// the security headers.
 pub async fn envelope(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     // Always our own id: a client-sent one would let callers write into our logs.
@@ -51,7 +52,7 @@ pub async fn envelope(State(app): State<AppState>, mut req: Request, next: Next)
     let mut res = next.run(req).await;
 
     let status = res.status();
-    if (status.is_client_error() || status.is_server_error()) && !has_body_type(res.headers()) {
+    if (status.is_client_error() || status.is_server_error()) && !has_our_body(res.headers()) {
         let extra: Vec<_> = [header::RETRY_AFTER, header::ALLOW]
             .into_iter()
             .filter_map(|h| res.headers().get(&h).cloned().map(|v| (h, v)))
@@ -87,8 +88,17 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-fn has_body_type(h: &HeaderMap) -> bool {
-    h.get(header::CONTENT_TYPE).is_some()
+/// Whether an error answer already carries a body of ours: a problem document, JSON (readiness) or
+/// an HTML page. Anything else (no body, or a layer's or the framework's `text/plain`, e.g. the
+/// body limit's 413) is replaced by the problem document for its status.
+fn has_our_body(h: &HeaderMap) -> bool {
+    let Some(ct) = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    ["application/problem+json", "application/json", "text/html"]
+        .iter()
+        .any(|t| essence.eq_ignore_ascii_case(t))
 }
 
 fn security_headers(h: &mut HeaderMap, https: bool) {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
-use super::problem::ApiJson;
+use super::problem::{ApiJson, ApiPath, ApiQuery};
 use super::session::Authed;
 use crate::error::{AppError, AppResult};
 use crate::identity::AuthSession;
@@ -44,7 +44,7 @@ impl FromRequestParts<AppState> for Org {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Authed(s) = Authed::from_request_parts(parts, app).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+        let ApiPath(params) = ApiPath::<HashMap<String, String>>::from_request_parts(parts, app)
             .await
             .map_err(|_| AppError::NotFound)?;
         let org_id = params.get("org_id").ok_or(AppError::NotFound)?;
@@ -53,6 +53,8 @@ impl FromRequestParts<AppState> for Org {
 }
 
 #[derive(Deserialize, IntoParams)]
+// Said outright: utoipa finds query parameters by axum's `Query`, not by `ApiQuery`.
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub cursor: Option<String>,
     pub limit: Option<i64>,
@@ -123,7 +125,7 @@ async fn create_org(
 async fn list_orgs(
     State(app): State<AppState>,
     Authed(s): Authed,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<OrgView>>> {
     Ok(ApiJson(
         tenancy::list_orgs(&app, &s, q.cursor.as_deref(), q.limit)
@@ -167,7 +169,7 @@ async fn delete_org(
 async fn list_members(
     State(app): State<AppState>,
     Org(scope, _): Org,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<MemberView>>> {
     Ok(ApiJson(
         tenancy::list_members(&app, &scope, q.cursor.as_deref(), q.limit)
@@ -183,7 +185,7 @@ async fn change_member(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Org(scope, _): Org,
-    Path(ids): Path<(String, String)>,
+    ApiPath(ids): ApiPath<(String, String)>,
     ApiJson(b): ApiJson<RoleBody>,
 ) -> AppResult<ApiJson<MemberView>> {
     Ok(ApiJson(
@@ -197,7 +199,7 @@ async fn remove_member(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Org(scope, _): Org,
-    Path(ids): Path<(String, String)>,
+    ApiPath(ids): ApiPath<(String, String)>,
 ) -> AppResult<StatusCode> {
     tenancy::remove_member(&app, &ctx.0, &scope, &ids.1).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -220,7 +222,7 @@ async fn create_invitation(
 async fn list_invitations(
     State(app): State<AppState>,
     Org(scope, _): Org,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<InvitationView>>> {
     Ok(ApiJson(
         tenancy::list_invitations(&app, &scope, q.cursor.as_deref(), q.limit)
@@ -235,7 +237,7 @@ async fn revoke_invitation(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Org(scope, _): Org,
-    Path(ids): Path<(String, String)>,
+    ApiPath(ids): ApiPath<(String, String)>,
 ) -> AppResult<StatusCode> {
     tenancy::revoke_invitation(&app, &ctx.0, &scope, &ids.1).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -274,7 +276,7 @@ async fn admin_read_org(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Authed(s): Authed,
-    Path(org_id): Path<String>,
+    ApiPath(org_id): ApiPath<String>,
     ApiJson(b): ApiJson<ReasonBody>,
 ) -> AppResult<ApiJson<OrgView>> {
     Ok(ApiJson(
@@ -288,7 +290,7 @@ async fn admin_read_members(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Authed(s): Authed,
-    Path(org_id): Path<String>,
+    ApiPath(org_id): ApiPath<String>,
     ApiJson(b): ApiJson<ReasonBody>,
 ) -> AppResult<ApiJson<AdminMembers>> {
     Ok(ApiJson(AdminMembers {

@@ -4,16 +4,17 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{middleware as mw, Form, Router};
+use axum::{middleware as mw, Router};
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::{context, Environment, Value};
 use serde::Deserialize;
 
 use super::middleware::{auth_rate_limit, RequestCtxExt};
+use super::problem::{ApiForm, ApiPath, ApiQuery};
 use super::session::{clear_cookie, login_cookies, FullSession, MaybeAuthed};
 use crate::error::AppError;
 use crate::identity::{self, SignupInput};
@@ -176,7 +177,7 @@ async fn signup_page(State(app): State<AppState>) -> Response {
 async fn signup_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Form(f): Form<SignupForm>,
+    ApiForm(f): ApiForm<SignupForm>,
 ) -> Response {
     let (email, display_name) = (f.email.clone(), f.display_name.clone());
     match identity::signup(
@@ -210,7 +211,7 @@ struct TokenQuery {
     token: String,
 }
 
-async fn verify_page(Query(q): Query<TokenQuery>) -> Response {
+async fn verify_page(ApiQuery(q): ApiQuery<TokenQuery>) -> Response {
     render(
         StatusCode::OK,
         "verify.html",
@@ -221,7 +222,7 @@ async fn verify_page(Query(q): Query<TokenQuery>) -> Response {
 async fn verify_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Form(f): Form<TokenQuery>,
+    ApiForm(f): ApiForm<TokenQuery>,
 ) -> Response {
     match identity::verify_email(&app, &ctx.0, &f.token).await {
         Ok(()) => message(
@@ -237,8 +238,9 @@ async fn verify_submit(
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
+/// Both fields are required: the sign-in form always sends them, so a post without one is
+/// malformed (422), not a wrong password.
+#[derive(Deserialize)]
 struct LoginForm {
     email: String,
     password: String,
@@ -259,7 +261,7 @@ async fn login_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     jar: CookieJar,
-    Form(f): Form<LoginForm>,
+    ApiForm(f): ApiForm<LoginForm>,
 ) -> Response {
     match identity::login(&app, &ctx.0, &f.email, &f.password).await {
         Ok(out) => {
@@ -289,7 +291,7 @@ async fn forgot_page() -> Response {
 async fn forgot_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Form(f): Form<LoginFormEmail>,
+    ApiForm(f): ApiForm<LoginFormEmail>,
 ) -> Response {
     match identity::request_password_reset(&app, &ctx.0, &f.email).await {
         Ok(()) => message(
@@ -316,7 +318,7 @@ struct ResetForm {
     new_password: String,
 }
 
-async fn reset_page(State(app): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+async fn reset_page(State(app): State<AppState>, ApiQuery(q): ApiQuery<TokenQuery>) -> Response {
     render(
         StatusCode::OK,
         "reset.html",
@@ -328,7 +330,7 @@ async fn reset_page(State(app): State<AppState>, Query(q): Query<TokenQuery>) ->
 async fn reset_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Form(f): Form<ResetForm>,
+    ApiForm(f): ApiForm<ResetForm>,
 ) -> Response {
     match identity::confirm_password_reset(&app, &ctx.0, &f.token, &f.new_password).await {
         Ok(()) => message(
@@ -354,7 +356,7 @@ struct AccountQuery {
 async fn account_page(
     State(app): State<AppState>,
     MaybeAuthed(s): MaybeAuthed,
-    Query(q): Query<AccountQuery>,
+    ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
@@ -434,7 +436,7 @@ async fn revoke_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();
@@ -470,7 +472,7 @@ async fn password_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Form(f): Form<PasswordForm>,
+    ApiForm(f): ApiForm<PasswordForm>,
 ) -> Response {
     let Some(s) = s else {
         return Redirect::to("/login").into_response();

@@ -1,7 +1,7 @@
 //! Passkeys over the API: registration and management for the signed-in user, and passkey
 //! sign-in (second factor with a pending session, passwordless without one).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::auth_api::LoginAnswer;
 use super::middleware::RequestCtxExt;
-use super::problem::ApiJson;
+use super::problem::{ApiJson, ApiPath};
 use super::session::{session_cookie, Authed, MaybeAuthed};
 use crate::error::AppResult;
 use crate::identity::passkeys::{self, PasskeyView};
@@ -102,7 +102,7 @@ async fn rename_passkey(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Authed(s): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<NameBody>,
 ) -> AppResult<StatusCode> {
     passkeys::rename(&app, &ctx.0, &s, &id, &b.name).await?;
@@ -115,7 +115,7 @@ async fn delete_passkey(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     Authed(s): Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> AppResult<StatusCode> {
     passkeys::remove(&app, &ctx.0, &s, &id).await?;
     Ok(StatusCode::NO_CONTENT)

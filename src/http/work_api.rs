@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
 use super::org_api::{List, Org, PageQuery};
-use super::problem::ApiJson;
+use super::problem::{ApiJson, ApiPath, ApiQuery};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::tenancy::items::{self, ItemInput, ItemView, UpdateView};
@@ -45,7 +45,7 @@ impl FromRequestParts<AppState> for Ws {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Org(scope, _) = Org::from_request_parts(parts, app).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+        let ApiPath(params) = ApiPath::<HashMap<String, String>>::from_request_parts(parts, app)
             .await
             .map_err(|_| AppError::NotFound)?;
         let ws_id = params.get("ws_id").ok_or(AppError::NotFound)?;
@@ -60,7 +60,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        let ApiPath(params) = ApiPath::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|_| AppError::NotFound)?;
         Ok(PathParams(params))
@@ -160,7 +160,7 @@ async fn create_workspace(
 async fn list_workspaces(
     State(app): State<AppState>,
     Org(scope, _): Org,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<WorkspaceView>>> {
     Ok(ApiJson(
         workspaces::list_workspaces(&app, &scope, q.cursor.as_deref(), q.limit)
@@ -207,7 +207,7 @@ async fn delete_workspace(
 async fn list_workspace_members(
     State(app): State<AppState>,
     Ws(ws): Ws,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<WorkspaceMemberView>>> {
     Ok(ApiJson(
         workspaces::list_workspace_members(&app, &ws, q.cursor.as_deref(), q.limit)
@@ -261,7 +261,7 @@ async fn create_item(
 async fn list_items(
     State(app): State<AppState>,
     Ws(ws): Ws,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<ItemView>>> {
     Ok(ApiJson(
         items::list_items(&app, &ws, q.cursor.as_deref(), q.limit)
@@ -330,7 +330,7 @@ async fn list_updates(
     State(app): State<AppState>,
     Ws(ws): Ws,
     PathParams(params): PathParams,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<UpdateView>>> {
     Ok(ApiJson(
         items::list_updates(

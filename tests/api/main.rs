@@ -20,4 +20,5 @@ mod matrix;
 mod mfa;
 mod org_pages;
 mod pages;
+mod rejections;
 mod sessions;

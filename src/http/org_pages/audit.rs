@@ -5,10 +5,10 @@
 //! Anyone else in the org, and anyone outside it, gets the same 404 page as for an org they cannot
 //! see; the services refuse them too (`trail::list` and `trail::verify` answer `NotFound`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -19,6 +19,7 @@ use super::*;
 use crate::audit::query::{self, EventView, Filter};
 use crate::audit::{trail, Action, Report};
 use crate::error::AppError;
+use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
 use crate::http::session::FullSession;
 use crate::state::AppState;
 
@@ -178,8 +179,8 @@ async fn auditor_scope(
 pub(super) async fn audit_page(
     State(app): State<AppState>,
     FullSession(s): FullSession,
-    Path(org_id): Path<String>,
-    Query(q): Query<AuditQuery>,
+    ApiPath(org_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let scope = or_page!(auditor_scope(&app, &s, &org_id).await);
@@ -192,8 +193,8 @@ pub(super) async fn audit_page(
 pub(super) async fn verify_audit_submit(
     State(app): State<AppState>,
     FullSession(s): FullSession,
-    Path(org_id): Path<String>,
-    Form(f): Form<AuditFilters>,
+    ApiPath(org_id): ApiPath<String>,
+    ApiForm(f): ApiForm<AuditFilters>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let scope = or_page!(auditor_scope(&app, &s, &org_id).await);

@@ -1,14 +1,14 @@
 //! Accepting an invitation from its emailed link.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use minijinja::context;
 use serde::Deserialize;
 
 use super::*;
 use crate::error::AppError;
 use crate::http::middleware::RequestCtxExt;
+use crate::http::problem::{ApiForm, ApiQuery};
 use crate::http::session::FullSession;
 use crate::state::AppState;
 
@@ -26,7 +26,7 @@ pub(super) const ACCEPT_TITLE: &str = "Join an organization";
 /// the button posts the token.
 pub(super) async fn accept_page(
     FullSession(s): FullSession,
-    Query(q): Query<TokenForm>,
+    ApiQuery(q): ApiQuery<TokenForm>,
 ) -> Response {
     if s.is_none() {
         return render(
@@ -53,7 +53,7 @@ pub(super) async fn accept_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Form(f): Form<TokenForm>,
+    ApiForm(f): ApiForm<TokenForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     match tenancy::accept_invitation(&app, &ctx.0, &s, &f.token).await {
@@ -80,7 +80,7 @@ pub(super) const OPTOUT_TITLE: &str = "Stop invitations";
 /// links): one click on its button does it.
 pub(super) async fn optout_page(
     State(app): State<AppState>,
-    Query(q): Query<TokenForm>,
+    ApiQuery(q): ApiQuery<TokenForm>,
 ) -> Response {
     if !tenancy::optout_token_is_valid(&app, &q.token) {
         return optout_failed();
@@ -98,7 +98,7 @@ pub(super) async fn optout_page(
 pub(super) async fn optout_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Query(q): Query<TokenForm>,
+    ApiQuery(q): ApiQuery<TokenForm>,
 ) -> Response {
     match tenancy::opt_out_of_invitations(&app, &ctx.0, &q.token).await {
         Ok(()) => render(

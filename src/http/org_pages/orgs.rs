@@ -1,14 +1,14 @@
 //! Organization pages: the org switcher, an org with its members, invitations and workspaces.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::*;
 use crate::error::AppError;
 use crate::http::middleware::RequestCtxExt;
+use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
 use crate::http::session::FullSession;
 use crate::state::AppState;
 
@@ -23,7 +23,7 @@ pub(super) struct NameForm {
 pub(super) async fn orgs_page(
     State(app): State<AppState>,
     FullSession(s): FullSession,
-    Query(q): Query<DoneQuery>,
+    ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     orgs_view(&app, &s, Outcome::done(&q), "").await
@@ -55,7 +55,7 @@ pub(super) async fn create_org_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Form(f): Form<NameForm>,
+    ApiForm(f): ApiForm<NameForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     match tenancy::create_org(&app, &ctx.0, &s, &f.name).await {
@@ -67,8 +67,8 @@ pub(super) async fn create_org_submit(
 pub(super) async fn org_page(
     State(app): State<AppState>,
     FullSession(s): FullSession,
-    Path(org_id): Path<String>,
-    Query(q): Query<DoneQuery>,
+    ApiPath(org_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let scope = or_page!(org_scope(&app, &s, &org_id).await);
@@ -152,8 +152,8 @@ pub(super) async fn invite_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path(org_id): Path<String>,
-    Form(f): Form<InviteForm>,
+    ApiPath(org_id): ApiPath<String>,
+    ApiForm(f): ApiForm<InviteForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let scope = or_page!(org_scope(&app, &s, &org_id).await);
@@ -180,7 +180,7 @@ pub(super) async fn revoke_invitation_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path((org_id, id)): Path<(String, String)>,
+    ApiPath((org_id, id)): ApiPath<(String, String)>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let scope = or_page!(org_scope(&app, &s, &org_id).await);
@@ -200,8 +200,8 @@ pub(super) async fn role_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path((org_id, user_id)): Path<(String, String)>,
-    Form(f): Form<RoleForm>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
+    ApiForm(f): ApiForm<RoleForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let scope = or_page!(org_scope(&app, &s, &org_id).await);
@@ -221,7 +221,7 @@ pub(super) async fn remove_member_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path((org_id, user_id)): Path<(String, String)>,
+    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let scope = or_page!(org_scope(&app, &s, &org_id).await);
@@ -244,8 +244,8 @@ pub(super) async fn create_workspace_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path(org_id): Path<String>,
-    Form(f): Form<WorkspaceForm>,
+    ApiPath(org_id): ApiPath<String>,
+    ApiForm(f): ApiForm<WorkspaceForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let scope = or_page!(org_scope(&app, &s, &org_id).await);

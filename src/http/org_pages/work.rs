@@ -1,14 +1,14 @@
 //! Workspace pages (board columns or a list) and item pages with comments.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::error::AppError;
 use crate::http::middleware::RequestCtxExt;
+use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
 use crate::http::session::FullSession;
 use crate::state::AppState;
 
@@ -39,8 +39,8 @@ pub(super) struct Access<'a> {
 pub(super) async fn workspace_page(
     State(app): State<AppState>,
     FullSession(s): FullSession,
-    Path((org_id, ws_id)): Path<(String, String)>,
-    Query(q): Query<DoneQuery>,
+    ApiPath((org_id, ws_id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
@@ -136,8 +136,8 @@ pub(super) async fn create_item_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path((org_id, ws_id)): Path<(String, String)>,
-    Form(f): Form<NewItemForm>,
+    ApiPath((org_id, ws_id)): ApiPath<(String, String)>,
+    ApiForm(f): ApiForm<NewItemForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
@@ -176,8 +176,8 @@ pub(super) async fn grant_access_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path((org_id, ws_id)): Path<(String, String)>,
-    Form(f): Form<AccessForm>,
+    ApiPath((org_id, ws_id)): ApiPath<(String, String)>,
+    ApiForm(f): ApiForm<AccessForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
@@ -203,7 +203,7 @@ pub(super) async fn remove_access_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path((org_id, ws_id, user_id)): Path<(String, String, String)>,
+    ApiPath((org_id, ws_id, user_id)): ApiPath<(String, String, String)>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
@@ -244,8 +244,8 @@ pub(super) struct Assignee<'a> {
 pub(super) async fn item_page(
     State(app): State<AppState>,
     FullSession(s): FullSession,
-    Path((org_id, ws_id, item_id)): Path<(String, String, String)>,
-    Query(q): Query<DoneQuery>,
+    ApiPath((org_id, ws_id, item_id)): ApiPath<(String, String, String)>,
+    ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
@@ -347,8 +347,8 @@ pub(super) async fn update_item_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path((org_id, ws_id, item_id)): Path<(String, String, String)>,
-    Form(f): Form<EditForm>,
+    ApiPath((org_id, ws_id, item_id)): ApiPath<(String, String, String)>,
+    ApiForm(f): ApiForm<EditForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
@@ -384,8 +384,8 @@ pub(super) async fn comment_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     FullSession(s): FullSession,
-    Path((org_id, ws_id, item_id)): Path<(String, String, String)>,
-    Form(f): Form<CommentForm>,
+    ApiPath((org_id, ws_id, item_id)): ApiPath<(String, String, String)>,
+    ApiForm(f): ApiForm<CommentForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
     let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
