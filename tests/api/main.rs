@@ -13,6 +13,7 @@ mod browser;
 mod browser_mfa;
 mod cli;
 mod hardening;
+mod hardening_small;
 mod identity;
 mod logs;
 mod matrix;
