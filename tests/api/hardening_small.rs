@@ -3,10 +3,18 @@
 //! date, account notices driven by the query string, signing out of a pending MFA session, status
 //! names at rest, file modes in the data dir, and duplicate session cookies.
 
-use axum::http::StatusCode;
-use serde_json::Value;
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
 
 use crate::support::{Req, ServerProcess, TestApp};
+
+/// How many entries a list route shows (row counts would see nothing under PostgreSQL's
+/// row-level security outside a tenant transaction).
+async fn listed(t: &TestApp, c: &str, path: &str) -> usize {
+    let r = t.send(Req::get(path).cookie(c)).await;
+    assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+    r.json()["items"].as_array().expect("items").len()
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1. /metrics is not public
@@ -146,4 +154,93 @@ async fn check_config_refuses_metrics_on_the_public_address_and_weak_tokens() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A cross-site Referer gives a request away when Origin and Sec-Fetch-Site are missing
+
+#[tokio::test]
+async fn cross_site_referer_without_origin_is_refused() {
+    let t = TestApp::new().await;
+    t.verified_user("rita@example.com", "Rita").await;
+    let c = t.login("rita@example.com").await;
+    for referer in [
+        "https://evil.example/attack.html",
+        "http://strongroom.test.evil.example/",
+        "https://strongroom.test/",
+        "http://strongroom.test:8080/",
+        "not a url",
+    ] {
+        // A cookie-authenticated API call...
+        let r = t
+            .send(
+                Req::new(Method::PATCH, "/api/v1/me")
+                    .cookie(&c)
+                    .header("referer", referer)
+                    .json(json!({"display_name": "Pwned"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{referer}");
+        assert_eq!(r.code(), "cross_origin_request", "{referer}");
+        // ...and a page form.
+        let r = t
+            .send(
+                Req::post("/orgs")
+                    .cookie(&c)
+                    .header("referer", referer)
+                    .form(&[("name", "Planted org")]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{referer}");
+    }
+    assert_eq!(t.me(&c).await.json()["display_name"], "Rita");
+    assert_eq!(
+        listed(&t, &c, "/api/v1/orgs").await,
+        0,
+        "no org was created"
+    );
+
+    // This site's own pages, and clients that send no Referer at all, still work.
+    let r = t
+        .send(
+            Req::post("/orgs")
+                .cookie(&c)
+                .header("referer", "http://strongroom.test/orgs")
+                .form(&[("name", "Real org")]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let r = t
+        .send(
+            Req::new(Method::PATCH, "/api/v1/me")
+                .cookie(&c)
+                .json(json!({"display_name": "Rita R"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = t
+        .send(
+            Req::new(Method::PATCH, "/api/v1/me")
+                .cookie(&c)
+                .header("referer", "http://strongroom.test/account")
+                .json(json!({"display_name": "Rita S"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test]
+async fn an_allowed_origin_may_be_the_referer() {
+    let t = TestApp::with(|c| c.allowed_origins = vec!["https://app.example.com".into()]).await;
+    t.verified_user("rob@example.com", "Rob").await;
+    let c = t.login("rob@example.com").await;
+    let r = t
+        .send(
+            Req::new(Method::PATCH, "/api/v1/me")
+                .cookie(&c)
+                .header("referer", "https://app.example.com/settings")
+                .json(json!({"display_name": "Rob R"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
