@@ -69,6 +69,9 @@ async fn validate(
         (None, Some(c)) => c.title.clone(),
         (None, None) => String::new(),
     };
+    if let Some(t) = &v.title {
+        crate::text::check_name("title", t)?;
+    }
     if title.is_empty() || title.chars().count() > 300 || title.chars().any(char::is_control) {
         return Err(AppError::invalid(
             "invalid_title",
@@ -321,6 +324,7 @@ pub async fn create_update(
         .await?
         .ok_or(AppError::NotFound)?;
     ws.require(WsRole::Editor)?;
+    crate::text::check_free_text("body", &body)?;
     if body.is_empty() || body.chars().count() > 10_000 {
         return Err(AppError::invalid(
             "invalid_body",

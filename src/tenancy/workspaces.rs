@@ -143,6 +143,12 @@ fn view(org: &OrgScope, w: &work::WorkspaceRow, role: WsRole) -> AppResult<Works
 
 fn text(field: &'static str, v: &str, max: usize, required: bool) -> AppResult<String> {
     let t = v.trim().to_string();
+    if required {
+        // A name: nothing hidden. Free text keeps its line breaks and tabs.
+        crate::text::check_name(field, v)?;
+    } else {
+        crate::text::check_free_text(field, &t)?;
+    }
     if (required && t.is_empty())
         || t.chars().count() > max
         || t.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
@@ -157,6 +163,9 @@ fn text(field: &'static str, v: &str, max: usize, required: bool) -> AppResult<S
 
 fn statuses(list: Option<Vec<String>>) -> AppResult<Vec<String>> {
     let list = list.unwrap_or_else(|| vec!["todo".into(), "doing".into(), "done".into()]);
+    for s in &list {
+        crate::text::check_name("statuses", s)?;
+    }
     let ok = !list.is_empty()
         && list.len() <= 20
         && list

@@ -6,7 +6,29 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{Req, ServerProcess, TestApp};
+use crate::support::{Req, ServerProcess, TestApp, PASSWORD};
+
+/// A verified, signed-in user with an org: (cookie, org id).
+async fn org_owner(t: &TestApp, email: &str) -> (String, String) {
+    t.verified_user(email, "Owner").await;
+    let c = t.login(email).await;
+    let r = t
+        .send(
+            Req::post("/api/v1/orgs")
+                .cookie(&c)
+                .json(json!({"name": "Org"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let org = r.json()["id"].as_str().expect("id").to_string();
+    (c, org)
+}
+
+async fn created(t: &TestApp, c: &str, path: &str, body: Value) -> Value {
+    let r = t.send(Req::post(path).cookie(c).json(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.text());
+    r.json()
+}
 
 /// How many entries a list route shows (row counts would see nothing under PostgreSQL's
 /// row-level security outside a tenant transaction).
@@ -14,6 +36,10 @@ async fn listed(t: &TestApp, c: &str, path: &str) -> usize {
     let r = t.send(Req::get(path).cookie(c)).await;
     assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
     r.json()["items"].as_array().expect("items").len()
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,4 +269,223 @@ async fn an_allowed_origin_may_be_the_referer() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Invisible and direction-changing characters in names
+
+/// Invisible, direction-changing and control characters an attacker could hide in a name.
+const HIDDEN: [&str; 12] = [
+    "\u{200B}", "\u{200D}", "\u{200F}", "\u{2060}", "\u{2064}", "\u{FEFF}", "\u{202A}", "\u{202E}",
+    "\u{2066}", "\u{2069}", "\u{2028}", "\u{0007}",
+];
+
+fn assert_refused(r: &crate::support::TestResponse, field: &str, what: &str) {
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{what}: {}",
+        r.text()
+    );
+    assert_eq!(r.code(), "invalid_characters", "{what}");
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(field),
+        "{what}: the field is named: {}",
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn hidden_characters_are_refused_in_display_names() {
+    let t = TestApp::new().await;
+    for (n, h) in HIDDEN.iter().enumerate() {
+        let r = t
+            .send(
+                Req::post("/api/v1/auth/signup")
+                    .ip(&format!("198.51.100.{}", n + 1))
+                    .json(json!({
+                        "email": format!("eve{n}@example.com"),
+                        "password": PASSWORD,
+                        "display_name": format!("Ad{h}min"),
+                    })),
+            )
+            .await;
+        assert_refused(&r, "display_name", &format!("signup {h:?}"));
+    }
+    assert_eq!(t.count("users").await, 0, "no account was made");
+    assert!(t.new_mail().await.is_empty(), "no mail was sent");
+
+    t.verified_user("vic@example.com", "Victor").await;
+    let c = t.login("vic@example.com").await;
+    for h in HIDDEN {
+        let r = t
+            .send(
+                Req::new(Method::PATCH, "/api/v1/me")
+                    .cookie(&c)
+                    .json(json!({"display_name": format!("Vic{h}tor")})),
+            )
+            .await;
+        assert_refused(&r, "display_name", &format!("PATCH /me {h:?}"));
+    }
+    assert_eq!(t.me(&c).await.json()["display_name"], "Victor");
+}
+
+#[tokio::test]
+async fn hidden_characters_are_refused_in_org_workspace_status_and_item_names() {
+    let t = TestApp::new().await;
+    let (c, org) = org_owner(&t, "olga@example.com").await;
+    let ws = created(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces"),
+        json!({"name": "Room", "kind": "board"}),
+    )
+    .await;
+    let ws_path = format!("/api/v1/orgs/{org}/workspaces/{}", id(&ws));
+    let item = created(
+        &t,
+        &c,
+        &format!("{ws_path}/items"),
+        json!({"title": "Item", "status": "todo"}),
+    )
+    .await;
+    let item_path = format!("{ws_path}/items/{}", id(&item));
+    let ws_list = format!("/api/v1/orgs/{org}/workspaces");
+    let item_list = format!("{ws_path}/items");
+    let (orgs, workspaces, items) = (
+        listed(&t, &c, "/api/v1/orgs").await,
+        listed(&t, &c, &ws_list).await,
+        listed(&t, &c, &item_list).await,
+    );
+    for h in HIDDEN {
+        let r = t
+            .send(
+                Req::post("/api/v1/orgs")
+                    .cookie(&c)
+                    .json(json!({"name": format!("Acme{h} Corp")})),
+            )
+            .await;
+        assert_refused(&r, "name", &format!("new org {h:?}"));
+        let r = t
+            .send(
+                Req::new(Method::PATCH, &format!("/api/v1/orgs/{org}"))
+                    .cookie(&c)
+                    .json(json!({"name": format!("Org{h}")})),
+            )
+            .await;
+        assert_refused(&r, "name", &format!("org rename {h:?}"));
+        let r = t
+            .send(
+                Req::post(&format!("/api/v1/orgs/{org}/workspaces"))
+                    .cookie(&c)
+                    .json(json!({"name": format!("{h}Room"), "kind": "board"})),
+            )
+            .await;
+        assert_refused(&r, "name", &format!("new workspace {h:?}"));
+        let r = t
+            .send(
+                Req::new(Method::PATCH, &ws_path)
+                    .cookie(&c)
+                    .json(json!({"name": format!("Ro{h}om")})),
+            )
+            .await;
+        assert_refused(&r, "name", &format!("workspace rename {h:?}"));
+        let r = t
+            .send(
+                Req::new(Method::PATCH, &ws_path)
+                    .cookie(&c)
+                    .json(json!({"statuses": ["todo", format!("do{h}ne")]})),
+            )
+            .await;
+        assert_refused(&r, "statuses", &format!("statuses {h:?}"));
+        let r = t
+            .send(
+                Req::post(&format!("{ws_path}/items"))
+                    .cookie(&c)
+                    .json(json!({"title": format!("Pay{h} invoice"), "status": "todo"})),
+            )
+            .await;
+        assert_refused(&r, "title", &format!("new item {h:?}"));
+        let r = t
+            .send(
+                Req::new(Method::PATCH, &item_path)
+                    .cookie(&c)
+                    .json(json!({"title": format!("It{h}em")})),
+            )
+            .await;
+        assert_refused(&r, "title", &format!("item rename {h:?}"));
+    }
+    // A workspace description keeps line breaks but no other control character.
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &ws_path)
+                .cookie(&c)
+                .json(json!({"description": "line\u{0000}"})),
+        )
+        .await;
+    assert_refused(&r, "description", "description NUL");
+    assert_eq!(listed(&t, &c, "/api/v1/orgs").await, orgs);
+    assert_eq!(listed(&t, &c, &ws_list).await, workspaces);
+    assert_eq!(listed(&t, &c, &item_list).await, items);
+    let w = t.send(Req::get(&ws_path).cookie(&c)).await.json();
+    assert_eq!(w["name"], "Room");
+    assert_eq!(w["description"], "");
+    assert_eq!(w["statuses"], json!(["todo", "doing", "done"]));
+    let i = t.send(Req::get(&item_path).cookie(&c)).await.json();
+    assert_eq!(i["title"], "Item");
+    let o = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&c))
+        .await
+        .json();
+    assert_eq!(o["name"], "Org");
+    // Ordinary names in other scripts still work.
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &item_path)
+                .cookie(&c)
+                .json(json!({"title": "Zoë · 李 · Ångström"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test]
+async fn nul_is_refused_in_comments() {
+    let t = TestApp::new().await;
+    let (c, org) = org_owner(&t, "nora@example.com").await;
+    let ws = created(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces"),
+        json!({"name": "Room", "kind": "board"}),
+    )
+    .await;
+    let ws_path = format!("/api/v1/orgs/{org}/workspaces/{}", id(&ws));
+    let item = created(
+        &t,
+        &c,
+        &format!("{ws_path}/items"),
+        json!({"title": "Item"}),
+    )
+    .await;
+    let updates = format!("{ws_path}/items/{}/updates", id(&item));
+    for body in ["before\u{0000}after", "\u{0000}", "bell\u{0007}"] {
+        let r = t
+            .send(Req::post(&updates).cookie(&c).json(json!({ "body": body })))
+            .await;
+        assert_refused(&r, "body", &format!("{body:?}"));
+    }
+    assert_eq!(listed(&t, &c, &updates).await, 0, "nothing was written");
+    // Line breaks from a textarea are fine.
+    created(
+        &t,
+        &c,
+        &updates,
+        json!({"body": "line one\r\nline two\tend"}),
+    )
+    .await;
+    assert_eq!(listed(&t, &c, &updates).await, 1);
 }
