@@ -489,3 +489,66 @@ async fn nul_is_refused_in_comments() {
     .await;
     assert_eq!(listed(&t, &c, &updates).await, 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. The item edit form round-trips an empty due date
+
+fn capture(html: &str, re: &str) -> String {
+    regex::Regex::new(re)
+        .expect("regex")
+        .captures(html)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| panic!("{re} not in the page"))
+}
+
+#[tokio::test]
+async fn item_edit_form_round_trips_an_empty_due_date() {
+    let t = TestApp::new().await;
+    let (c, org) = org_owner(&t, "dora@example.com").await;
+    let ws = id(&created(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces"),
+        json!({"name": "Room", "kind": "board"}),
+    )
+    .await);
+    let item = id(&created(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces/{ws}/items"),
+        json!({"title": "No deadline", "status": "doing"}),
+    )
+    .await);
+    let page = format!("/orgs/{org}/workspaces/{ws}/items/{item}");
+    let r = t.send(Req::get(&page).cookie(&c)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    let due = capture(
+        &html,
+        r#"<input id="edit-due" name="due_on" type="date" value="([^"]*)""#,
+    );
+    assert_eq!(due, "", "an empty due date renders empty");
+    assert!(!html.to_lowercase().contains("value=\"none\""), "{html}");
+    // Post the form back exactly as rendered.
+    let title = capture(
+        &html,
+        r#"<input id="edit-title" name="title" value="([^"]*)""#,
+    );
+    let status = capture(&html, r#"<option value="([^"]*)" selected>"#);
+    let r = t
+        .send(Req::post(&page).cookie(&c).form(&[
+            ("title", &title),
+            ("status", &status),
+            ("assignee_id", ""),
+            ("due_on", &due),
+        ]))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let i = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/workspaces/{ws}/items/{item}")).cookie(&c))
+        .await
+        .json();
+    assert_eq!(i["due_on"], Value::Null);
+    assert_eq!(i["title"], "No deadline");
+    assert_eq!(i["status"], "doing");
+}
