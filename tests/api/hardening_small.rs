@@ -552,3 +552,47 @@ async fn item_edit_form_round_trips_an_empty_due_date() {
     assert_eq!(i["title"], "No deadline");
     assert_eq!(i["status"], "doing");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Notices come from server state, not the query string
+
+const REAUTH_CLAIM: &str = "You can make sensitive changes";
+
+#[tokio::test]
+async fn account_page_does_not_claim_a_reauthentication_that_did_not_happen() {
+    let t = TestApp::new().await;
+    t.verified_user("cora@example.com", "Cora").await;
+    let c = t.login("cora@example.com").await;
+    // Well past the step-up window of the sign-in itself.
+    t.clock
+        .advance_secs(t.app.config.session.reauth_window_secs + 60);
+    let r = t.send(Req::get("/account?confirmed=1").cookie(&c)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        !r.text().contains(REAUTH_CLAIM),
+        "a crafted link cannot claim it"
+    );
+    // And the claim would have been false: sensitive changes are refused.
+    let r = t
+        .send(Req::post("/api/v1/me/mfa/recovery-codes").cookie(&c))
+        .await;
+    assert_eq!(r.code(), "reauthentication_required");
+
+    // After a real re-authentication the page says so.
+    let r = t
+        .send(
+            Req::post("/account/reauthenticate")
+                .cookie(&c)
+                .form(&[("password", PASSWORD), ("code", "")]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let to = r.header("location").expect("location");
+    let r = t.send(Req::get(&to).cookie(&c)).await;
+    assert!(r.text().contains(REAUTH_CLAIM), "{}", r.text());
+    // Until the window closes.
+    t.clock
+        .advance_secs(t.app.config.session.reauth_window_secs + 1);
+    let r = t.send(Req::get(&to).cookie(&c)).await;
+    assert!(!r.text().contains(REAUTH_CLAIM));
+}
