@@ -6,6 +6,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::mfa::{code_at, user_with_totp};
 use crate::support::{Req, ServerProcess, TestApp, PASSWORD};
 
 /// A verified, signed-in user with an org: (cookie, org id).
@@ -595,4 +596,62 @@ async fn account_page_does_not_claim_a_reauthentication_that_did_not_happen() {
         .advance_secs(t.app.config.session.reauth_window_secs + 1);
     let r = t.send(Req::get(&to).cookie(&c)).await;
     assert!(!r.text().contains(REAUTH_CLAIM));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A session waiting for its second factor can sign out
+
+async fn pending(t: &TestApp, email: &str) -> String {
+    let r = t.login_as(email, PASSWORD, "198.51.100.20").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["mfa_required"], true);
+    r.session_cookie().expect("pending cookie")
+}
+
+fn finish_totp(pending: &str, code: &str) -> Req {
+    Req::post("/api/v1/auth/mfa/totp")
+        .cookie(pending)
+        .json(json!({ "code": code }))
+}
+
+#[tokio::test]
+async fn a_pending_mfa_session_can_sign_out() {
+    let t = TestApp::new().await;
+    let (_, secret, _) = user_with_totp(&t, "pia@example.com").await;
+
+    // API.
+    let p = pending(&t, "pia@example.com").await;
+    let r = t.send(Req::post("/api/v1/auth/logout").cookie(&p)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert!(
+        r.header("set-cookie")
+            .unwrap_or_default()
+            .contains("Max-Age=0"),
+        "the cookie is cleared"
+    );
+    let r = t.send(finish_totp(&p, &code_at(&t, &secret, 0))).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "revoked server-side: a stolen pending cookie cannot finish"
+    );
+    assert!(t.audit_actions().await.iter().any(|a| a == "auth.logout"));
+
+    // Page.
+    t.clock.advance_secs(30);
+    let p = pending(&t, "pia@example.com").await;
+    let mfa_page = t.send(Req::get("/login/mfa").cookie(&p)).await.text();
+    assert!(
+        mfa_page.contains("action=\"/logout\""),
+        "the page offers it"
+    );
+    let r = t.send(Req::post("/logout").cookie(&p)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location").as_deref(), Some("/login"));
+    let r = t.send(finish_totp(&p, &code_at(&t, &secret, 0))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // A second logout of the same cookie is 401.
+    let r = t.send(Req::post("/api/v1/auth/logout").cookie(&p)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
