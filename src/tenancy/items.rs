@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::workspaces::{WorkspaceScope, WsRole};
+use super::workspaces::{open_text, seal_text, WorkspaceScope, WsRole};
 use super::{audit_org, decode_cursor, page, page_limit, Page};
 use crate::audit::Action;
 use crate::error::{AppError, AppResult};
@@ -43,7 +43,7 @@ fn view(ws: &WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
     Ok(ItemView {
         id: r.id.clone(),
         title: key.open_string("items", "title", &r.id, &r.title_ct)?,
-        status: r.status.clone(),
+        status: open_text(key, "items", "status", &r.id, &r.status)?.0,
         assignee_id: r.assignee_id.clone(),
         due_on: r.due_on.clone(),
         fields: serde_json::from_slice(&fields).unwrap_or(Value::Null),
@@ -156,6 +156,7 @@ pub async fn create_item(
     let mut tx = ws.org.begin(app).await?;
     let (title, status, assignee, due, fields) =
         validate(app, &mut tx, ws, &id, &input, None).await?;
+    let status = seal_text(key, "items", "status", &id, &status);
     let values = work::ItemValues {
         title_ct: key.seal("items", "title", &id, title.as_bytes()),
         status: &status,
@@ -239,6 +240,7 @@ pub async fn update_item(
     let mut tx = ws.org.begin(app).await?;
     let (title, status, assignee, due, fields) =
         validate(app, &mut tx, ws, item_id, &input, Some(&current)).await?;
+    let status = seal_text(key, "items", "status", item_id, &status);
     let values = work::ItemValues {
         title_ct: key.seal("items", "title", item_id, title.as_bytes()),
         status: &status,

@@ -655,3 +655,139 @@ async fn a_pending_mfa_session_can_sign_out() {
     let r = t.send(Req::post("/api/v1/auth/logout").cookie(&p)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Status names are encrypted at rest
+
+/// The raw `statuses` column of every workspace of `org`, then the raw `status` of every item.
+async fn raw_statuses(t: &TestApp, org: &str, cookie: &str) -> Vec<String> {
+    use sqlx::Row;
+    let user = t.me(cookie).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut tx = t.app.db.begin_scoped(org, &user).await.expect("tx");
+    let mut raw = Vec::new();
+    for (sql, col) in [
+        (
+            "SELECT statuses FROM workspaces WHERE org_id = $1",
+            "statuses",
+        ),
+        ("SELECT status FROM items WHERE org_id = $1", "status"),
+    ] {
+        for r in sqlx::query(sql)
+            .bind(org)
+            .fetch_all(&mut *tx)
+            .await
+            .expect("select")
+        {
+            raw.push(r.try_get::<String, _>(col).expect("column"));
+        }
+    }
+    tx.commit().await.expect("commit");
+    raw
+}
+
+#[tokio::test]
+async fn status_names_are_encrypted_at_rest() {
+    let t = TestApp::new().await;
+    let (c, org) = org_owner(&t, "sam@example.com").await;
+    let labels = ["Project Kestrel sourcing", "Falcon diligence", "Closed"];
+    let ws = created(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces"),
+        json!({"name": "Deal room", "kind": "deal", "statuses": labels}),
+    )
+    .await;
+    assert_eq!(ws["statuses"], json!(labels));
+    let ws_path = format!("/api/v1/orgs/{org}/workspaces/{}", id(&ws));
+    let raw = raw_statuses(&t, &org, &c).await;
+    assert_eq!(raw.len(), 1);
+    for needle in ["Kestrel", "Falcon", "Closed", "sourcing"] {
+        assert!(
+            !raw[0].contains(needle),
+            "{needle} in plaintext: {}",
+            raw[0]
+        );
+    }
+    // Renamed statuses are stored encrypted too, and read back.
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &ws_path)
+                .cookie(&c)
+                .json(json!({"statuses": ["Project Kestrel sourcing", "Heron review"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let raw = raw_statuses(&t, &org, &c).await;
+    assert!(
+        !raw[0].contains("Heron") && !raw[0].contains("Kestrel"),
+        "{}",
+        raw[0]
+    );
+    assert_eq!(
+        t.send(Req::get(&ws_path).cookie(&c)).await.json()["statuses"],
+        json!(["Project Kestrel sourcing", "Heron review"])
+    );
+    let list = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/workspaces")).cookie(&c))
+        .await
+        .json();
+    assert_eq!(list["items"][0]["statuses"][1], "Heron review");
+    // Items take those statuses (the list is decrypted for validation too), and store them
+    // encrypted as well.
+    let item = created(
+        &t,
+        &c,
+        &format!("{ws_path}/items"),
+        json!({"title": "Target", "status": "Heron review"}),
+    )
+    .await;
+    assert_eq!(item["status"], "Heron review");
+    let item_path = format!("{ws_path}/items/{}", id(&item));
+    let raw = raw_statuses(&t, &org, &c).await;
+    assert_eq!(raw.len(), 2);
+    for r in &raw {
+        assert!(!r.contains("Heron") && !r.contains("Kestrel"), "{r}");
+    }
+    assert_eq!(
+        t.send(Req::get(&item_path).cookie(&c)).await.json()["status"],
+        "Heron review"
+    );
+
+    // A status list written before this change (plaintext JSON) still works, and is sealed the
+    // first time the workspace is opened.
+    let user = t.me(&c).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut tx = t.app.db.begin_scoped(&org, &user).await.expect("tx");
+    sqlx::query("UPDATE workspaces SET statuses = $2 WHERE org_id = $1")
+        .bind(&org)
+        .bind(r#"["Legacy open","Legacy shut"]"#)
+        .execute(&mut *tx)
+        .await
+        .expect("plant legacy row");
+    sqlx::query("UPDATE items SET status = $2 WHERE org_id = $1")
+        .bind(&org)
+        .bind("Legacy open")
+        .execute(&mut *tx)
+        .await
+        .expect("plant legacy item");
+    tx.commit().await.expect("commit");
+    let w = t.send(Req::get(&ws_path).cookie(&c)).await.json();
+    assert_eq!(w["statuses"], json!(["Legacy open", "Legacy shut"]));
+    let raw = raw_statuses(&t, &org, &c).await;
+    for r in &raw {
+        assert!(!r.contains("Legacy"), "re-encrypted: {r}");
+    }
+    assert_eq!(
+        t.send(Req::get(&ws_path).cookie(&c)).await.json()["statuses"],
+        json!(["Legacy open", "Legacy shut"])
+    );
+    assert_eq!(
+        t.send(Req::get(&item_path).cookie(&c)).await.json()["status"],
+        "Legacy open"
+    );
+}
