@@ -102,6 +102,10 @@ impl Common {
 }
 
 fn main() -> ExitCode {
+    // Every file the server creates (database and its -wal/-shm, outbox mail, objects, keys) is
+    // for this user only, whatever the umask of the shell or service manager that started it.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

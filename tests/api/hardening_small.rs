@@ -791,3 +791,97 @@ async fn status_names_are_encrypted_at_rest() {
         "Legacy open"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Every file in the data dir is private
+
+#[cfg(unix)]
+fn assert_private_tree(root: &std::path::Path) -> usize {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "{} is {:o}",
+            dir.display(),
+            mode & 0o777
+        );
+        for e in std::fs::read_dir(&dir).expect("read_dir") {
+            let e = e.expect("entry");
+            let meta = std::fs::symlink_metadata(e.path()).expect("meta");
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if meta.is_file() {
+                files += 1;
+                let mode = meta.permissions().mode();
+                assert_eq!(
+                    mode & 0o777,
+                    0o600,
+                    "{} is {:o}",
+                    e.path().display(),
+                    mode & 0o777
+                );
+            }
+        }
+    }
+    files
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn every_file_in_the_data_dir_is_private() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://{}/api/v1/auth/signup", server.addr))
+        .json(&json!({"email": "fay@example.com", "password": PASSWORD, "display_name": "Fay"}))
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(r.status(), 202);
+    let data = dir.path().join("strongroom-data");
+    let outbox = data.join("outbox");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(&outbox)
+        .map(|d| d.count() == 0)
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail in the outbox"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let files = assert_private_tree(&data);
+    assert!(files >= 2, "master key and a mail at least");
+    if !crate::support::backend_is_postgres() {
+        assert!(data.join("strongroom.db").is_file());
+        assert!(data.join("strongroom.db-wal").is_file());
+    }
+    let (status, _) = server.stop().await;
+    assert!(status.success());
+    assert_private_tree(&data);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_embedded_sqlite_database_is_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    if crate::support::backend_is_postgres() {
+        return;
+    }
+    // The library, without the binary's umask: the test process keeps its own.
+    let t = TestApp::new().await;
+    t.signup("gus@example.com", "Gus").await;
+    for f in ["test.db", "test.db-wal", "test.db-shm"] {
+        let path = t.dir.path().join(f);
+        if f == "test.db" || path.exists() {
+            let mode = std::fs::metadata(&path).expect(f).permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{f} is {:o}", mode & 0o777);
+        }
+    }
+}
