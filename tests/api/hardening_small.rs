@@ -885,3 +885,62 @@ async fn an_embedded_sqlite_database_is_created_private() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. Two different session cookies: no session
+
+#[tokio::test]
+async fn two_different_session_cookies_give_no_session() {
+    let t = TestApp::new().await;
+    t.verified_user("ida@example.com", "Ida").await;
+    t.verified_user("mal@example.com", "Mal").await;
+    let ida = t.login("ida@example.com").await;
+    let mal = t.login("mal@example.com").await;
+    let name = t.cookie_name();
+    let garbage = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for (a, b) in [
+        (ida.as_str(), garbage),
+        (garbage, ida.as_str()),
+        (ida.as_str(), mal.as_str()),
+        (mal.as_str(), ida.as_str()),
+    ] {
+        // In one Cookie header...
+        let one = format!("{name}={a}; {name}={b}");
+        let r = t.send(Req::get("/api/v1/me").header("cookie", &one)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{one}");
+        let r = t.send(Req::get("/account").header("cookie", &one)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "pages: signed out");
+        assert_eq!(r.header("location").as_deref(), Some("/login"));
+        let r = t.send(Req::get("/orgs").header("cookie", &one)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "pages: signed out");
+        // ...or in two.
+        let r = t
+            .send(
+                Req::get("/api/v1/me")
+                    .header("cookie", &format!("{name}={a}"))
+                    .header("cookie", &format!("other=1; {name}={b}")),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        // A state change is refused the same way.
+        let r = t
+            .send(
+                Req::new(Method::PATCH, "/api/v1/me")
+                    .header("cookie", &one)
+                    .json(json!({"display_name": "Swapped"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(t.me(&ida).await.json()["display_name"], "Ida");
+    assert_eq!(t.me(&mal).await.json()["display_name"], "Mal");
+    // The same cookie twice is still that session; other cookies do not matter.
+    let r = t
+        .send(
+            Req::get("/api/v1/me")
+                .header("cookie", &format!("{name}={ida}; theme=dark; {name}={ida}")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["display_name"], "Ida");
+}
