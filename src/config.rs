@@ -21,6 +21,12 @@ pub const OWASP_MIN_ITERATIONS: u32 = 2;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub listen: String,
+    /// A separate (admin) address serving only `/metrics`, e.g. `127.0.0.1:9090`; keep it off the
+    /// public network. Unset: no admin listener.
+    pub metrics_listen: Option<String>,
+    /// A bearer token that opens `/metrics` on the main listener (`Authorization: Bearer <token>`).
+    /// Unset: `/metrics` is 404 on the main listener.
+    pub metrics_token: Option<String>,
     /// The URL people use to reach this server. Defaults to `http://<listen>`.
     pub public_url: Option<String>,
     /// Where the embedded database, local object store, outbox and generated master key live.
@@ -177,6 +183,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            metrics_listen: None,
+            metrics_token: None,
             public_url: None,
             data_dir: PathBuf::from("./strongroom-data"),
             database_url: None,
@@ -306,6 +314,34 @@ impl Config {
                 self.listen
             ));
         }
+        if let Some(m) = &self.metrics_listen {
+            match m.parse::<SocketAddr>() {
+                Err(_) => p.push(format!(
+                    "metrics_listen: '{m}' is not an address like 127.0.0.1:9090"
+                )),
+                // Port 0 picks a free port each time, so two port-0 listeners never collide.
+                Ok(a)
+                    if a.port() != 0
+                        && self.listen.parse::<SocketAddr>().is_ok_and(|l| {
+                            l.port() == a.port()
+                                && (l.ip() == a.ip() || l.ip().is_unspecified() || a.ip().is_unspecified())
+                        }) =>
+                {
+                    p.push(
+                        "metrics_listen: must differ from listen (metrics belong on a separate admin address)"
+                            .into(),
+                    )
+                }
+                Ok(_) => {}
+            }
+        }
+        if let Some(t) = &self.metrics_token {
+            if t.trim().chars().count() < 16
+                || t.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                p.push("metrics_token: must be at least 16 characters without spaces (e.g. openssl rand -hex 32)".into());
+            }
+        }
         if let Some(u) = &self.public_url {
             match url::Url::parse(u) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
@@ -434,6 +470,13 @@ impl Config {
         }
         if self.master_key.is_none() && self.master_key_file.is_none() {
             w.push("no master key configured: one is generated in the data dir (fine for a trial, not for production)".into());
+        }
+        if let Some(Ok(a)) = self.metrics_listen.as_deref().map(str::parse::<SocketAddr>) {
+            if !a.ip().is_loopback() {
+                w.push(format!(
+                    "metrics_listen {a} is not a loopback address: /metrics answers anyone who can reach it, without a token"
+                ));
+            }
         }
         if !self.public_url().starts_with("https://") {
             w.push("public_url is not https: cookies are not marked Secure and HSTS is off".into());

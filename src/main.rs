@@ -102,6 +102,10 @@ impl Common {
 }
 
 fn main() -> ExitCode {
+    // Every file the server creates (database and its -wal/-shm, outbox mail, objects, keys) is
+    // for this user only, whatever the umask of the shell or service manager that started it.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -267,6 +271,17 @@ fn config_error(p: &str) -> ExitCode {
 }
 
 async fn serve(mut cfg: Config) -> anyhow::Result<()> {
+    if let Some(addr) = &cfg.metrics_listen {
+        // The admin listener: `/metrics` only, never on the public port. It lives as long as the
+        // process.
+        let admin = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(metrics_addr = %admin.local_addr()?, "metrics listening");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin, strongroom::http::ops::admin_router()).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     if cfg.public_url.is_none() {
         // With port 0 the real port is known only now.

@@ -11,8 +11,8 @@ use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
 use super::problem::ApiJson;
-use super::session::{clear_cookie, login_cookies, Authed};
-use crate::error::AppResult;
+use super::session::{clear_cookie, login_cookies, MaybeAuthed};
+use crate::error::{AppError, AppResult};
 use crate::identity::{self, SignupInput, UserView};
 use crate::state::AppState;
 
@@ -151,9 +151,11 @@ async fn login(
 async fn logout(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Authed(s): Authed,
+    MaybeAuthed(s): MaybeAuthed,
     jar: CookieJar,
 ) -> AppResult<Response> {
+    // A session still owing its second factor may give up and sign out too.
+    let s = s.ok_or(AppError::Unauthenticated)?;
     identity::logout(&app, &ctx.0, &s).await?;
     Ok((jar.add(clear_cookie(&app)), StatusCode::NO_CONTENT).into_response())
 }

@@ -180,24 +180,37 @@ pub async fn cross_origin_guard(State(app): State<AppState>, req: Request, next:
 }
 
 fn same_origin(app: &AppState, h: &HeaderMap) -> bool {
-    if let Some(origin) = h.get(header::ORIGIN) {
-        let Ok(origin) = origin.to_str() else {
-            return false;
-        };
+    let allowed = |origin: &str| {
         let ours =
             url::Url::parse(&app.config.public_url()).map(|u| u.origin().ascii_serialization());
-        return ours.as_deref() == Ok(origin)
+        ours.as_deref() == Ok(origin)
             || app
                 .config
                 .allowed_origins
                 .iter()
-                .any(|o| o.trim_end_matches('/') == origin);
+                .any(|o| o.trim_end_matches('/') == origin)
+    };
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        return allowed(origin);
     }
-    // No Origin: fall back to Fetch Metadata; non-browser clients send neither.
-    !matches!(
-        h.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
-        Some("cross-site" | "same-site")
-    )
+    // No Origin: fall back to Fetch Metadata.
+    if let Some(site) = h.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("cross-site" | "same-site") | Err(_));
+    }
+    // Neither (an old browser, or a privacy setting that strips them): a Referer naming another
+    // origin gives the request away. Non-browser clients send no Referer and pass.
+    match h.get(header::REFERER) {
+        None => true,
+        Some(r) => r
+            .to_str()
+            .ok()
+            .and_then(|r| url::Url::parse(r).ok())
+            .map(|u| u.origin())
+            .is_some_and(|o| o.is_tuple() && allowed(&o.ascii_serialization())),
+    }
 }
 
 /// The general per-address limit on authentication routes.

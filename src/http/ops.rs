@@ -17,7 +17,7 @@ pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
-        .route("/metrics", axum::routing::get(metrics_text))
+        .route("/metrics", axum::routing::get(metrics_on_main))
         .route(
             "/.well-known/security.txt",
             axum::routing::get(security_txt),
@@ -59,6 +59,35 @@ async fn readyz(State(app): State<AppState>) -> Response {
         );
     }
     res
+}
+
+/// The router of the admin listener (`metrics_listen`): `/metrics` only, without a token (the
+/// address itself is the protection: keep it off the public network).
+pub fn admin_router() -> axum::Router {
+    let _ = metrics_handle();
+    axum::Router::new().route("/metrics", axum::routing::get(metrics_text))
+}
+
+/// `/metrics` on the main listener: only with `metrics_token` configured and presented as
+/// `Authorization: Bearer <token>`; anything else is the same 404 as an unknown URL, so the
+/// public port does not even say that metrics exist.
+async fn metrics_on_main(State(app): State<AppState>, headers: header::HeaderMap) -> Response {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = app.config.metrics_token.as_deref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare fixed-size digests, so neither the content nor the length of the token leaks
+    // through timing.
+    let digest = |t: &str| <sha2::Sha256 as sha2::Digest>::digest(t.as_bytes());
+    if expected.is_empty() || !bool::from(digest(presented).ct_eq(&digest(expected))) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    metrics_text().await
 }
 
 async fn metrics_text() -> Response {

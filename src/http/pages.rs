@@ -364,10 +364,24 @@ async fn account_page(
     if !s.is_full() {
         return Redirect::to("/login/mfa").into_response();
     }
-    let notice = q
-        .confirmed
-        .map(|_| "Confirmed. You can make sensitive changes for the next 10 minutes.");
-    account_view(&app, &s, StatusCode::OK, None, notice).await
+    // The query only asks for the notice; whether it is true comes from the session.
+    let notice = q.confirmed.and_then(|_| reauth_notice(&app, &s));
+    account_view(&app, &s, StatusCode::OK, None, notice.as_deref()).await
+}
+
+/// "You can make sensitive changes…" only while the session's re-authentication is recent
+/// (server state), with the minutes actually left.
+fn reauth_notice(app: &AppState, s: &identity::AuthSession) -> Option<String> {
+    let window_ms = app.config.session.reauth_window_secs * 1000;
+    let left_ms = window_ms - (app.clock.now_ms() - s.reauth_at?);
+    if left_ms <= 0 || left_ms > window_ms {
+        return None;
+    }
+    let minutes = (left_ms + 59_999) / 60_000;
+    Some(format!(
+        "Confirmed. You can make sensitive changes for the next {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    ))
 }
 
 pub(super) async fn account_view(

@@ -123,6 +123,33 @@ impl FromRequestParts<AppState> for PendingMfa {
     }
 }
 
+/// The one session token the request carries. Two or more session cookies with different values
+/// (say, a cookie planted for a sibling domain or path next to the real one) give none: which one
+/// a server would pick is not something the client should get to decide. The same value twice is
+/// still that one token.
+fn session_token(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    let mut found: Option<&str> = None;
+    for header in headers.get_all(axum::http::header::COOKIE) {
+        let Ok(header) = header.to_str() else {
+            return None;
+        };
+        for pair in header.split(';') {
+            let Some((k, v)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if k.trim() != name {
+                continue;
+            }
+            let v = v.trim();
+            match found {
+                Some(prev) if prev != v => return None,
+                _ => found = Some(v),
+            }
+        }
+    }
+    found.filter(|v| !v.is_empty()).map(str::to_string)
+}
+
 /// A request that may carry a live session.
 pub struct MaybeAuthed(pub Option<AuthSession>);
 
@@ -136,8 +163,7 @@ impl FromRequestParts<AppState> for MaybeAuthed {
         if let Some(s) = parts.extensions.get::<AuthSession>() {
             return Ok(MaybeAuthed(Some(s.clone())));
         }
-        let jar = CookieJar::from_headers(&parts.headers);
-        let Some(token) = jar.get(cookie_name(app)).map(|c| c.value().to_string()) else {
+        let Some(token) = session_token(&parts.headers, cookie_name(app)) else {
             return Ok(MaybeAuthed(None));
         };
         let s = identity::authenticate(app, &token).await?;

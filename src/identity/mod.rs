@@ -69,8 +69,9 @@ pub fn normalize_email(raw: &str) -> AppResult<String> {
     Ok(e)
 }
 
-/// Trimmed, 1–100 characters, no control characters.
+/// Trimmed, 1–100 characters, no control, invisible or direction-changing characters.
 pub fn validate_display_name(raw: &str) -> AppResult<String> {
+    crate::text::check_name("display_name", raw)?;
     let n = raw.trim().to_string();
     let len = n.chars().count();
     if len == 0 || len > 100 || n.chars().any(char::is_control) {

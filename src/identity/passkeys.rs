@@ -112,6 +112,7 @@ fn load_passkey(app: &App, row: &store::mfa::PasskeyRow) -> AppResult<Passkey> {
 }
 
 fn validate_name(name: &str) -> AppResult<String> {
+    crate::text::check_name("name", name)?;
     let n = name.trim().to_string();
     if n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) {
         return Err(AppError::invalid(

@@ -45,6 +45,31 @@ pub const APP_ROLE: &str = "strongroom_app";
 /// A transaction on the database.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// Creates a SQLite database file that does not exist yet, readable and writable by this user
+/// only (SQLite gives its -wal and -shm files the same mode), so the library is private even when
+/// embedded in a process with a permissive umask.
+fn create_private_sqlite_file(url: &str) -> Result<(), sqlx::Error> {
+    use std::str::FromStr;
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let path = opts.get_filename();
+    let name = path.to_string_lossy();
+    // Only where sqlx would create it (`mode=rwc`): a URL that must find an existing file still
+    // fails when there is none.
+    if !url.contains("mode=rwc") || name.is_empty() || name == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    // Failing here (created meanwhile, a missing directory) is left to sqlx to report.
+    let _ = o.open(path);
+    Ok(())
+}
+
 impl Db {
     /// A lazy pool: the first connection is made after the migrations (which create the app
     /// role). SQLite connections get WAL, foreign keys and a busy timeout; PostgreSQL connections
@@ -56,6 +81,9 @@ impl Db {
         } else {
             Dialect::Postgres
         };
+        if dialect == Dialect::Sqlite {
+            create_private_sqlite_file(url)?;
+        }
         let opts: AnyConnectOptions = url.parse()?;
         // SQLite has one writer: a single connection serializes writes instead of failing them
         // with SQLITE_BUSY when a read-then-write transaction races another.

@@ -106,6 +106,64 @@ pub async fn list_workspaces(
     rows.iter().map(ws_from).collect()
 }
 
+/// Replaces the plaintext status list of a workspace by its sealed form (only if it is still the
+/// plaintext that was read, so a concurrent change is not overwritten).
+pub async fn reseal_statuses(
+    c: &mut Conn,
+    org_id: &str,
+    id: &str,
+    plaintext: &str,
+    sealed: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE workspaces SET statuses = $4 WHERE org_id = $1 AND id = $2 AND statuses = $3",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(plaintext)
+    .bind(sealed)
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
+}
+
+/// The items of a workspace whose status is still plaintext (written before status names were
+/// encrypted): (id, status).
+pub async fn plaintext_item_statuses(
+    c: &mut Conn,
+    org_id: &str,
+    ws_id: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, status FROM items WHERE org_id = $1 AND workspace_id = $2 AND status NOT LIKE 'sealed:%'",
+    )
+    .bind(org_id)
+    .bind(ws_id)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("status")?)))
+        .collect()
+}
+
+/// Replaces an item's plaintext status by its sealed form (if it is still that plaintext).
+pub async fn reseal_item_status(
+    c: &mut Conn,
+    org_id: &str,
+    id: &str,
+    plaintext: &str,
+    sealed: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE items SET status = $4 WHERE org_id = $1 AND id = $2 AND status = $3")
+        .bind(org_id)
+        .bind(id)
+        .bind(plaintext)
+        .bind(sealed)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
 pub async fn update_workspace(
     c: &mut Conn,
     org_id: &str,

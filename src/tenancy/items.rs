@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::workspaces::{WorkspaceScope, WsRole};
+use super::workspaces::{open_text, seal_text, WorkspaceScope, WsRole};
 use super::{audit_org, decode_cursor, page, page_limit, Page};
 use crate::audit::Action;
 use crate::error::{AppError, AppResult};
@@ -43,7 +43,7 @@ fn view(ws: &WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
     Ok(ItemView {
         id: r.id.clone(),
         title: key.open_string("items", "title", &r.id, &r.title_ct)?,
-        status: r.status.clone(),
+        status: open_text(key, "items", "status", &r.id, &r.status)?.0,
         assignee_id: r.assignee_id.clone(),
         due_on: r.due_on.clone(),
         fields: serde_json::from_slice(&fields).unwrap_or(Value::Null),
@@ -69,6 +69,9 @@ async fn validate(
         (None, Some(c)) => c.title.clone(),
         (None, None) => String::new(),
     };
+    if let Some(t) = &v.title {
+        crate::text::check_name("title", t)?;
+    }
     if title.is_empty() || title.chars().count() > 300 || title.chars().any(char::is_control) {
         return Err(AppError::invalid(
             "invalid_title",
@@ -155,6 +158,7 @@ pub async fn create_item(
         validate(app, &mut tx, ws, &id, &input, None).await?;
     let limit = app.config.rate_limits.items_per_account;
     crate::ratelimit::creation(&*app.limiter, "item", ws.org.user_id(), limit).await?;
+    let status = seal_text(key, "items", "status", &id, &status);
     let values = work::ItemValues {
         title_ct: key.seal("items", "title", &id, title.as_bytes()),
         status: &status,
@@ -238,6 +242,7 @@ pub async fn update_item(
     let mut tx = ws.org.begin(app).await?;
     let (title, status, assignee, due, fields) =
         validate(app, &mut tx, ws, item_id, &input, Some(&current)).await?;
+    let status = seal_text(key, "items", "status", item_id, &status);
     let values = work::ItemValues {
         title_ct: key.seal("items", "title", item_id, title.as_bytes()),
         status: &status,
@@ -323,6 +328,7 @@ pub async fn create_update(
         .await?
         .ok_or(AppError::NotFound)?;
     ws.require(WsRole::Editor)?;
+    crate::text::check_free_text("body", &body)?;
     if body.is_empty() || body.chars().count() > 10_000 {
         return Err(AppError::invalid(
             "invalid_body",

@@ -22,6 +22,7 @@ pub struct OrgView {
 }
 
 fn validate_name(name: &str) -> AppResult<String> {
+    crate::text::check_name("name", name)?;
     let n = name.trim().to_string();
     if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
         return Err(AppError::invalid(

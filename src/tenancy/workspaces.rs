@@ -100,8 +100,20 @@ pub async fn authorize_workspace(
             .and_then(|r| WsRole::parse(&r))
             .ok_or(AppError::NotFound)?
     };
+    let (statuses, legacy) = open_statuses(org.key(), &ws.id, &ws.statuses)?;
+    if legacy {
+        // Written before status names were encrypted: seal them now, once, with the statuses
+        // of the workspace's items.
+        let sealed = seal_statuses(org.key(), &ws.id, &statuses);
+        work::reseal_statuses(&mut tx, org.org_id(), &ws.id, &ws.statuses, &sealed).await?;
+        for (item_id, status) in
+            work::plaintext_item_statuses(&mut tx, org.org_id(), &ws.id).await?
+        {
+            let sealed = seal_text(org.key(), "items", "status", &item_id, &status);
+            work::reseal_item_status(&mut tx, org.org_id(), &item_id, &status, &sealed).await?;
+        }
+    }
     tx.commit().await?;
-    let statuses = serde_json::from_str(&ws.statuses).unwrap_or_default();
     Ok(WorkspaceScope {
         org,
         ws_id: ws_id.to_string(),
@@ -122,6 +134,60 @@ pub struct WorkspaceView {
     pub created_at: String,
 }
 
+/// How a status column (`workspaces.statuses`, `items.status`, both TEXT) holds its value once
+/// encrypted: this prefix, then the base64 of the value sealed under the org key, bound to org,
+/// table, column and row like the names. Anything else is a value written before status names
+/// were encrypted (plaintext).
+const SEALED: &str = "sealed:";
+
+pub(crate) fn seal_text(
+    key: &crate::crypto::TenantKey,
+    table: &str,
+    column: &str,
+    row: &str,
+    text: &str,
+) -> String {
+    use base64::Engine;
+    let ct = key.seal(table, column, row, text.as_bytes());
+    format!(
+        "{SEALED}{}",
+        base64::engine::general_purpose::STANDARD.encode(ct)
+    )
+}
+
+/// The text of a status column, and whether it was still stored in plaintext.
+pub(crate) fn open_text(
+    key: &crate::crypto::TenantKey,
+    table: &str,
+    column: &str,
+    row: &str,
+    stored: &str,
+) -> AppResult<(String, bool)> {
+    use base64::Engine;
+    let Some(b64) = stored.strip_prefix(SEALED) else {
+        return Ok((stored.to_string(), true));
+    };
+    let ct = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| AppError::Internal(anyhow::anyhow!("{table}.{column}: not base64")))?;
+    Ok((key.open_string(table, column, row, &ct)?, false))
+}
+
+fn seal_statuses(key: &crate::crypto::TenantKey, ws_id: &str, list: &[String]) -> String {
+    let json = serde_json::to_string(list).unwrap_or_else(|_| "[]".into());
+    seal_text(key, "workspaces", "statuses", ws_id, &json)
+}
+
+/// The status names, and whether the column still held them in plaintext.
+fn open_statuses(
+    key: &crate::crypto::TenantKey,
+    ws_id: &str,
+    stored: &str,
+) -> AppResult<(Vec<String>, bool)> {
+    let (json, legacy) = open_text(key, "workspaces", "statuses", ws_id, stored)?;
+    Ok((serde_json::from_str(&json).unwrap_or_default(), legacy))
+}
+
 fn view(org: &OrgScope, w: &work::WorkspaceRow, role: WsRole) -> AppResult<WorkspaceView> {
     Ok(WorkspaceView {
         id: w.id.clone(),
@@ -135,7 +201,7 @@ fn view(org: &OrgScope, w: &work::WorkspaceRow, role: WsRole) -> AppResult<Works
             &w.id,
             &w.description_ct,
         )?,
-        statuses: serde_json::from_str(&w.statuses).unwrap_or_default(),
+        statuses: open_statuses(org.key(), &w.id, &w.statuses)?.0,
         role,
         created_at: crate::clock::rfc3339(w.created_at),
     })
@@ -143,6 +209,12 @@ fn view(org: &OrgScope, w: &work::WorkspaceRow, role: WsRole) -> AppResult<Works
 
 fn text(field: &'static str, v: &str, max: usize, required: bool) -> AppResult<String> {
     let t = v.trim().to_string();
+    if required {
+        // A name: nothing hidden. Free text keeps its line breaks and tabs.
+        crate::text::check_name(field, v)?;
+    } else {
+        crate::text::check_free_text(field, &t)?;
+    }
     if (required && t.is_empty())
         || t.chars().count() > max
         || t.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
@@ -157,6 +229,9 @@ fn text(field: &'static str, v: &str, max: usize, required: bool) -> AppResult<S
 
 fn statuses(list: Option<Vec<String>>) -> AppResult<Vec<String>> {
     let list = list.unwrap_or_else(|| vec!["todo".into(), "doing".into(), "done".into()]);
+    for s in &list {
+        crate::text::check_name("statuses", s)?;
+    }
     let ok = !list.is_empty()
         && list.len() <= 20
         && list
@@ -213,7 +288,7 @@ pub async fn create_workspace(
         description_ct: org
             .key()
             .seal("workspaces", "description", &id, description.as_bytes()),
-        statuses: &serde_json::to_string(&statuses).unwrap_or_default(),
+        statuses: &seal_statuses(org.key(), &id, &statuses),
         created_by: org.user_id(),
         now,
     };
@@ -326,7 +401,7 @@ pub async fn update_workspace(
             .map(|d| key.seal("workspaces", "description", ws.id(), d.as_bytes())),
         statuses
             .as_ref()
-            .map(|s| serde_json::to_string(s).unwrap_or_default())
+            .map(|s| seal_statuses(key, ws.id(), s))
             .as_deref(),
         now,
     )

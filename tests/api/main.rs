@@ -14,6 +14,7 @@ mod browser_mfa;
 mod cli;
 mod hardening;
 mod hardening_abuse;
+mod hardening_small;
 mod identity;
 mod logs;
 mod matrix;
