@@ -361,63 +361,64 @@ async fn hidden_characters_are_refused_in_org_workspace_status_and_item_names() 
         listed(&t, &c, &ws_list).await,
         listed(&t, &c, &item_list).await,
     );
+    let org_path = format!("/api/v1/orgs/{org}");
     for h in HIDDEN {
-        let r = t
-            .send(
-                Req::post("/api/v1/orgs")
-                    .cookie(&c)
-                    .json(json!({"name": format!("Acme{h} Corp")})),
-            )
-            .await;
-        assert_refused(&r, "name", &format!("new org {h:?}"));
-        let r = t
-            .send(
-                Req::new(Method::PATCH, &format!("/api/v1/orgs/{org}"))
-                    .cookie(&c)
-                    .json(json!({"name": format!("Org{h}")})),
-            )
-            .await;
-        assert_refused(&r, "name", &format!("org rename {h:?}"));
-        let r = t
-            .send(
-                Req::post(&format!("/api/v1/orgs/{org}/workspaces"))
-                    .cookie(&c)
-                    .json(json!({"name": format!("{h}Room"), "kind": "board"})),
-            )
-            .await;
-        assert_refused(&r, "name", &format!("new workspace {h:?}"));
-        let r = t
-            .send(
-                Req::new(Method::PATCH, &ws_path)
-                    .cookie(&c)
-                    .json(json!({"name": format!("Ro{h}om")})),
-            )
-            .await;
-        assert_refused(&r, "name", &format!("workspace rename {h:?}"));
-        let r = t
-            .send(
-                Req::new(Method::PATCH, &ws_path)
-                    .cookie(&c)
-                    .json(json!({"statuses": ["todo", format!("do{h}ne")]})),
-            )
-            .await;
-        assert_refused(&r, "statuses", &format!("statuses {h:?}"));
-        let r = t
-            .send(
-                Req::post(&format!("{ws_path}/items"))
-                    .cookie(&c)
-                    .json(json!({"title": format!("Pay{h} invoice"), "status": "todo"})),
-            )
-            .await;
-        assert_refused(&r, "title", &format!("new item {h:?}"));
-        let r = t
-            .send(
-                Req::new(Method::PATCH, &item_path)
-                    .cookie(&c)
-                    .json(json!({"title": format!("It{h}em")})),
-            )
-            .await;
-        assert_refused(&r, "title", &format!("item rename {h:?}"));
+        // (method, path, body, field the problem names, what is being tried)
+        let attempts = [
+            (
+                Method::POST,
+                "/api/v1/orgs",
+                json!({"name": format!("Acme{h} Corp")}),
+                "name",
+                "new org",
+            ),
+            (
+                Method::PATCH,
+                &org_path,
+                json!({"name": format!("Org{h}")}),
+                "name",
+                "org rename",
+            ),
+            (
+                Method::POST,
+                &ws_list,
+                json!({"name": format!("{h}Room"), "kind": "board"}),
+                "name",
+                "new workspace",
+            ),
+            (
+                Method::PATCH,
+                &ws_path,
+                json!({"name": format!("Ro{h}om")}),
+                "name",
+                "workspace rename",
+            ),
+            (
+                Method::PATCH,
+                &ws_path,
+                json!({"statuses": ["todo", format!("do{h}ne")]}),
+                "statuses",
+                "statuses",
+            ),
+            (
+                Method::POST,
+                &item_list,
+                json!({"title": format!("Pay{h} invoice"), "status": "todo"}),
+                "title",
+                "new item",
+            ),
+            (
+                Method::PATCH,
+                &item_path,
+                json!({"title": format!("It{h}em")}),
+                "title",
+                "item rename",
+            ),
+        ];
+        for (method, path, body, field, what) in attempts {
+            let r = t.send(Req::new(method, path).cookie(&c).json(body)).await;
+            assert_refused(&r, field, &format!("{what} {h:?}"));
+        }
     }
     // A workspace description keeps line breaks but no other control character.
     let r = t

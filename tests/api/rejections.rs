@@ -4,15 +4,11 @@
 //! or a Rust type name. The last test walks the whole route table with hostile requests.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use strongroom::config::Limit;
-use tower::ServiceExt;
 
 use crate::support::{Req, TestApp, TestResponse, DEFAULT_IP, PASSWORD};
 
@@ -138,29 +134,10 @@ async fn send_streamed(
     if let Some(c) = cookie {
         b = b.header("cookie", format!("{}={c}", t.cookie_name()));
     }
-    let mut req = b
+    let req = b
         .body(Body::from_stream(futures_util::stream::iter(chunks)))
         .expect("request");
-    req.extensions_mut().insert(ConnectInfo(SocketAddr::new(
-        DEFAULT_IP.parse().expect("ip"),
-        40000,
-    )));
-    let res = t.router.clone().oneshot(req).await.expect("infallible");
-    t.app.background.idle().await;
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
-    TestResponse {
-        status,
-        headers,
-        body,
-    }
+    t.send_request(req, DEFAULT_IP.parse().expect("ip")).await
 }
 
 /// A body of `n` bytes announced with its `Content-Length`.

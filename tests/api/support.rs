@@ -265,9 +265,14 @@ impl TestApp {
         if let Some(c) = &r.cookie {
             b = b.header("cookie", format!("{}={c}", self.cookie_name()));
         }
-        let mut req = b.body(Body::from(r.body)).expect("request");
+        let req = b.body(Body::from(r.body)).expect("request");
+        self.send_request(req, r.ip).await
+    }
+
+    /// Sends a request built by hand (say, with a streamed body) from `ip`.
+    pub async fn send_request(&self, mut req: Request<Body>, ip: IpAddr) -> TestResponse {
         req.extensions_mut()
-            .insert(ConnectInfo(SocketAddr::new(r.ip, 40000)));
+            .insert(ConnectInfo(SocketAddr::new(ip, 40000)));
         let res = self.router.clone().oneshot(req).await.expect("infallible");
         // Work a handler left for after its answer (signup, reset, resend) is part of the request
         // as far as a test is concerned.
