@@ -176,6 +176,17 @@ async fn a_cookie_planted_before_login_never_becomes_the_session() {
     assert!(!stored.contains(&issued));
 }
 
+/// The `Set-Cookie` header of the cookie whose name and `=` start it (a login sets several).
+fn set_cookie(r: &crate::support::TestResponse, prefix: &str) -> String {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} cookie"))
+        .to_string()
+}
+
 #[tokio::test]
 async fn cookie_attributes_follow_the_public_url() {
     let t = TestApp::new().await;
@@ -183,7 +194,7 @@ async fn cookie_attributes_follow_the_public_url() {
     let r = t
         .login_as("rae@example.com", crate::support::PASSWORD, "198.51.100.1")
         .await;
-    let c = r.header("set-cookie").expect("cookie");
+    let c = set_cookie(&r, "strongroom_session=");
     assert!(c.starts_with("strongroom_session="));
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(c.contains(attr), "{c}");
@@ -196,11 +207,16 @@ async fn cookie_attributes_follow_the_public_url() {
     let r = t
         .login_as("rae@example.com", crate::support::PASSWORD, "198.51.100.1")
         .await;
-    let c = r.header("set-cookie").expect("cookie");
-    assert!(c.starts_with("__Host-strongroom_session="), "{c}");
+    let c = set_cookie(&r, "__Host-strongroom_session=");
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
         assert!(c.contains(attr), "{c}");
     }
+    // The device cookie (see identity::lockout) is as private, and stricter.
+    let d = set_cookie(&r, "__Host-strongroom_device=");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(d.contains(attr), "{d}");
+    }
+    assert!(!d.contains("Domain"), "{d}");
     assert!(r
         .header("strict-transport-security")
         .expect("hsts")
