@@ -69,18 +69,19 @@ async fn logs_of_a_full_run_hold_no_secrets() {
     .await
     .expect("login");
     assert_eq!(r.status(), 200);
-    let set_cookie = r
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("cookie")
-        .to_string();
-    let cookie = set_cookie
-        .split(';')
-        .next()
-        .and_then(|p| p.split_once('='))
-        .map(|(_, v)| v.to_string())
-        .expect("value");
+    // A login sets the session and the device cookie, in no fixed order.
+    let cookie_value = |name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next()?.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    };
+    let cookie = cookie_value("strongroom_session");
+    let device = cookie_value("strongroom_device");
     let me = http
         .get(format!("{base}/api/v1/me"))
         .header("cookie", format!("strongroom_session={cookie}"))
@@ -125,6 +126,7 @@ async fn logs_of_a_full_run_hold_no_secrets() {
         verify.as_str(),
         reset.as_str(),
         cookie.as_str(),
+        device.as_str(),
         email,
         "Victoria",
     ] {
