@@ -102,6 +102,7 @@ async fn run(url: &str, dir: &std::path::Path, samples: usize) -> Result<()> {
     let rl = &mut cfg.rate_limits;
     (rl.login_per_account, rl.login_per_ip, rl.auth_per_ip) = (many, many, many);
     (rl.signup_per_ip, rl.recovery_per_ip, rl.recovery_per_email) = (many, many, many);
+    (rl.api_per_session, rl.api_per_ip) = (many, many);
     let argon = (
         cfg.password.argon2_memory_kib,
         cfg.password.argon2_iterations,

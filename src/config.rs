@@ -155,6 +155,10 @@ pub struct RateLimitConfig {
     pub comments_per_account: Limit,
     /// TOTP enrolments one account may start (each makes a new secret and QR code).
     pub totp_enrolments_per_account: Limit,
+    /// Every `/api/v1` request made with one session.
+    pub api_per_session: Limit,
+    /// Every `/api/v1` request from one client address (IPv6: its /64).
+    pub api_per_ip: Limit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -251,6 +255,8 @@ impl Default for RateLimitConfig {
             items_per_account: Limit::new(600, 3600),
             comments_per_account: Limit::new(600, 3600),
             totp_enrolments_per_account: Limit::new(10, 3600),
+            api_per_session: Limit::new(600, 60),
+            api_per_ip: Limit::new(1200, 60),
         }
     }
 }
@@ -429,6 +435,8 @@ impl Config {
                 "totp_enrolments_per_account",
                 rl.totp_enrolments_per_account,
             ),
+            ("api_per_session", rl.api_per_session),
+            ("api_per_ip", rl.api_per_ip),
         ] {
             if l.max == 0 || l.window_secs == 0 {
                 p.push(format!(

@@ -213,6 +213,24 @@ fn same_origin(app: &AppState, h: &HeaderMap) -> bool {
     }
 }
 
+/// The general per-address limit on every `/api/v1` route (the per-session one is counted where
+/// the session is read, see `session::MaybeAuthed`).
+pub async fn api_rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ClientIp>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+    let key = format!("api-ip:{}", crate::ratelimit::ip_key(ip));
+    if let Err(r) = app
+        .limiter
+        .hit(&key, app.config.rate_limits.api_per_ip)
+        .await
+    {
+        return AppError::from(r).into_response();
+    }
+    next.run(req).await
+}
+
 /// The general per-address limit on authentication routes.
 pub async fn auth_rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let ip = req

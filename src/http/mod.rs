@@ -46,7 +46,7 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             app.clone(),
             middleware::auth_rate_limit,
         ));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth)
         .merge(me_api::router())
         .merge(mfa_api::me_router())
@@ -55,7 +55,12 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(work_api::router())
         .merge(audit_api::router())
         .merge(ops::api_router())
-        .split_for_parts()
+        .split_for_parts();
+    let api = api.layer(mw::from_fn_with_state(
+        app.clone(),
+        middleware::api_rate_limit,
+    ));
+    (api, doc)
 }
 
 /// The whole application.

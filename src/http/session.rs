@@ -168,6 +168,14 @@ impl FromRequestParts<AppState> for MaybeAuthed {
         };
         let s = identity::authenticate(app, &token).await?;
         if let Some(s) = &s {
+            // Every API request made with a session counts against that session's budget
+            // (read once per request: the session is cached in the request below).
+            if parts.uri.path().starts_with("/api/") {
+                let key = format!("api-session:{}", s.session_id);
+                app.limiter
+                    .hit(&key, app.config.rate_limits.api_per_session)
+                    .await?;
+            }
             parts.extensions.insert(s.clone());
         }
         Ok(MaybeAuthed(s))

@@ -262,21 +262,39 @@ pub(crate) async fn create_session(
     Ok((token, id))
 }
 
-/// The live session behind a cookie token, refreshing its last-seen time.
-pub async fn authenticate(app: &App, token: &str) -> AppResult<Option<AuthSession>> {
+/// How stale `last_seen_at` may get before a request refreshes it: a minute, or half the idle
+/// timeout when that is shorter, so a session in use never idles out.
+fn touch_every_ms(app: &App) -> i64 {
+    (app.config.session.idle_timeout_secs * 1000 / 2).clamp(1, 60_000)
+}
+
+/// The live session behind a cookie token: one indexed read. Its last-seen time is refreshed at
+/// most once a minute, after the answer (a revocation still counts on the very next request: the
+/// read checks it every time).
+pub async fn authenticate(app: &AppState, token: &str) -> AppResult<Option<AuthSession>> {
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
     let now = app.clock.now_ms();
     let idle_ms = app.config.session.idle_timeout_secs * 1000;
-    let mut conn = app.db.pool.acquire().await?;
-    let Some(s) =
+    let found = {
+        let mut conn = app.db.pool.acquire().await?;
         store::sessions::find_live(&mut conn, &app.keyring.hash_token(token), now, idle_ms).await?
-    else {
+    };
+    let Some(s) = found else {
         return Ok(None);
     };
-    if now - s.last_seen_at > 5_000 {
-        store::sessions::touch(&mut conn, &s.id, now).await?;
+    if now - s.last_seen_at >= touch_every_ms(app) {
+        let (bg, id) = (app.clone(), s.id.clone());
+        app.background.spawn(async move {
+            let touched = match bg.db.pool.acquire().await {
+                Ok(mut c) => store::sessions::touch(&mut c, &id, now).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = touched {
+                tracing::warn!(error = %e, "could not record session activity");
+            }
+        });
     }
     Ok(Some(AuthSession {
         session_id: s.id,

@@ -82,8 +82,9 @@ pub async fn find_live(
     .transpose()
 }
 
+/// Records activity; never moves `last_seen_at` back (touches may land out of order).
 pub async fn touch(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+    sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
         .bind(id)
         .bind(now)
         .execute(&mut *c)

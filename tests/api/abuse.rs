@@ -279,3 +279,58 @@ async fn rate_limited_pages_say_when_to_retry() {
     assert!(r.header("retry-after").is_some());
     assert!(r.text().contains("Try again in"));
 }
+
+#[tokio::test]
+async fn api_requests_are_limited_per_session_and_per_address() {
+    let t = TestApp::with(|c| {
+        c.rate_limits.api_per_session = strongroom::config::Limit::new(3, 60);
+        c.rate_limits.api_per_ip = strongroom::config::Limit::new(5, 60);
+    })
+    .await;
+    // Sign-up, verification and login are API requests too: each step gets a fresh window.
+    t.verified_user("ann@example.com", "Ann").await;
+    t.clock.advance_secs(61);
+    t.verified_user("bob@example.com", "Bob").await;
+    t.clock.advance_secs(61);
+    let ann = t.login("ann@example.com").await;
+    let bob = t.login("bob@example.com").await;
+    t.clock.advance_secs(61);
+    let me = |cookie: &str, ip: &str| Req::get("/api/v1/me").cookie(cookie).ip(ip);
+    for _ in 0..3 {
+        assert_eq!(
+            t.send(me(&ann, "198.51.100.1")).await.status,
+            StatusCode::OK
+        );
+    }
+    // The session's budget is spent, from any address.
+    let r = t.send(me(&ann, "198.51.100.2")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.code(), "rate_limited");
+    assert!(r.header("retry-after").is_some());
+    // Another session has its own, until its address has spent the address budget (5: three
+    // from ann, and these two).
+    for _ in 0..2 {
+        assert_eq!(
+            t.send(me(&bob, "198.51.100.1")).await.status,
+            StatusCode::OK
+        );
+    }
+    let r = t.send(me(&bob, "198.51.100.1")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.header("retry-after").is_some());
+    // Without a session too: the address is limited on every API route.
+    let r = t
+        .send(Req::get("/api/v1/openapi.json").ip("198.51.100.1"))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // Pages are not API routes, and the windows slide.
+    assert_eq!(
+        t.send(Req::get("/healthz").ip("198.51.100.1")).await.status,
+        StatusCode::OK
+    );
+    t.clock.advance_secs(61);
+    assert_eq!(
+        t.send(me(&ann, "198.51.100.1")).await.status,
+        StatusCode::OK
+    );
+}

@@ -224,3 +224,38 @@ async fn cookie_attributes_follow_the_public_url() {
     let token = r.session_cookie().expect("cookie");
     assert_eq!(t.me(&token).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn reads_record_activity_at_most_once_a_minute_and_revocation_still_counts_at_once() {
+    use sqlx::{Connection, Row};
+    let t = TestApp::new().await;
+    t.verified_user("lee@example.com", "Lee").await;
+    let s = t.login("lee@example.com").await;
+    let other = t.login("lee@example.com").await;
+    let last_seen = || async {
+        let mut c = sqlx::AnyConnection::connect(&t.app.config.database_url())
+            .await
+            .expect("connect");
+        let rows = sqlx::query("SELECT last_seen_at FROM sessions ORDER BY created_at, id")
+            .fetch_all(&mut c)
+            .await
+            .expect("rows");
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>("last_seen_at").expect("at"))
+            .collect::<Vec<_>>()
+    };
+    let at_login = last_seen().await;
+    t.clock.advance_secs(30);
+    for _ in 0..5 {
+        assert_eq!(t.me(&s).await.status, StatusCode::OK);
+    }
+    assert_eq!(last_seen().await, at_login, "no write within the minute");
+    t.clock.advance_secs(31);
+    assert_eq!(t.me(&s).await.status, StatusCode::OK);
+    let now = at_login[0] + 61_000;
+    assert_eq!(last_seen().await, vec![now, at_login[1]]);
+    // Revoking the other session ends it on its very next request.
+    let r = t.send(Req::delete("/api/v1/me/sessions").cookie(&s)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(t.me(&other).await.status, StatusCode::UNAUTHORIZED);
+}
