@@ -13,6 +13,8 @@ pub mod tokens;
 pub mod users;
 pub mod work;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -36,6 +38,9 @@ pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
     url: String,
+    /// The login is privileged (see `is_privileged`): learnt once, when the first connection is
+    /// made (every connection uses the same login), so transactions need not ask again.
+    privileged: Arc<AtomicBool>,
 }
 
 /// The PostgreSQL role the application works as: no table owner, no BYPASSRLS, so row-level
@@ -92,10 +97,13 @@ impl Db {
         } else {
             max_connections
         };
+        let privileged = Arc::new(AtomicBool::new(false));
+        let flag = privileged.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
+                let flag = flag.clone();
                 Box::pin(async move {
                     match dialect {
                         Dialect::Sqlite => {
@@ -112,7 +120,11 @@ impl Db {
                                 .execute(&mut *conn)
                                 .await?;
                         }
-                        Dialect::Postgres => drop_privileges(conn).await?,
+                        Dialect::Postgres => {
+                            if drop_privileges(conn).await? {
+                                flag.store(true, Ordering::Relaxed);
+                            }
+                        }
                     }
                     Ok(())
                 })
@@ -122,6 +134,7 @@ impl Db {
             pool,
             dialect,
             url: url.to_string(),
+            privileged,
         })
     }
 
@@ -154,17 +167,22 @@ impl Db {
     pub async fn begin_scoped(&self, org_id: &str, user_id: &str) -> Result<Tx, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         if self.dialect == Dialect::Postgres {
-            // Again per transaction: a pooler or a RESET ROLE must not bring privileges back.
-            if is_privileged(&mut tx).await? {
-                sqlx::query(&format!("SET LOCAL ROLE {APP_ROLE}"))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true)")
-                .bind(org_id)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            // The role again in every transaction (SET LOCAL ROLE, as set_config): a pooler or a
+            // RESET ROLE must not bring privileges back. In the same statement as the tenant
+            // context; whether the login needs it was learnt once, with its first connection.
+            let context = sqlx::query(
+                "SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true)",
+            );
+            let with_role = sqlx::query(
+                "SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true), \
+                 set_config('role', $3, true)",
+            );
+            let q = if self.privileged.load(Ordering::Relaxed) {
+                with_role.bind(org_id).bind(user_id).bind(APP_ROLE)
+            } else {
+                context.bind(org_id).bind(user_id)
+            };
+            q.execute(&mut *tx).await?;
         }
         Ok(tx)
     }
@@ -194,14 +212,15 @@ async fn is_privileged(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Err
 
 /// Connected as a privileged role (typical in development and tests, and for the login that owns
 /// the tables), the session switches to the app role; a dedicated login role without those
-/// rights stays as it is.
-async fn drop_privileges(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
-    if is_privileged(conn).await? {
+/// rights stays as it is. True when it had to switch.
+async fn drop_privileges(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    let privileged = is_privileged(conn).await?;
+    if privileged {
         sqlx::query(&format!("SET ROLE {APP_ROLE}"))
             .execute(&mut *conn)
             .await?;
     }
-    Ok(())
+    Ok(privileged)
 }
 
 /// The wrapped data key with this id, if one was stored.

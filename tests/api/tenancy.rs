@@ -784,3 +784,48 @@ async fn list_cursors_that_were_not_given_out_are_refused() {
         }
     }
 }
+
+/// The app role is asserted in every scoped transaction, not only when a connection is made: a
+/// connection whose role was reset (a pooler, a stray `RESET ROLE`) still works as the app role
+/// inside a tenant transaction. (PostgreSQL only: SQLite has no roles.)
+#[tokio::test]
+async fn a_reset_role_does_not_outlive_the_next_tenant_transaction() {
+    use sqlx::Row;
+    if !crate::support::backend_is_postgres() {
+        return;
+    }
+    let t = TestApp::new().await;
+    // A pool of one connection, so the reset one is the one the transaction gets.
+    let db = strongroom::store::Db::connect(&t.app.config.database_url(), 1)
+        .await
+        .expect("db");
+    let role = |r: sqlx::any::AnyRow| r.try_get::<String, _>("r").expect("role");
+    {
+        let mut c = db.pool.acquire().await.expect("conn");
+        let r = sqlx::query("SELECT CAST(current_user AS TEXT) AS r")
+            .fetch_one(&mut *c)
+            .await
+            .expect("role");
+        assert_eq!(
+            role(r),
+            "strongroom_app",
+            "connections start as the app role"
+        );
+        sqlx::query("RESET ROLE")
+            .execute(&mut *c)
+            .await
+            .expect("reset");
+        let r = sqlx::query("SELECT CAST(current_user AS TEXT) AS r")
+            .fetch_one(&mut *c)
+            .await
+            .expect("role");
+        assert_ne!(role(r), "strongroom_app", "the reset took");
+    }
+    let mut tx = db.begin_scoped("some-org", "").await.expect("tx");
+    let r = sqlx::query("SELECT CAST(current_user AS TEXT) AS r")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("role");
+    assert_eq!(role(r), "strongroom_app");
+    tx.rollback().await.expect("rollback");
+}
