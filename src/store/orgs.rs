@@ -140,6 +140,40 @@ pub async fn member_role(
         .transpose()
 }
 
+/// What authorizing a member needs, in one query: their role, the org's MFA policy and its
+/// newest wrapped data key. None unless the org exists, has a key and the user is a member.
+pub struct MemberAccess {
+    pub role: String,
+    pub require_mfa: bool,
+    pub key_version: u32,
+    pub key_wrapped: Vec<u8>,
+}
+
+pub async fn member_access(
+    c: &mut Conn,
+    org_id: &str,
+    user_id: &str,
+) -> Result<Option<MemberAccess>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT m.role, o.require_mfa, k.version, k.wrapped FROM org_members m \
+         JOIN orgs o ON o.id = m.org_id JOIN data_keys k ON k.id = m.org_id \
+         WHERE m.org_id = $1 AND m.user_id = $2 ORDER BY k.version DESC LIMIT 1",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_optional(&mut *c)
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(MemberAccess {
+        role: r.try_get("role")?,
+        require_mfa: r.try_get::<i64, _>("require_mfa")? != 0,
+        key_version: u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or(0),
+        key_wrapped: r.try_get("wrapped")?,
+    }))
+}
+
 pub struct MemberRow {
     pub user_id: String,
     pub role: String,

@@ -118,25 +118,23 @@ pub async fn authorize(app: &App, s: &AuthSession, org_id: &str) -> AppResult<Or
         return Err(AppError::NotFound);
     }
     let mut tx = app.db.begin_scoped(org_id, &s.user_id).await?;
-    let role = store::orgs::member_role(&mut tx, org_id, &s.user_id)
-        .await?
-        .and_then(|r| OrgRole::parse(&r))
-        .ok_or(AppError::NotFound)?;
-    let (version, wrapped) = store::get_data_key(&mut tx, org_id)
+    let access = store::orgs::member_access(&mut tx, org_id, &s.user_id)
         .await?
         .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    let role = OrgRole::parse(&access.role).ok_or(AppError::NotFound)?;
     // Org policy: a session that has not proved a second factor reaches nothing of the org (the
     // member's own security settings are under /me, outside any org).
-    let org = store::orgs::get_org(&mut tx, org_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    if org.require_mfa && !s.mfa {
+    if access.require_mfa && !s.mfa {
         return Err(mfa_required());
     }
-    tx.commit().await?;
-    let key = app
-        .keyring
-        .open_tenant_key(org_id, &WrappedKey { version, wrapped })?;
+    let key = app.keyring.open_tenant_key(
+        org_id,
+        &WrappedKey {
+            version: access.key_version,
+            wrapped: access.key_wrapped,
+        },
+    )?;
     Ok(OrgScope {
         org_id: org_id.to_string(),
         user_id: s.user_id.clone(),
