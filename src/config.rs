@@ -33,6 +33,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; defaults to SQLite in the data dir.
     pub database_url: Option<String>,
+    /// PostgreSQL: the pool size. SQLite: ignored (one writer connection).
+    pub database_max_connections: u32,
+    /// SQLite: read-only connections beside the one writer.
+    pub sqlite_read_connections: u32,
     /// Path of a file holding the base64 master key (32 bytes).
     pub master_key_file: Option<PathBuf>,
     /// The base64 master key itself (prefer a file or a secret manager's env injection).
@@ -192,6 +196,8 @@ impl Default for Config {
             public_url: None,
             data_dir: PathBuf::from("./strongroom-data"),
             database_url: None,
+            database_max_connections: 16,
+            sqlite_read_connections: 4,
             master_key_file: None,
             master_key: None,
             log_level: "info".into(),
@@ -443,6 +449,9 @@ impl Config {
                     "rate_limits.{name}: max and window_secs must be at least 1"
                 ));
             }
+        }
+        if self.database_max_connections == 0 || self.sqlite_read_connections == 0 {
+            p.push("database_max_connections, sqlite_read_connections: must be at least 1".into());
         }
         if self.max_body_bytes < 1024 {
             p.push("max_body_bytes: must be at least 1024".into());

@@ -32,7 +32,12 @@ impl App {
     /// Opens the data dir, database (migrated), keyring, object store and mailer.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
         create_private_dir(&config.data_dir)?;
-        let db = Db::connect(&config.database_url(), 16).await?;
+        let db = Db::connect_with(
+            &config.database_url(),
+            config.database_max_connections,
+            config.sqlite_read_connections,
+        )
+        .await?;
         db.migrate().await?;
         let (master, source) = crypto::load_master_key(
             config.master_key.as_deref(),

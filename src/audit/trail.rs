@@ -47,7 +47,7 @@ pub async fn list(
     require_auditor(scope)?;
     let before = query::decode_cursor(cursor)?;
     let limit = crate::tenancy::page_limit(limit)?;
-    let mut tx = scope.begin(app).await?;
+    let mut tx = scope.begin_read(app).await?;
     let events = query::page(&mut tx, scope.org_id(), f, before, limit + 1).await?;
     let more = events.len() as i64 > limit;
     let mut viewer = Viewer::default();
@@ -69,7 +69,7 @@ pub async fn verify(app: &AppState, scope: &OrgScope) -> AppResult<Report> {
     require_auditor(scope)?;
     limit_scans(app, scope).await?;
     let (org, user) = (scope.org_id().to_string(), scope.user_id().to_string());
-    let begin = || app.db.begin_scoped(&org, &user);
+    let begin = || app.db.begin_scoped_read(&org, &user);
     Ok(query::verify_chain(begin, scope.org_id(), Some(&app.keyring)).await?)
 }
 
@@ -140,7 +140,7 @@ impl Export {
                 .map(|s| s.to_string())
                 .collect()])?);
         }
-        let mut tx = self.app.db.begin_scoped(&self.org, &self.user).await?;
+        let mut tx = self.app.db.begin_scoped_read(&self.org, &self.user).await?;
         let batch = query::batch_ascending(
             &mut tx,
             &self.org,

@@ -43,7 +43,7 @@ impl UserView {
 }
 
 async fn load_user(app: &App, user_id: &str) -> AppResult<UserRow> {
-    let mut conn = app.db.pool.acquire().await?;
+    let mut conn = app.db.read().await?;
     store::users::find_by_id(&mut conn, user_id)
         .await?
         .ok_or(AppError::Unauthenticated)
@@ -53,7 +53,7 @@ pub async fn get_me(app: &App, s: &AuthSession) -> AppResult<UserView> {
     let u = load_user(app, &s.user_id).await?;
     let (e, n) = decrypt_user(&app.keyring, &u)?;
     let mut view = UserView::from_row(&u, e, n);
-    let mut c = app.db.pool.acquire().await?;
+    let mut c = app.db.read().await?;
     view.mfa.totp = store::mfa::get_totp(&mut c, &s.user_id)
         .await?
         .is_some_and(|t| t.confirmed);

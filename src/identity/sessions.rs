@@ -101,7 +101,7 @@ pub async fn login(
 
     let now = app.clock.now_ms();
     let (user, signup_hash) = {
-        let mut conn = app.db.pool.acquire().await?;
+        let mut conn = app.db.read().await?;
         store::users::login_candidate(&mut conn, &bidx, now).await?
     };
     // Both hashes, always: against the account's password (or a dummy) and against the password
@@ -278,7 +278,7 @@ pub async fn authenticate(app: &AppState, token: &str) -> AppResult<Option<AuthS
     let now = app.clock.now_ms();
     let idle_ms = app.config.session.idle_timeout_secs * 1000;
     let found = {
-        let mut conn = app.db.pool.acquire().await?;
+        let mut conn = app.db.read().await?;
         store::sessions::find_live(&mut conn, &app.keyring.hash_token(token), now, idle_ms).await?
     };
     let Some(s) = found else {
@@ -325,7 +325,7 @@ pub async fn logout(app: &App, ctx: &RequestCtx, s: &AuthSession) -> AppResult<(
 
 pub async fn list_sessions(app: &App, s: &AuthSession) -> AppResult<Vec<SessionView>> {
     let now = app.clock.now_ms();
-    let mut conn = app.db.pool.acquire().await?;
+    let mut conn = app.db.read().await?;
     let rows = store::sessions::list_live_for_user(
         &mut conn,
         &s.user_id,

@@ -35,7 +35,12 @@ pub enum Dialect {
 /// The connection pool and which engine is behind it.
 #[derive(Clone, Debug)]
 pub struct Db {
+    /// On SQLite the one writer connection; on PostgreSQL the pool.
     pub pool: AnyPool,
+    /// Connections for reads only: on SQLite a pool of `query_only` connections beside the writer
+    /// (WAL lets them read while it writes, so a long export or a burst of writes stalls no
+    /// session lookup); on PostgreSQL the same pool as `pool`.
+    reader: AnyPool,
     pub dialect: Dialect,
     url: String,
     /// The login is privileged (see `is_privileged`): learnt once, when the first connection is
@@ -80,6 +85,15 @@ impl Db {
     /// role). SQLite connections get WAL, foreign keys and a busy timeout; PostgreSQL connections
     /// drop to the app role.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        Self::connect_with(url, max_connections, max_connections.clamp(1, 4)).await
+    }
+
+    /// `connect`, with the size of SQLite's reader pool (PostgreSQL reads share `max_connections`).
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        sqlite_readers: u32,
+    ) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -129,9 +143,28 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_lazy_with(opts);
+            .connect_lazy_with(opts.clone());
+        let reader = match dialect {
+            Dialect::Postgres => pool.clone(),
+            Dialect::Sqlite => AnyPoolOptions::new()
+                .max_connections(sqlite_readers.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA query_only = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy_with(opts),
+        };
         Ok(Self {
             pool,
+            reader,
             dialect,
             url: url.to_string(),
             privileged,
@@ -185,6 +218,20 @@ impl Db {
             q.execute(&mut *tx).await?;
         }
         Ok(tx)
+    }
+
+    /// A read-only counterpart of `begin_scoped`: on SQLite a transaction on a reader connection
+    /// (it cannot write, and it waits for no writer); on PostgreSQL the same as `begin_scoped`.
+    pub async fn begin_scoped_read(&self, org_id: &str, user_id: &str) -> Result<Tx, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.reader.begin().await,
+            Dialect::Postgres => self.begin_scoped(org_id, user_id).await,
+        }
+    }
+
+    /// A connection for reads that need no tenant context (sessions, accounts): see `reader`.
+    pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+        self.reader.acquire().await
     }
 
     /// A transaction with only a user context: it sees that user's own memberships.

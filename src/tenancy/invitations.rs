@@ -252,7 +252,7 @@ pub async fn list_invitations(
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
     let now = app.clock.now_ms();
-    let mut tx = scope.begin(app).await?;
+    let mut tx = scope.begin_read(app).await?;
     let rows = store::orgs::list_invitations(&mut tx, scope.org_id(), &after, limit + 1).await?;
     tx.commit().await?;
     let items = rows

@@ -206,7 +206,7 @@ pub async fn list_items(
 ) -> AppResult<Page<ItemView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = ws.org.begin(app).await?;
+    let mut tx = ws.org.begin_read(app).await?;
     let rows = work::list_items(&mut tx, ws.org.org_id(), ws.id(), &after, limit + 1).await?;
     tx.commit().await?;
     let items = rows
@@ -220,7 +220,7 @@ pub async fn get_item(app: &App, ws: &WorkspaceScope, item_id: &str) -> AppResul
     if uuid::Uuid::parse_str(item_id).is_err() {
         return Err(AppError::NotFound);
     }
-    let mut tx = ws.org.begin(app).await?;
+    let mut tx = ws.org.begin_read(app).await?;
     let row = work::get_item(&mut tx, ws.org.org_id(), ws.id(), item_id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -384,7 +384,7 @@ pub async fn list_updates(
     get_item(app, ws, item_id).await?;
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = ws.org.begin(app).await?;
+    let mut tx = ws.org.begin_read(app).await?;
     let rows = work::list_updates(
         &mut tx,
         ws.org.org_id(),

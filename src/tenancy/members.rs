@@ -56,7 +56,7 @@ pub async fn list_members(
 ) -> AppResult<Page<MemberView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = scope.begin(app).await?;
+    let mut tx = scope.begin_read(app).await?;
     let rows = store::orgs::list_members(&mut tx, scope.org_id(), &after, limit + 1).await?;
     tx.commit().await?;
     let full = scope.role() >= OrgRole::Admin;

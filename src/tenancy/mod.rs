@@ -98,6 +98,15 @@ impl OrgScope {
         Ok(app.db.begin_scoped(&self.org_id, &self.user_id).await?)
     }
 
+    /// A read-only transaction for this org (see `Db::begin_scoped_read`): for reads, which then
+    /// never wait for a writer on SQLite.
+    pub async fn begin_read(&self, app: &App) -> AppResult<Tx> {
+        Ok(app
+            .db
+            .begin_scoped_read(&self.org_id, &self.user_id)
+            .await?)
+    }
+
     /// Refuses (403) unless the caller holds at least `role`: the caller can see the org.
     pub fn require(&self, role: OrgRole) -> AppResult<()> {
         if self.role >= role && !self.read_only {
@@ -117,7 +126,7 @@ pub async fn authorize(app: &App, s: &AuthSession, org_id: &str) -> AppResult<Or
     if uuid::Uuid::parse_str(org_id).is_err() {
         return Err(AppError::NotFound);
     }
-    let mut tx = app.db.begin_scoped(org_id, &s.user_id).await?;
+    let mut tx = app.db.begin_scoped_read(org_id, &s.user_id).await?;
     let access = store::orgs::member_access(&mut tx, org_id, &s.user_id)
         .await?
         .ok_or(AppError::NotFound)?;

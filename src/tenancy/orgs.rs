@@ -100,7 +100,7 @@ pub async fn list_orgs(
 ) -> AppResult<Page<OrgView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = app.db.begin_for_user(&s.user_id).await?;
+    let mut tx = app.db.begin_scoped_read("", &s.user_id).await?;
     let rows = store::orgs::list_orgs_for_user(&mut tx, &s.user_id, &after, limit + 1).await?;
     let mut items = Vec::with_capacity(rows.len());
     for (row, role) in rows {
@@ -121,7 +121,7 @@ pub async fn list_orgs(
 }
 
 pub async fn get_org(app: &App, scope: &OrgScope) -> AppResult<OrgView> {
-    let mut tx = scope.begin(app).await?;
+    let mut tx = scope.begin_read(app).await?;
     let row = store::orgs::get_org(&mut tx, scope.org_id())
         .await?
         .ok_or(AppError::NotFound)?;

@@ -88,7 +88,7 @@ pub async fn authorize_workspace(
     if uuid::Uuid::parse_str(ws_id).is_err() {
         return Err(AppError::NotFound);
     }
-    let mut tx = org.begin(app).await?;
+    let mut tx = org.begin_read(app).await?;
     let ws = work::get_workspace(&mut tx, org.org_id(), ws_id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -100,10 +100,12 @@ pub async fn authorize_workspace(
             .and_then(|r| WsRole::parse(&r))
             .ok_or(AppError::NotFound)?
     };
+    tx.commit().await?;
     let (statuses, legacy) = open_statuses(org.key(), &ws.id, &ws.statuses)?;
     if legacy {
         // Written before status names were encrypted: seal them now, once, with the statuses
-        // of the workspace's items.
+        // of the workspace's items (a write, so in a transaction of its own).
+        let mut tx = org.begin(app).await?;
         let sealed = seal_statuses(org.key(), &ws.id, &statuses);
         work::reseal_statuses(&mut tx, org.org_id(), &ws.id, &ws.statuses, &sealed).await?;
         for (item_id, status) in
@@ -112,8 +114,8 @@ pub async fn authorize_workspace(
             let sealed = seal_text(org.key(), "items", "status", &item_id, &status);
             work::reseal_item_status(&mut tx, org.org_id(), &item_id, &status, &sealed).await?;
         }
+        tx.commit().await?;
     }
-    tx.commit().await?;
     Ok(WorkspaceScope {
         org,
         ws_id: ws_id.to_string(),
@@ -327,7 +329,7 @@ pub async fn list_workspaces(
 ) -> AppResult<Page<WorkspaceView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = org.begin(app).await?;
+    let mut tx = org.begin_read(app).await?;
     let all = org.role() >= OrgRole::Admin;
     let rows = work::list_workspaces(
         &mut tx,
@@ -354,7 +356,7 @@ pub async fn list_workspaces(
 }
 
 pub async fn get_workspace(app: &App, ws: &WorkspaceScope) -> AppResult<WorkspaceView> {
-    let mut tx = ws.org.begin(app).await?;
+    let mut tx = ws.org.begin_read(app).await?;
     let row = work::get_workspace(&mut tx, ws.org.org_id(), ws.id())
         .await?
         .ok_or(AppError::NotFound)?;
@@ -454,7 +456,7 @@ pub async fn list_workspace_members(
 ) -> AppResult<Page<WorkspaceMemberView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = ws.org.begin(app).await?;
+    let mut tx = ws.org.begin_read(app).await?;
     let rows =
         work::list_workspace_members(&mut tx, ws.org.org_id(), ws.id(), &after, limit + 1).await?;
     tx.commit().await?;

@@ -259,3 +259,42 @@ async fn reads_record_activity_at_most_once_a_minute_and_revocation_still_counts
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(t.me(&other).await.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Reads do not queue behind writes: with the database's writer busy (on SQLite the one writer
+/// connection held by a long transaction), a signed-in read still answers at once.
+#[tokio::test]
+async fn reads_answer_while_the_writer_is_busy() {
+    let t = TestApp::new().await;
+    t.verified_user("rob@example.com", "Rob").await;
+    let s = t.login("rob@example.com").await;
+    let org = t
+        .send(
+            Req::post("/api/v1/orgs")
+                .cookie(&s)
+                .json(json!({"name": "Org"})),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("org")
+        .to_string();
+    // A long write transaction holds the writer.
+    let mut writer = t.app.db.pool.begin().await.expect("writer");
+    sqlx::query("UPDATE users SET updated_at = updated_at")
+        .execute(&mut *writer)
+        .await
+        .expect("write");
+    let read = async {
+        let me = t.me(&s).await;
+        let org = t
+            .send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&s))
+            .await;
+        (me.status, org.status)
+    };
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(3), read).await;
+    assert_eq!(
+        answered.expect("reads answered while the writer was busy"),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    writer.rollback().await.expect("rollback");
+}
