@@ -201,7 +201,7 @@ async fn run(args: Args) -> Result<()> {
         tables.push(table);
     }
     let md = format!(
-        "# Strongroom bench {stamp} ({})\n\nMachine: {}\n\nSeed: {} orgs, {} users, {} items, {} audit events (scale {}); wrk -t{} -c{} (logins -c{}) -d{}s.\n\n{}\n",
+        "# Strongroom bench {stamp} ({})\n\nMachine: {}\n\nSeed: {} orgs, {} users, {} items, {} audit events (scale {}); wrk -t{} -c{} (logins -c{}) -d{}s. Raw Argon2id (m=19456 KiB, t=2, p=1): {:.1} hashes/s on {} threads.\n\n{}\n",
         args.label,
         machine["description"].as_str().unwrap_or("?"),
         counts.orgs,
@@ -213,6 +213,8 @@ async fn run(args: Args) -> Result<()> {
         args.connections,
         args.login_connections,
         args.duration,
+        argon.0,
+        argon.1,
         tables.join("\n"),
     );
     std::fs::write(args.results_dir.join(format!("{stamp}.md")), md)?;
@@ -243,7 +245,7 @@ fn machine() -> Value {
         "cpu": cpu,
         "nproc": cores,
         "mem_gib": (mem_gib * 10.0).round() / 10.0,
-        "description": format!("{cores} x {cpu}, {mem_gib:.0} GiB RAM"),
+        "description": format!("{cores} cores ({cpu}), {mem_gib:.0} GiB RAM"),
     })
 }
 
@@ -1163,8 +1165,14 @@ async fn run_backend(
             &export_rate("export alone", std::slice::from_ref(&lone)),
         ),
     ];
+    let seeded_note = seeded
+        .seconds
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.1} s"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut table = format!(
-        "### {backend}\n\n| case | vs (same run) | req/s | x req/s | p50 ms | x p50 | p99 ms | x p99 | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "### {backend}\n\nSeeding took: {seeded_note}.\n\n| case | vs (same run) | req/s | x req/s | p50 ms | x p50 | p99 ms | x p99 | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     let f = |x: f64, d: usize| {
         if x.is_finite() {
