@@ -15,7 +15,7 @@ const SENTINEL: &str = ".strongroom-ready";
 
 impl Blobs {
     pub async fn local(dir: &std::path::Path) -> anyhow::Result<Self> {
-        crate::state::create_private_dir(dir)?;
+        crate::private_dir::create(dir)?;
         let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir)?);
         let me = Self { store };
         me.store

@@ -119,7 +119,7 @@ impl Mailer {
         let transport = match &cfg.smtp {
             None => {
                 let dir = cfg.data_dir.join("outbox");
-                crate::state::create_private_dir(&dir)?;
+                crate::private_dir::create(&dir)?;
                 Transport::File(AsyncFileTransport::new(dir))
             }
             Some(s) => {
@@ -239,10 +239,7 @@ impl Mailer {
     }
 
     /// The job loop: runs until `shutdown` fires, waking on `wake()` or every few seconds.
-    pub fn spawn_worker(
-        &self,
-        shutdown: tokio_util_shutdown::Shutdown,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_worker(&self, shutdown: crate::shutdown::Shutdown) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
@@ -275,37 +272,5 @@ mod tests {
         assert!(!quote_untrusted("evil.example/login").contains("evil.example"));
         assert_eq!(quote_untrusted("Acme \"Corp\""), "\"Acme 'Corp'\"");
         assert!(!quote_untrusted("a\nb").contains('\n'));
-    }
-}
-
-/// A cheap shutdown signal shared by background tasks.
-pub mod tokio_util_shutdown {
-    use tokio::sync::watch;
-
-    #[derive(Clone)]
-    pub struct Shutdown(watch::Receiver<bool>);
-
-    pub struct Trigger(watch::Sender<bool>);
-
-    pub fn channel() -> (Trigger, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (Trigger(tx), Shutdown(rx))
-    }
-
-    impl Trigger {
-        pub fn fire(&self) {
-            let _ = self.0.send(true);
-        }
-    }
-
-    impl Shutdown {
-        pub async fn wait(&self) {
-            let mut rx = self.0.clone();
-            while !*rx.borrow() {
-                if rx.changed().await.is_err() {
-                    return;
-                }
-            }
-        }
     }
 }

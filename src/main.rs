@@ -151,7 +151,7 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(p) => return config_error(&p),
             };
             strongroom::logging::init(&cfg.log_level);
-            if let Err(e) = strongroom::state::create_private_dir(&cfg.data_dir) {
+            if let Err(e) = strongroom::private_dir::create(&cfg.data_dir) {
                 eprintln!("cannot create the data dir: {e}");
                 return ExitCode::FAILURE;
             }

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-use crate::mail::tokio_util_shutdown;
 use crate::state::AppState;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -16,7 +15,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let _ = crate::http::ops::metrics_handle();
-    let (trigger, stop) = tokio_util_shutdown::channel();
+    let (trigger, stop) = crate::shutdown::channel();
     let worker = app.mailer.spawn_worker(stop.clone());
     let retention = crate::audit::retention::spawn_job(app.clone(), stop);
     tracing::info!(listen_addr = %addr, public_url = %app.config.public_url(), "listening");

@@ -31,7 +31,7 @@ pub type AppState = Arc<App>;
 impl App {
     /// Opens the data dir, database (migrated), keyring, object store and mailer.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
-        create_private_dir(&config.data_dir)?;
+        crate::private_dir::create(&config.data_dir)?;
         let db = Db::connect_with(
             &config.database_url(),
             config.database_max_connections,
@@ -94,20 +94,4 @@ async fn open_keyring(db: &Db, master: crypto::KeyBytes, now: i64) -> anyhow::Re
     }
     tx.commit().await?;
     Ok(ring)
-}
-
-/// Creates the data dir (and parents) readable by this user only: it holds the database, the
-/// outbox with live links and possibly the master key.
-pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
 }

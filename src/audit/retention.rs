@@ -16,7 +16,7 @@ use sqlx::Row;
 
 use super::{append, Action, Event, PLATFORM_CHAIN};
 use crate::crypto::Keyring;
-use crate::mail::tokio_util_shutdown::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::state::App;
 use crate::store::{Dialect, Tx};
 

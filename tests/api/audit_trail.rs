@@ -1139,7 +1139,7 @@ async fn retention_runs_as_a_background_job_and_can_be_turned_off() {
     let (owner, _) = user(&t, "owner@example.com", "Owner").await;
     let org = new_org(&t, &owner, "Acme").await;
     t.clock.advance_secs(731 * DAY);
-    let (trigger, stop) = strongroom::mail::tokio_util_shutdown::channel();
+    let (trigger, stop) = strongroom::shutdown::channel();
     let job = strongroom::audit::retention::spawn_job(t.app.clone(), stop);
     let mut found = false;
     for _ in 0..100 {
