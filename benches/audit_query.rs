@@ -16,6 +16,9 @@
 //!    through the same pool. Prints p50/p95/p99, p99 ratios to both, PASS/FAIL against 50 ms p99.
 //! 5. Prints the query plans of each case (EXPLAIN QUERY PLAN / EXPLAIN ANALYZE) with a verdict.
 
+mod common;
+use common::insert_sql;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -715,32 +718,6 @@ async fn load_chain(
         t_first: start_at,
         t_last: last_at,
     })
-}
-
-/// Multi-row INSERT text. SQLite gets anonymous `?` parameters: it looks a named parameter (`$n`)
-/// up by walking a list, which makes binding 12,000 of them quadratic.
-fn insert_sql(rows: usize, numbered: bool) -> String {
-    let mut sql = String::from(
-        "INSERT INTO audit_events (id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash) VALUES ",
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for col in 0..12 {
-            if col > 0 {
-                sql.push(',');
-            }
-            if numbered {
-                sql.push_str(&format!("${}", r * 12 + col + 1));
-            } else {
-                sql.push('?');
-            }
-        }
-        sql.push(')');
-    }
-    sql
 }
 
 /// The head the app sees (through the pool, in the org's scope) is the one loaded, and the last

@@ -4,6 +4,9 @@
 //! table where every figure is a ratio to a baseline measured in the same run. Results go to
 //! `<results-dir>/<timestamp>-<backend>.json` and `<results-dir>/<timestamp>.md`.
 
+mod common;
+use common::insert_sql;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -800,28 +803,6 @@ async fn bulk_load_audit(url: &str, org: &str, n: usize) -> Result<()> {
     }
     c.close().await?;
     Ok(())
-}
-
-/// Multi-row INSERT text (`?` on SQLite: numbered parameters make binding quadratic there).
-fn insert_sql(rows: usize, numbered: bool) -> String {
-    let mut sql = String::from(
-        "INSERT INTO audit_events (id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash) VALUES ",
-    );
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ",(" });
-        for col in 0..12 {
-            if col > 0 {
-                sql.push(',');
-            }
-            if numbered {
-                sql.push_str(&format!("${}", r * 12 + col + 1));
-            } else {
-                sql.push('?');
-            }
-        }
-        sql.push(')');
-    }
-    sql
 }
 
 // ---------------------------------------------------------------------------------------------

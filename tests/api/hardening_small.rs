@@ -334,12 +334,12 @@ async fn hidden_characters_are_refused_in_display_names() {
     assert_eq!(t.me(&c).await.json()["display_name"], "Victor");
 }
 
-#[tokio::test]
-async fn hidden_characters_are_refused_in_org_workspace_status_and_item_names() {
-    let t = TestApp::new().await;
-    let (c, org) = org_owner(&t, "olga@example.com").await;
+/// An org owner's session with a board holding one item: (cookie, org id, workspace path, item
+/// path).
+async fn board_with_item(t: &TestApp, email: &str) -> (String, String, String, String) {
+    let (c, org) = org_owner(t, email).await;
     let ws = created(
-        &t,
+        t,
         &c,
         &format!("/api/v1/orgs/{org}/workspaces"),
         json!({"name": "Room", "kind": "board"}),
@@ -347,13 +347,20 @@ async fn hidden_characters_are_refused_in_org_workspace_status_and_item_names() 
     .await;
     let ws_path = format!("/api/v1/orgs/{org}/workspaces/{}", id(&ws));
     let item = created(
-        &t,
+        t,
         &c,
         &format!("{ws_path}/items"),
         json!({"title": "Item", "status": "todo"}),
     )
     .await;
     let item_path = format!("{ws_path}/items/{}", id(&item));
+    (c, org, ws_path, item_path)
+}
+
+#[tokio::test]
+async fn hidden_characters_are_refused_in_org_workspace_status_and_item_names() {
+    let t = TestApp::new().await;
+    let (c, org, ws_path, item_path) = board_with_item(&t, "olga@example.com").await;
     let ws_list = format!("/api/v1/orgs/{org}/workspaces");
     let item_list = format!("{ws_path}/items");
     let (orgs, workspaces, items) = (
@@ -457,23 +464,8 @@ async fn hidden_characters_are_refused_in_org_workspace_status_and_item_names() 
 #[tokio::test]
 async fn nul_is_refused_in_comments() {
     let t = TestApp::new().await;
-    let (c, org) = org_owner(&t, "nora@example.com").await;
-    let ws = created(
-        &t,
-        &c,
-        &format!("/api/v1/orgs/{org}/workspaces"),
-        json!({"name": "Room", "kind": "board"}),
-    )
-    .await;
-    let ws_path = format!("/api/v1/orgs/{org}/workspaces/{}", id(&ws));
-    let item = created(
-        &t,
-        &c,
-        &format!("{ws_path}/items"),
-        json!({"title": "Item"}),
-    )
-    .await;
-    let updates = format!("{ws_path}/items/{}/updates", id(&item));
+    let (c, _, _, item_path) = board_with_item(&t, "nora@example.com").await;
+    let updates = format!("{item_path}/updates");
     for body in ["before\u{0000}after", "\u{0000}", "bell\u{0007}"] {
         let r = t
             .send(Req::post(&updates).cookie(&c).json(json!({ "body": body })))
