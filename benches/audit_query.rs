@@ -9,7 +9,7 @@
 //!
 //! 1. Migrates a fresh database, builds the real app on it, signs an owner up over HTTP, creates two
 //!    orgs, then bulk-loads N chained events into one org (and a few thousand into the other).
-//! 2. Times one page of 50 through `audit::query::page` + `Viewer` in `Db::begin_scoped` (the path
+//! 2. Times one page of 50 through `audit::query::page` + `Viewer` in a `TenantTx` (the path
 //!    of `GET …/audit-events`), for the newest page, a deep cursor and every filter.
 //! 3. Times the same cases end to end over HTTP on 127.0.0.1 through the real router.
 //! 4. Baselines from the same run: a bare axum hello-world (same client, same count) and `SELECT 1`
@@ -34,6 +34,7 @@ use strongroom::audit::{canonical, StoredEvent, GENESIS};
 use strongroom::clock::ManualClock;
 use strongroom::config::Config;
 use strongroom::state::{App, AppState};
+use strongroom::store::tenant::{Mode, TenantTx};
 use strongroom::store::{Db, Dialect};
 
 /// The budget of issue #5 for a page of 50.
@@ -290,7 +291,7 @@ async fn run(url: &str, dir: &Path, events: u64, iters: usize) -> Result<()> {
         ("baseline: axum hello-world (HTTP)", Probe::Hello),
         ("baseline: SELECT 1 (pool)", Probe::Select1),
         (
-            "ref: begin_scoped + SELECT 1 + commit",
+            "ref: tenant transaction (BEGIN, context, 1 query, COMMIT)",
             Probe::ScopedSelect1,
         ),
     ] {
@@ -339,8 +340,8 @@ async fn run(url: &str, dir: &Path, events: u64, iters: usize) -> Result<()> {
 
     app_server.abort();
     hello_server.abort();
-    db.pool.close().await;
-    app.db.pool.close().await;
+    db.close().await;
+    app.db.close().await;
     Ok(())
 }
 
@@ -723,7 +724,7 @@ async fn load_chain(
 /// The head the app sees (through the pool, in the org's scope) is the one loaded, and the last
 /// events link up.
 async fn check_chain_head(db: &Db, w: &World) -> Result<()> {
-    let mut tx = db.begin_scoped(&w.org, &w.user).await?;
+    let mut tx = scoped_raw(db, &w.org, &w.user).await?;
     let head = strongroom::audit::head(&mut tx, &w.org)
         .await?
         .context("no head")?;
@@ -865,8 +866,8 @@ impl Case {
 
 /// One page as `audit::trail::list` reads it: `limit + 1` rows, 50 views, in the org's scope.
 async fn lib_page(db: &Db, app: &AppState, w: &World, p: &Params) -> Result<usize> {
-    let mut tx = db.begin_scoped(&w.org, &w.user).await?;
-    let events = query::page(&mut tx, &w.org, &p.filter, p.before, PAGE + 1).await?;
+    let mut tx = enter(db, w).await?;
+    let events = query::page(&mut tx, &p.filter, p.before, PAGE + 1).await?;
     let mut viewer = Viewer::default();
     let mut n = 0;
     for e in events.into_iter().take(PAGE as usize) {
@@ -930,8 +931,8 @@ fn memchr_count(hay: &[u8], needle: &[u8]) -> usize {
 /// The first few pages of a case hold what the filter asks for, newest first.
 async fn check_case(db: &Db, app: &AppState, w: &World, case: Case, ps: &[Params]) -> Result<()> {
     for p in ps {
-        let mut tx = db.begin_scoped(&w.org, &w.user).await?;
-        let events = query::page(&mut tx, &w.org, &p.filter, p.before, PAGE + 1).await?;
+        let mut tx = enter(db, w).await?;
+        let events = query::page(&mut tx, &p.filter, p.before, PAGE + 1).await?;
         let mut viewer = Viewer::default();
         if let Some(e) = events.first().cloned() {
             viewer.view(&mut tx, &app.keyring, e).await?;
@@ -1024,20 +1025,22 @@ async fn probe(ctx: &Ctx, p: &Probe) -> Result<usize> {
             Ok(0)
         }
         Probe::Select1 => {
-            sqlx::query("SELECT 1").fetch_one(&ctx.db.pool).await?;
+            sqlx::query("SELECT 1")
+                .fetch_one(&mut *ctx.db.acquire().await?)
+                .await?;
             Ok(0)
         }
         Probe::ScopedSelect1 => {
-            let mut tx = ctx.db.begin_scoped(&ctx.world.org, &ctx.world.user).await?;
-            sqlx::query("SELECT 1").fetch_one(&mut *tx).await?;
+            let mut tx = TenantTx::for_operator_read(&ctx.db, &ctx.world.org).await?;
+            std::hint::black_box(tx.database_role().await?);
             tx.commit().await?;
             Ok(0)
         }
         Probe::Lib(params) => lib_page(&ctx.db, &ctx.app, &ctx.world, params).await,
         Probe::QueryOnly(p) => {
             let w = &ctx.world;
-            let mut tx = ctx.db.begin_scoped(&w.org, &w.user).await?;
-            let events = query::page(&mut tx, &w.org, &p.filter, p.before, PAGE + 1).await?;
+            let mut tx = enter(&ctx.db, w).await?;
+            let events = query::page(&mut tx, &p.filter, p.before, PAGE + 1).await?;
             tx.commit().await?;
             Ok(events.len().min(PAGE as usize))
         }
@@ -1185,7 +1188,7 @@ async fn page_statements(
     let f = &p.filter;
     let mut out = Vec::new();
     let (mut lo, mut hi) = (1, i64::MAX);
-    let mut tx = db.begin_scoped(&w.org, &w.user).await?;
+    let mut tx = scoped_raw(db, &w.org, &w.user).await?;
     if let Some(s) = f.since {
         let vals = vec![Val::S(w.org.clone()), Val::I(s)];
         let r = bind_all(SINCE_SQL, &vals).fetch_one(&mut *tx).await?;
@@ -1245,7 +1248,7 @@ async fn page_statements(
 async fn plan(db: &Db, w: &World, sql: &str, vals: &[Val], generic: bool) -> Result<Vec<String>> {
     if db.dialect == Dialect::Sqlite {
         let plan_sql = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut c = db.pool.acquire().await?;
+        let mut c = db.acquire().await?;
         let rows = bind_all(&plan_sql, vals).fetch_all(&mut *c).await?;
         return Ok(rows
             .iter()
@@ -1254,7 +1257,7 @@ async fn plan(db: &Db, w: &World, sql: &str, vals: &[Val], generic: bool) -> Res
     }
     // Statements without arguments go over the simple protocol.
     use sqlx::Executor;
-    let mut tx = db.begin_scoped(&w.org, &w.user).await?;
+    let mut tx = scoped_raw(db, &w.org, &w.user).await?;
     let rows = if generic {
         tx.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             .await?;
@@ -1386,4 +1389,48 @@ fn pg_verdict(lines: &[String]) -> String {
             ""
         },
     )
+}
+
+/// The member's way into the org, as a request takes it (membership checked).
+async fn enter(db: &Db, w: &World) -> Result<TenantTx> {
+    Ok(TenantTx::enter(db, &w.org, &w.user, None, Mode::Read)
+        .await?
+        .context("the bench user is a member")?
+        .0)
+}
+
+/// A transaction on a connection of the bench's own, as the app role in the org's context (the
+/// app's pool and raw transactions are private to its store): for statements the library does
+/// not offer (plans, the raw statements of a page).
+async fn scoped_raw(
+    db: &Db,
+    org: &str,
+    user: &str,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    let pg = db.dialect == Dialect::Postgres;
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .after_connect(move |c, _| {
+            Box::pin(async move {
+                if pg {
+                    sqlx::query("SET ROLE strongroom_app")
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(db.url())
+        .await?;
+    let mut tx = pool.begin().await?;
+    if pg {
+        sqlx::query(
+            "SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true)",
+        )
+        .bind(org)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(tx)
 }

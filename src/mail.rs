@@ -158,13 +158,13 @@ impl Mailer {
         let mut sent = 0;
         loop {
             let now = self.inner.clock.now_ms();
-            let mut conn = self.inner.db.pool.acquire().await?;
+            let mut conn = self.inner.db.acquire().await?;
             let Some(row) = store::outbox::claim(&mut conn, now, 60_000).await? else {
                 return Ok(sent);
             };
             drop(conn);
             let result = self.send_row(&row.id, &row.payload_ct).await;
-            let mut conn = self.inner.db.pool.acquire().await?;
+            let mut conn = self.inner.db.acquire().await?;
             match result {
                 Ok(()) => {
                     store::outbox::mark_sent(&mut conn, &row.id, self.inner.clock.now_ms()).await?;

@@ -314,12 +314,11 @@ async fn verify_database(
         org
     };
     let report = strongroom::audit::query::verify_chain(
-        || db.begin_scoped(scope, ""),
-        org,
+        || strongroom::store::tenant::TenantTx::for_operator_read(&db, scope),
         keyring.as_ref(),
     )
     .await;
-    db.pool.close().await;
+    db.close().await;
     Ok((org.to_string(), report?))
 }
 

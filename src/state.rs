@@ -82,7 +82,7 @@ impl App {
 }
 
 async fn open_keyring(db: &Db, master: crypto::KeyBytes, now: i64) -> anyhow::Result<Keyring> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let stored = store::get_data_key(&mut tx, "platform").await?;
     let (ring, created) = Keyring::open(
         master,

@@ -18,7 +18,7 @@ pub mod verify;
 
 pub use verify::{Report, Verifier};
 
-pub const PLATFORM_CHAIN: &str = "platform";
+pub use crate::store::tenant::PLATFORM_CHAIN;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every action the system can audit, in one table.
@@ -183,23 +183,42 @@ pub struct Event<'a> {
     pub metadata: Value,
 }
 
-/// Appends `ev` to `chain` inside the caller's transaction.
-pub async fn append(
+/// Appends `ev` to the chain of the transaction's org, inside that transaction.
+pub async fn append_org(
+    t: &mut crate::store::tenant::TenantTx,
+    now: i64,
+    ev: Event<'_>,
+) -> Result<i64, sqlx::Error> {
+    let (c, org_id) = t.audit()?;
+    let chain = org_id.to_string();
+    append_chain(c, &chain, now, ev).await
+}
+
+/// Appends `ev` to the platform chain (accounts, sessions, the operator) inside the caller's
+/// transaction.
+pub async fn append_platform(c: &mut Conn, now: i64, ev: Event<'_>) -> Result<i64, sqlx::Error> {
+    append_chain(c, PLATFORM_CHAIN, now, ev).await
+}
+
+/// Appends `ev` to `chain` inside the caller's transaction: three statements (move the head,
+/// insert the event, record its hash on the head).
+pub(crate) async fn append_chain(
     c: &mut Conn,
     chain: &str,
     now: i64,
     ev: Event<'_>,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query("INSERT INTO audit_chains (chain, last_seq, last_hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
-        .bind(chain)
-        .bind(GENESIS)
-        .execute(&mut *c)
-        .await?;
-    // Locks the head row until the transaction ends: appends to one chain are serialized.
-    let head = sqlx::query("UPDATE audit_chains SET last_seq = last_seq + 1 WHERE chain = $1 RETURNING last_seq, last_hash, last_at")
-        .bind(chain)
-        .fetch_one(&mut *c)
-        .await?;
+    // Creates the chain's head on its first event, else moves it on by one; either way it locks
+    // the head row until the transaction ends: appends to one chain are serialized.
+    let head = sqlx::query(
+        "INSERT INTO audit_chains (chain, last_seq, last_hash) VALUES ($1, 1, $2) \
+         ON CONFLICT (chain) DO UPDATE SET last_seq = audit_chains.last_seq + 1 \
+         RETURNING last_seq, last_hash, last_at",
+    )
+    .bind(chain)
+    .bind(GENESIS)
+    .fetch_one(&mut *c)
+    .await?;
     let seq: i64 = head.try_get("last_seq")?;
     let prev: String = head.try_get("last_hash")?;
     // Times never go backwards along a chain (a replica's clock may lag a little), so a time range

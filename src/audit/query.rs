@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use super::{from_row, StoredEvent, Verifier, COLUMNS};
 use crate::crypto::Keyring;
 use crate::error::{AppError, AppResult};
+use crate::store::tenant::TenantTx;
 use crate::store::Conn;
 
 /// Filters on the trail; every one optional.
@@ -253,26 +254,26 @@ fn clause(chain: &str, f: &Filter, lo: i64, hi: i64) -> Where {
 
 /// Up to `limit` events matching `f`, newest first, below the seq `before` (a cursor).
 pub async fn page(
-    c: &mut Conn,
-    chain: &str,
+    t: &mut TenantTx,
     f: &Filter,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let upto = before.map_or(i64::MAX, |b| b - 1);
-    select(c, chain, f, (0, upto), limit, "DESC").await
+    let chain = t.chain().to_string();
+    select(t.conn()?, &chain, f, (0, upto), limit, "DESC").await
 }
 
 /// Up to `limit` events matching `f`, oldest first, after the seq `after` and up to `upto`.
 pub async fn batch_ascending(
-    c: &mut Conn,
-    chain: &str,
+    t: &mut TenantTx,
     f: &Filter,
     after: i64,
     upto: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    select(c, chain, f, (after, upto), limit, "ASC").await
+    let chain = t.chain().to_string();
+    select(t.conn()?, &chain, f, (after, upto), limit, "ASC").await
 }
 
 /// Events matching `f` with a seq in `(after, upto]`, in seq `order`, at most `limit`.
@@ -364,7 +365,7 @@ pub struct Viewer {
 impl Viewer {
     pub async fn view(
         &mut self,
-        c: &mut Conn,
+        t: &mut TenantTx,
         keyring: &Keyring,
         e: StoredEvent,
     ) -> Result<EventView, sqlx::Error> {
@@ -375,7 +376,7 @@ impl Viewer {
                     if self.names.len() >= 10_000 {
                         self.names.clear();
                     }
-                    let display = crate::store::users::find_by_id(&mut *c, id)
+                    let display = crate::store::users::find_by_id(t.conn()?, id)
                         .await?
                         .and_then(|u| crate::identity::decrypt_user(keyring, &u).ok())
                         .map(|(email, name)| {
@@ -417,35 +418,36 @@ impl Viewer {
 /// read, also past the head (a rewound head shows). An empty chain does not verify (an org's
 /// chain always holds at least its creation, and retention always leaves its checkpoint). A
 /// chain that fails is read once more, so a retention run between two batches cannot make an
-/// intact chain look broken. `begin` opens a transaction for the chain (row-level security).
+/// intact chain look broken. `begin` opens a read transaction on the chain (each batch in a
+/// transaction of its own, so a long verification holds no snapshot open).
 pub async fn verify_chain<F, Fut>(
     begin: F,
-    chain: &str,
     keyring: Option<&Keyring>,
 ) -> Result<super::Report, sqlx::Error>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<crate::store::Tx, sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<TenantTx, sqlx::Error>>,
 {
-    let first = verify_once(&begin, chain, keyring).await?;
+    let first = verify_once(&begin, keyring).await?;
     if first.valid {
         return Ok(first);
     }
-    verify_once(&begin, chain, keyring).await
+    verify_once(&begin, keyring).await
 }
 
 async fn verify_once<F, Fut>(
     begin: &F,
-    chain: &str,
     keyring: Option<&Keyring>,
 ) -> Result<super::Report, sqlx::Error>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<crate::store::Tx, sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<TenantTx, sqlx::Error>>,
 {
     let mut tx = begin().await?;
+    let chain = tx.chain().to_string();
+    let chain = chain.as_str();
     // No head row at all reads as an empty head: any event then shows as beyond it.
-    let head = super::head(&mut tx, chain)
+    let head = super::head(tx.conn()?, chain)
         .await?
         .unwrap_or((0, super::GENESIS.to_string()));
     tx.commit().await?;
@@ -454,7 +456,7 @@ where
     let mut after = 0;
     loop {
         let mut tx = begin().await?;
-        let batch = batch_ascending(&mut tx, chain, &Filter::default(), after, upto, 1000).await?;
+        let batch = batch_ascending(&mut tx, &Filter::default(), after, upto, 1000).await?;
         tx.commit().await?;
         let Some(last) = batch.last() else { break };
         after = last.seq;

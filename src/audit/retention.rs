@@ -14,11 +14,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::{append, Action, Event, PLATFORM_CHAIN};
+use super::{append_chain, Action, Event, PLATFORM_CHAIN};
 use crate::crypto::Keyring;
 use crate::shutdown::Shutdown;
 use crate::state::App;
-use crate::store::{Dialect, Tx};
+use crate::store::tenant::TenantTx;
+use crate::store::{Conn, Dialect};
 
 const MAC_LABEL: &str = "audit-retention-checkpoint";
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -79,7 +80,7 @@ pub async fn run_once(app: &App) -> anyhow::Result<Vec<(String, i64)>> {
     }
     let cutoff = app.clock.now_ms() - days * DAY_MS;
     let chains: Vec<String> = {
-        let mut c = app.db.pool.acquire().await?;
+        let mut c = app.db.acquire().await?;
         // On PostgreSQL the heads are behind row-level security; a definer function lists them.
         let sql = match app.db.dialect {
             Dialect::Postgres => "SELECT audit_chain_names() AS chain",
@@ -106,7 +107,8 @@ pub async fn run_once(app: &App) -> anyhow::Result<Vec<(String, i64)>> {
 /// Removes the events of `chain` older than `cutoff` and appends the checkpoint; the number removed.
 async fn apply(app: &App, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
     let org = if chain == PLATFORM_CHAIN { "" } else { chain };
-    let mut tx = app.db.begin_scoped(org, "").await?;
+    let mut t = TenantTx::for_retention(&app.db, org).await?;
+    let tx = t.conn()?;
     // The expired prefix ends before the first event that has not expired (exact even if times
     // were ever out of order: nothing younger than the cutoff goes).
     let first_kept = sqlx::query(
@@ -118,7 +120,7 @@ async fn apply(app: &App, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
     .await?;
     let through_seq = match first_kept {
         Some(r) => r.try_get::<i64, _>("seq")? - 1,
-        None => super::head(&mut tx, chain).await?.map_or(0, |h| h.0),
+        None => super::head(&mut *tx, chain).await?.map_or(0, |h| h.0),
     };
     let first = sqlx::query("SELECT MIN(seq) AS s FROM audit_events WHERE chain = $1")
         .bind(chain)
@@ -156,20 +158,20 @@ async fn apply(app: &App, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
     };
     // The checkpoint first (it locks the chain head, so a concurrent run waits and then finds
     // nothing to do), then the prefix it names.
-    append(&mut tx, chain, app.clock.now_ms(), ev).await?;
-    let gone = remove_prefix(app, &mut tx, chain, through_seq).await?;
+    append_chain(&mut *tx, chain, app.clock.now_ms(), ev).await?;
+    let gone = remove_prefix(app, &mut *tx, chain, through_seq).await?;
     if gone != removed {
         // Another run removed part of it meanwhile: leave everything as it was.
-        tx.rollback().await?;
+        t.rollback().await?;
         return Ok(0);
     }
-    tx.commit().await?;
+    t.commit().await?;
     Ok(removed)
 }
 
 async fn remove_prefix(
     app: &App,
-    tx: &mut Tx,
+    tx: &mut Conn,
     chain: &str,
     through_seq: i64,
 ) -> anyhow::Result<i64> {
@@ -178,7 +180,7 @@ async fn remove_prefix(
             let row = sqlx::query("SELECT audit_remove_prefix($1, $2) AS removed")
                 .bind(chain)
                 .bind(through_seq)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?;
             Ok(row.try_get("removed")?)
         }
@@ -186,17 +188,17 @@ async fn remove_prefix(
             sqlx::query("INSERT INTO audit_retention_gate (chain, through_seq) VALUES ($1, $2)")
                 .bind(chain)
                 .bind(through_seq)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             let removed = sqlx::query("DELETE FROM audit_events WHERE chain = $1 AND seq <= $2")
                 .bind(chain)
                 .bind(through_seq)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
             sqlx::query("DELETE FROM audit_retention_gate WHERE chain = $1")
                 .bind(chain)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             Ok(i64::try_from(removed)?)
         }

@@ -10,6 +10,7 @@ use super::{Action, Report};
 use crate::error::{AppError, AppResult};
 use crate::identity::RequestCtx;
 use crate::state::AppState;
+use crate::store::tenant::{Mode, TenantTx};
 use crate::tenancy::{OrgRole, OrgScope, Page};
 
 /// Rows read per query when exporting.
@@ -26,10 +27,10 @@ pub fn require_auditor(scope: &OrgScope) -> AppResult<()> {
 
 /// Exports and verifications read the whole chain: a budget per org keeps them from being a
 /// lever against the database.
-async fn limit_scans(app: &AppState, scope: &OrgScope) -> AppResult<()> {
+async fn limit_scans(app: &AppState, org_id: &str) -> AppResult<()> {
     app.limiter
         .hit(
-            &format!("audit-scan:{}", scope.org_id()),
+            &format!("audit-scan:{org_id}"),
             app.config.rate_limits.audit_scans_per_org,
         )
         .await?;
@@ -39,7 +40,7 @@ async fn limit_scans(app: &AppState, scope: &OrgScope) -> AppResult<()> {
 /// A page of the org's events matching `f`, newest first.
 pub async fn list(
     app: &AppState,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     f: &Filter,
     cursor: Option<&str>,
     limit: Option<i64>,
@@ -47,15 +48,13 @@ pub async fn list(
     require_auditor(scope)?;
     let before = query::decode_cursor(cursor)?;
     let limit = crate::tenancy::page_limit(limit)?;
-    let mut tx = scope.begin_read(app).await?;
-    let events = query::page(&mut tx, scope.org_id(), f, before, limit + 1).await?;
+    let events = query::page(scope.tx(), f, before, limit + 1).await?;
     let more = events.len() as i64 > limit;
     let mut viewer = Viewer::default();
     let mut items = Vec::with_capacity(events.len());
     for e in events.into_iter().take(usize::try_from(limit).unwrap_or(0)) {
-        items.push(viewer.view(&mut tx, &app.keyring, e).await?);
+        items.push(viewer.view(scope.tx(), &app.keyring, e).await?);
     }
-    tx.commit().await?;
     let next_cursor = if more {
         items.last().map(|e| query::encode_cursor(e.seq))
     } else {
@@ -65,12 +64,26 @@ pub async fn list(
 }
 
 /// Recomputes the org's chain.
-pub async fn verify(app: &AppState, scope: &OrgScope) -> AppResult<Report> {
+pub async fn verify(app: &AppState, scope: &mut OrgScope) -> AppResult<Report> {
     require_auditor(scope)?;
-    limit_scans(app, scope).await?;
+    limit_scans(app, scope.org_id()).await?;
     let (org, user) = (scope.org_id().to_string(), scope.user_id().to_string());
-    let begin = || app.db.begin_scoped_read(&org, &user);
-    Ok(query::verify_chain(begin, scope.org_id(), Some(&app.keyring)).await?)
+    // Each batch in a read transaction of its own, entered as the caller again (a member removed
+    // meanwhile reads no further).
+    let begin = || reenter(app, &org, &user);
+    Ok(query::verify_chain(begin, Some(&app.keyring)).await?)
+}
+
+/// A read transaction on the org for a long read (verification, export) that runs in batches,
+/// after the membership and auditor check again: a member removed or demoted meanwhile reads no
+/// further.
+async fn reenter(app: &AppState, org: &str, user: &str) -> Result<TenantTx, sqlx::Error> {
+    match TenantTx::enter(&app.db, org, user, None, Mode::Read).await? {
+        Some((tx, access)) if OrgRole::parse(&access.role).is_some_and(|r| r >= OrgRole::Admin) => {
+            Ok(tx)
+        }
+        _ => Err(sqlx::Error::RowNotFound),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,16 +153,10 @@ impl Export {
                 .map(|s| s.to_string())
                 .collect()])?);
         }
-        let mut tx = self.app.db.begin_scoped_read(&self.org, &self.user).await?;
-        let batch = query::batch_ascending(
-            &mut tx,
-            &self.org,
-            &self.filter,
-            self.after,
-            self.upto,
-            EXPORT_BATCH,
-        )
-        .await?;
+        let mut tx = reenter(&self.app, &self.org, &self.user).await?;
+        let batch =
+            query::batch_ascending(&mut tx, &self.filter, self.after, self.upto, EXPORT_BATCH)
+                .await?;
         if (batch.len() as i64) < EXPORT_BATCH {
             self.done = true;
         }
@@ -194,15 +201,15 @@ impl Export {
 /// export covers the chain as it stood at that moment.
 pub async fn export(
     app: &AppState,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     ctx: &RequestCtx,
     f: Filter,
     format: Format,
 ) -> AppResult<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static> {
     require_auditor(scope)?;
-    limit_scans(app, scope).await?;
-    let mut tx = scope.begin(app).await?;
-    let upto = super::head(&mut tx, scope.org_id())
+    limit_scans(app, scope.org_id()).await?;
+    let org_id = scope.org_id().to_string();
+    let upto = super::head(scope.tx().conn()?, &org_id)
         .await?
         .map_or(0, |h| h.0);
     let fmt = match format {
@@ -210,16 +217,15 @@ pub async fn export(
         Format::Csv => "csv",
     };
     crate::tenancy::audit_org(
-        &mut tx,
         scope,
         ctx,
         Action::AuditExported,
-        ("org", scope.org_id()),
+        ("org", &org_id),
         json!({ "format": fmt, "filters": f, "through_seq": upto }),
         app.clock.now_ms(),
     )
     .await?;
-    tx.commit().await?;
+    scope.commit().await?;
     let state = Export {
         app: app.clone(),
         org: scope.org_id().to_string(),

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
-use super::org_api::{List, Org};
+use super::org_api::{List, Org, OrgWrite};
 use super::problem::{ApiJson, ApiQuery};
 use crate::audit::query::{EventView, Filter};
 use crate::audit::trail::{self, Format};
@@ -76,13 +76,13 @@ fn refuse_cross_site(headers: &HeaderMap) -> AppResult<()> {
     responses((status = 200, body = List<EventView>), (status = 401), (status = 404), (status = 422)))]
 async fn list_events(
     State(app): State<AppState>,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> AppResult<ApiJson<List<EventView>>> {
     trail::require_auditor(&scope)?;
     let f = q.filter()?;
     Ok(ApiJson(
-        trail::list(&app, &scope, &f, q.cursor.as_deref(), q.limit)
+        trail::list(&app, &mut scope, &f, q.cursor.as_deref(), q.limit)
             .await?
             .into(),
     ))
@@ -95,7 +95,7 @@ async fn export_events(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
     headers: HeaderMap,
-    Org(scope, _): Org,
+    OrgWrite(mut scope, _): OrgWrite,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> AppResult<Response> {
     trail::require_auditor(&scope)?;
@@ -115,7 +115,7 @@ async fn export_events(
         Format::JsonLines => ("application/x-ndjson", "jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
     };
-    let stream = trail::export(&app, &scope, &ctx.0, f, format).await?;
+    let stream = trail::export(&app, &mut scope, &ctx.0, f, format).await?;
     let name = format!(
         "attachment; filename=\"audit-{}-{}.{ext}\"",
         scope.org_id(),
@@ -138,9 +138,9 @@ async fn export_events(
 async fn verify_events(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
 ) -> AppResult<ApiJson<Report>> {
     trail::require_auditor(&scope)?;
     refuse_cross_site(&headers)?;
-    Ok(ApiJson(trail::verify(&app, &scope).await?))
+    Ok(ApiJson(trail::verify(&app, &mut scope).await?))
 }

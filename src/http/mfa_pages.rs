@@ -55,7 +55,7 @@ fn pending(s: Option<AuthSession>) -> Option<AuthSession> {
 
 /// Whether the account behind a pending session can finish with a passkey.
 async fn has_passkeys(app: &AppState, p: &AuthSession) -> bool {
-    match app.db.pool.acquire().await {
+    match app.db.acquire().await {
         Ok(mut c) => {
             crate::store::mfa::count_passkeys(&mut c, &p.user_id)
                 .await

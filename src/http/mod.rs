@@ -2,6 +2,7 @@
 
 pub mod audit_api;
 pub mod auth_api;
+pub mod body;
 pub mod me_api;
 pub mod mfa_api;
 pub mod mfa_pages;
@@ -73,6 +74,7 @@ pub fn router(app: AppState) -> Router {
         .merge(api)
         .merge(ops::router())
         .merge(pages::router(app.clone()))
+        .layer(mw::from_fn(body::read_first))
         .layer(Extension(doc))
         .layer(mw::from_fn_with_state(
             app.clone(),

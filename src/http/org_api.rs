@@ -18,6 +18,7 @@ use super::session::Authed;
 use crate::error::{AppError, AppResult};
 use crate::identity::AuthSession;
 use crate::state::AppState;
+use crate::store::tenant::Mode;
 use crate::tenancy::{self, InvitationView, MemberView, OrgRole, OrgScope, OrgView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,12 +44,48 @@ impl FromRequestParts<AppState> for Org {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Authed(s) = Authed::from_request_parts(parts, app).await?;
-        let ApiPath(params) = ApiPath::<HashMap<String, String>>::from_request_parts(parts, app)
-            .await
-            .map_err(|_| AppError::NotFound)?;
-        let org_id = params.get("org_id").ok_or(AppError::NotFound)?;
-        Ok(Org(tenancy::authorize(app, &s, org_id).await?, s))
+        let mode = mode_of(parts);
+        let (scope, s) = org_scope(parts, app, mode).await?;
+        Ok(Org(scope, s))
+    }
+}
+
+/// `Org` in a write transaction whatever the method: for a read that records itself in the
+/// org's audit trail (an export).
+pub struct OrgWrite(pub OrgScope, pub AuthSession);
+
+impl FromRequestParts<AppState> for OrgWrite {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (scope, s) = org_scope(parts, app, Mode::Write).await?;
+        Ok(OrgWrite(scope, s))
+    }
+}
+
+async fn org_scope(
+    parts: &mut Parts,
+    app: &AppState,
+    mode: Mode,
+) -> Result<(OrgScope, AuthSession), AppError> {
+    let Authed(s) = Authed::from_request_parts(parts, app).await?;
+    let ApiPath(params) = ApiPath::<HashMap<String, String>>::from_request_parts(parts, app)
+        .await
+        .map_err(|_| AppError::NotFound)?;
+    let org_id = params.get("org_id").ok_or(AppError::NotFound)?;
+    Ok((tenancy::authorize(app, &s, org_id, mode).await?, s))
+}
+
+/// A request's one transaction reads (`GET`, `HEAD`) or writes (anything else). The body was read
+/// before (see `body::read_first`), so no client holds a write transaction open by sending slowly.
+pub fn mode_of(parts: &Parts) -> Mode {
+    if parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD {
+        Mode::Read
+    } else {
+        Mode::Write
     }
 }
 
@@ -136,8 +173,11 @@ async fn list_orgs(
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org_id}", tag = "orgs", params(("org_id" = String, Path)),
     responses((status = 200, body = OrgView), (status = 401), (status = 404)))]
-async fn get_org(State(app): State<AppState>, Org(scope, _): Org) -> AppResult<ApiJson<OrgView>> {
-    Ok(ApiJson(tenancy::get_org(&app, &scope).await?))
+async fn get_org(
+    State(app): State<AppState>,
+    Org(mut scope, _): Org,
+) -> AppResult<ApiJson<OrgView>> {
+    Ok(ApiJson(tenancy::get_org(&app, &mut scope).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/orgs/{org_id}", tag = "orgs", params(("org_id" = String, Path)), request_body = UpdateOrgBody,
@@ -145,11 +185,11 @@ async fn get_org(State(app): State<AppState>, Org(scope, _): Org) -> AppResult<A
 async fn update_org(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiJson(b): ApiJson<UpdateOrgBody>,
 ) -> AppResult<ApiJson<OrgView>> {
     Ok(ApiJson(
-        tenancy::update_org(&app, &ctx.0, &scope, b.name.as_deref(), b.require_mfa).await?,
+        tenancy::update_org(&app, &ctx.0, &mut scope, b.name.as_deref(), b.require_mfa).await?,
     ))
 }
 
@@ -158,9 +198,9 @@ async fn update_org(
 async fn delete_org(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Org(scope, s): Org,
+    Org(mut scope, s): Org,
 ) -> AppResult<StatusCode> {
-    tenancy::delete_org(&app, &ctx.0, &s, &scope).await?;
+    tenancy::delete_org(&app, &ctx.0, &s, &mut scope).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,11 +208,11 @@ async fn delete_org(
     responses((status = 200, body = List<MemberView>), (status = 404)))]
 async fn list_members(
     State(app): State<AppState>,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<MemberView>>> {
     Ok(ApiJson(
-        tenancy::list_members(&app, &scope, q.cursor.as_deref(), q.limit)
+        tenancy::list_members(&app, &mut scope, q.cursor.as_deref(), q.limit)
             .await?
             .into(),
     ))
@@ -184,12 +224,12 @@ async fn list_members(
 async fn change_member(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiPath(ids): ApiPath<(String, String)>,
     ApiJson(b): ApiJson<RoleBody>,
 ) -> AppResult<ApiJson<MemberView>> {
     Ok(ApiJson(
-        tenancy::change_member_role(&app, &ctx.0, &scope, &ids.1, b.role).await?,
+        tenancy::change_member_role(&app, &ctx.0, &mut scope, &ids.1, b.role).await?,
     ))
 }
 
@@ -198,10 +238,10 @@ async fn change_member(
 async fn remove_member(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiPath(ids): ApiPath<(String, String)>,
 ) -> AppResult<StatusCode> {
-    tenancy::remove_member(&app, &ctx.0, &scope, &ids.1).await?;
+    tenancy::remove_member(&app, &ctx.0, &mut scope, &ids.1).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -210,10 +250,10 @@ async fn remove_member(
 async fn create_invitation(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiJson(b): ApiJson<InviteBody>,
 ) -> AppResult<Response> {
-    let inv = tenancy::create_invitation(&app, &ctx.0, &scope, &b.email, b.role).await?;
+    let inv = tenancy::create_invitation(&app, &ctx.0, &mut scope, &b.email, b.role).await?;
     Ok((StatusCode::CREATED, ApiJson(inv)).into_response())
 }
 
@@ -221,11 +261,11 @@ async fn create_invitation(
     responses((status = 200, body = List<InvitationView>), (status = 403), (status = 404)))]
 async fn list_invitations(
     State(app): State<AppState>,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<InvitationView>>> {
     Ok(ApiJson(
-        tenancy::list_invitations(&app, &scope, q.cursor.as_deref(), q.limit)
+        tenancy::list_invitations(&app, &mut scope, q.cursor.as_deref(), q.limit)
             .await?
             .into(),
     ))
@@ -236,10 +276,10 @@ async fn list_invitations(
 async fn revoke_invitation(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiPath(ids): ApiPath<(String, String)>,
 ) -> AppResult<StatusCode> {
-    tenancy::revoke_invitation(&app, &ctx.0, &scope, &ids.1).await?;
+    tenancy::revoke_invitation(&app, &ctx.0, &mut scope, &ids.1).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -14,8 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
-use super::org_api::{List, Org, PageQuery};
+use super::org_api::{mode_of, List, Org, PageQuery};
 use super::problem::{ApiJson, ApiPath, ApiQuery};
+use super::session::Authed;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::tenancy::items::{self, ItemInput, ItemView, UpdateView};
@@ -44,12 +45,17 @@ impl FromRequestParts<AppState> for Ws {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Org(scope, _) = Org::from_request_parts(parts, app).await?;
+        let Authed(s) = Authed::from_request_parts(parts, app).await?;
         let ApiPath(params) = ApiPath::<HashMap<String, String>>::from_request_parts(parts, app)
             .await
             .map_err(|_| AppError::NotFound)?;
+        let org_id = params.get("org_id").ok_or(AppError::NotFound)?;
         let ws_id = params.get("ws_id").ok_or(AppError::NotFound)?;
-        Ok(Ws(workspaces::authorize_workspace(app, scope, ws_id).await?))
+        let mode = mode_of(parts);
+        Ok(Ws(workspaces::authorize_workspace(
+            app, &s, org_id, ws_id, mode,
+        )
+        .await?))
     }
 }
 
@@ -148,10 +154,10 @@ pub struct CommentBody {
 async fn create_workspace(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiJson(b): ApiJson<WorkspaceBody>,
 ) -> AppResult<Response> {
-    let ws = workspaces::create_workspace(&app, &ctx.0, &scope, b.into()).await?;
+    let ws = workspaces::create_workspace(&app, &ctx.0, &mut scope, b.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(ws)).into_response())
 }
 
@@ -159,11 +165,11 @@ async fn create_workspace(
     responses((status = 200, body = List<WorkspaceView>), (status = 404)))]
 async fn list_workspaces(
     State(app): State<AppState>,
-    Org(scope, _): Org,
+    Org(mut scope, _): Org,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<WorkspaceView>>> {
     Ok(ApiJson(
-        workspaces::list_workspaces(&app, &scope, q.cursor.as_deref(), q.limit)
+        workspaces::list_workspaces(&app, &mut scope, q.cursor.as_deref(), q.limit)
             .await?
             .into(),
     ))
@@ -173,9 +179,9 @@ async fn list_workspaces(
     responses((status = 200, body = WorkspaceView), (status = 404)))]
 async fn get_workspace(
     State(app): State<AppState>,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
 ) -> AppResult<ApiJson<WorkspaceView>> {
-    Ok(ApiJson(workspaces::get_workspace(&app, &ws).await?))
+    Ok(ApiJson(workspaces::get_workspace(&app, &mut ws).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/orgs/{org_id}/workspaces/{ws_id}", tag = "work", params(("org_id" = String, Path), ("ws_id" = String, Path)),
@@ -183,11 +189,11 @@ async fn get_workspace(
 async fn update_workspace(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     ApiJson(b): ApiJson<WorkspaceBody>,
 ) -> AppResult<ApiJson<WorkspaceView>> {
     Ok(ApiJson(
-        workspaces::update_workspace(&app, &ctx.0, &ws, b.into()).await?,
+        workspaces::update_workspace(&app, &ctx.0, &mut ws, b.into()).await?,
     ))
 }
 
@@ -196,9 +202,9 @@ async fn update_workspace(
 async fn delete_workspace(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
 ) -> AppResult<StatusCode> {
-    workspaces::delete_workspace(&app, &ctx.0, &ws).await?;
+    workspaces::delete_workspace(&app, &ctx.0, &mut ws).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,11 +212,11 @@ async fn delete_workspace(
     responses((status = 200, body = List<WorkspaceMemberView>), (status = 404)))]
 async fn list_workspace_members(
     State(app): State<AppState>,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<WorkspaceMemberView>>> {
     Ok(ApiJson(
-        workspaces::list_workspace_members(&app, &ws, q.cursor.as_deref(), q.limit)
+        workspaces::list_workspace_members(&app, &mut ws, q.cursor.as_deref(), q.limit)
             .await?
             .into(),
     ))
@@ -222,13 +228,19 @@ async fn list_workspace_members(
 async fn set_workspace_member(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     PathParams(params): PathParams,
     ApiJson(b): ApiJson<WsRoleBody>,
 ) -> AppResult<ApiJson<WorkspaceMemberView>> {
     Ok(ApiJson(
-        workspaces::set_workspace_member(&app, &ctx.0, &ws, &param(&params, "user_id")?, b.role)
-            .await?,
+        workspaces::set_workspace_member(
+            &app,
+            &ctx.0,
+            &mut ws,
+            &param(&params, "user_id")?,
+            b.role,
+        )
+        .await?,
     ))
 }
 
@@ -237,10 +249,10 @@ async fn set_workspace_member(
 async fn remove_workspace_member(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     PathParams(params): PathParams,
 ) -> AppResult<StatusCode> {
-    workspaces::remove_workspace_member(&app, &ctx.0, &ws, &param(&params, "user_id")?).await?;
+    workspaces::remove_workspace_member(&app, &ctx.0, &mut ws, &param(&params, "user_id")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -249,10 +261,10 @@ async fn remove_workspace_member(
 async fn create_item(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     ApiJson(b): ApiJson<ItemBody>,
 ) -> AppResult<Response> {
-    let item = items::create_item(&app, &ctx.0, &ws, b.into()).await?;
+    let item = items::create_item(&app, &ctx.0, &mut ws, b.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(item)).into_response())
 }
 
@@ -260,11 +272,11 @@ async fn create_item(
     responses((status = 200, body = List<ItemView>), (status = 404)))]
 async fn list_items(
     State(app): State<AppState>,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<ItemView>>> {
     Ok(ApiJson(
-        items::list_items(&app, &ws, q.cursor.as_deref(), q.limit)
+        items::list_items(&app, &mut ws, q.cursor.as_deref(), q.limit)
             .await?
             .into(),
     ))
@@ -274,11 +286,11 @@ async fn list_items(
     params(("org_id" = String, Path), ("ws_id" = String, Path), ("item_id" = String, Path)), responses((status = 200, body = ItemView), (status = 404)))]
 async fn get_item(
     State(app): State<AppState>,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     PathParams(params): PathParams,
 ) -> AppResult<ApiJson<ItemView>> {
     Ok(ApiJson(
-        items::get_item(&app, &ws, &param(&params, "item_id")?).await?,
+        items::get_item(&app, &mut ws, &param(&params, "item_id")?).await?,
     ))
 }
 
@@ -288,12 +300,12 @@ async fn get_item(
 async fn update_item(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     PathParams(params): PathParams,
     ApiJson(b): ApiJson<ItemBody>,
 ) -> AppResult<ApiJson<ItemView>> {
     Ok(ApiJson(
-        items::update_item(&app, &ctx.0, &ws, &param(&params, "item_id")?, b.into()).await?,
+        items::update_item(&app, &ctx.0, &mut ws, &param(&params, "item_id")?, b.into()).await?,
     ))
 }
 
@@ -302,10 +314,10 @@ async fn update_item(
 async fn delete_item(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     PathParams(params): PathParams,
 ) -> AppResult<StatusCode> {
-    items::delete_item(&app, &ctx.0, &ws, &param(&params, "item_id")?).await?;
+    items::delete_item(&app, &ctx.0, &mut ws, &param(&params, "item_id")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,11 +327,12 @@ async fn delete_item(
 async fn create_update(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     PathParams(params): PathParams,
     ApiJson(b): ApiJson<CommentBody>,
 ) -> AppResult<Response> {
-    let u = items::create_update(&app, &ctx.0, &ws, &param(&params, "item_id")?, &b.body).await?;
+    let u =
+        items::create_update(&app, &ctx.0, &mut ws, &param(&params, "item_id")?, &b.body).await?;
     Ok((StatusCode::CREATED, ApiJson(u)).into_response())
 }
 
@@ -328,14 +341,14 @@ async fn create_update(
     responses((status = 200, body = List<UpdateView>), (status = 404)))]
 async fn list_updates(
     State(app): State<AppState>,
-    Ws(ws): Ws,
+    Ws(mut ws): Ws,
     PathParams(params): PathParams,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> AppResult<ApiJson<List<UpdateView>>> {
     Ok(ApiJson(
         items::list_updates(
             &app,
-            &ws,
+            &mut ws,
             &param(&params, "item_id")?,
             q.cursor.as_deref(),
             q.limit,

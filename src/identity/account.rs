@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{decrypt_user, email, name_ad, validate_display_name, AuthSession, RequestCtx};
-use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
+use crate::audit::{self, Action, Event};
 use crate::crypto::password::check_policy;
 use crate::error::{AppError, AppResult};
 use crate::mail;
@@ -70,7 +70,7 @@ pub async fn update_me(
 ) -> AppResult<UserView> {
     let name = validate_display_name(display_name)?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     store::users::set_display_name(
         &mut tx,
         &s.user_id,
@@ -87,7 +87,7 @@ pub async fn update_me(
         ip: Some(ctx.ip),
         metadata: json!({ "fields": ["display_name"] }),
     };
-    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(&mut tx, now, ev).await?;
     tx.commit().await?;
     get_me(app, s).await
 }
@@ -119,7 +119,7 @@ pub async fn change_password(
         .map_err(|d| AppError::invalid("weak_password", d))?;
     let hash = app.hasher.hash(new).await?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     // Only if nobody changed it meanwhile (a concurrent reset wins; this change then fails).
     if !store::users::swap_password_hash(&mut tx, &u.id, &u.password_hash, &hash, now).await? {
         return Err(AppError::invalid(
@@ -140,7 +140,7 @@ pub async fn change_password(
         ip: Some(ctx.ip),
         metadata: json!({ "sessions_revoked": revoked }),
     };
-    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(&mut tx, now, ev).await?;
     mail::enqueue(
         &mut tx,
         &app.keyring,

@@ -114,7 +114,7 @@ fn notify_owner(app: &AppState, ctx: &RequestCtx, bidx: &str, limit: Limit) {
 
 async fn send_notice(app: &App, bidx: &str, source: &str, window_secs: u64) -> AppResult<()> {
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     let Some(u) = store::users::find_by_email_bidx(&mut tx, bidx).await? else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use totp_rs::{Algorithm, Totp};
 
 use super::sessions::{create_session, LEVEL_FULL};
 use super::{decrypt_user, email, AuthSession, LoginOutcome, RequestCtx, UserView};
-use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
+use crate::audit::{self, Action, Event};
 use crate::crypto::FieldAd;
 use crate::error::{AppError, AppResult};
 use crate::mail;
@@ -84,7 +84,7 @@ async fn user_email(
     app: &App,
     user_id: &str,
 ) -> AppResult<(store::users::UserRow, String, String)> {
-    let mut c = app.db.pool.acquire().await?;
+    let mut c = app.db.acquire().await?;
     let u = store::users::find_by_id(&mut c, user_id)
         .await?
         .ok_or(AppError::Unauthenticated)?;
@@ -105,7 +105,7 @@ pub async fn start_totp(app: &App, s: &AuthSession) -> AppResult<TotpEnrolment> 
         .to_url()
         .map_err(|e| AppError::Internal(anyhow::anyhow!("totp url: {e:?}")))?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     store::users::lock(&mut tx, &s.user_id).await?;
     let ct = app.keyring.seal_field(&secret_ad(&s.user_id), &secret);
     if !store::mfa::put_pending_totp(&mut tx, &s.user_id, ct, now).await? {
@@ -174,7 +174,7 @@ pub async fn confirm_totp(
         .hit(&key, app.config.rate_limits.mfa_per_account)
         .await?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     store::users::lock(&mut tx, &s.user_id).await?;
     if !check_totp(app, &mut tx, &s.user_id, code, false).await?
         || !store::mfa::confirm_totp(&mut tx, &s.user_id, now).await?
@@ -244,7 +244,7 @@ pub async fn disable_totp(
         reserve_mfa_guess(app, s, ctx).await?;
     }
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     store::users::lock(&mut tx, &s.user_id).await?;
     match code {
         Some(code) => {
@@ -303,7 +303,7 @@ pub async fn regenerate_recovery_codes(
 ) -> AppResult<Vec<String>> {
     require_recent_auth(app, s)?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     store::users::lock(&mut tx, &s.user_id).await?;
     if !store::mfa::get_totp(&mut tx, &s.user_id)
         .await?
@@ -381,7 +381,7 @@ pub async fn complete_mfa(
 ) -> AppResult<LoginOutcome> {
     reserve_mfa_guess(app, pending, ctx).await?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     // The attempt is counted before the code is checked: parallel guesses cannot exceed five.
     let Some(attempt) =
         store::sessions::reserve_mfa_attempt(&mut tx, &pending.session_id, MAX_MFA_ATTEMPTS)
@@ -512,7 +512,7 @@ pub(crate) async fn upgrade_session(
         ip: Some(ctx.ip),
         metadata: json!({ "method": method }),
     };
-    audit::append(c, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(c, now, ev).await?;
     let u = store::users::find_by_id(c, &pending.user_id)
         .await?
         .ok_or(AppError::Unauthenticated)?;
@@ -548,7 +548,7 @@ pub async fn reauthenticate(
         }
         (None, Some(code)) => {
             reserve_mfa_guess(app, s, ctx).await?;
-            let mut c = app.db.pool.acquire().await?;
+            let mut c = app.db.acquire().await?;
             let ok = check_totp(app, &mut c, &s.user_id, code, true).await?;
             if ok {
                 forgive_mfa_guess(app, s, ctx).await;
@@ -581,7 +581,7 @@ pub(crate) async fn finish_reauthentication(
     method: &str,
 ) -> AppResult<()> {
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     if ok {
         store::sessions::set_reauth(&mut tx, &s.session_id, now).await?;
         if method != "password" {
@@ -627,6 +627,6 @@ async fn audit_event(
         ip: Some(ctx.ip),
         metadata,
     };
-    audit::append(c, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(c, now, ev).await?;
     Ok(())
 }

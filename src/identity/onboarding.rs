@@ -12,7 +12,7 @@ use super::{
     email, email_ad, link, name_ad, new_id, normalize_email, validate_display_name, RequestCtx,
     VERIFY_TTL_MS,
 };
-use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
+use crate::audit::{self, Action, Event};
 use crate::crypto::{new_token, password::check_policy};
 use crate::error::{AppError, AppResult};
 use crate::state::{App, AppState};
@@ -68,7 +68,7 @@ async fn record_signup(
         )
         .await
         .is_ok();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     match store::users::find_by_email_bidx(&mut tx, &bidx).await? {
         Some(u) if u.email_verified_at.is_none() => {
             // Another signup for an unconfirmed address: a link bound to *this* signup's password.
@@ -123,7 +123,7 @@ async fn record_signup(
                 ip: Some(ctx.ip),
                 metadata: json!({ "email": mask::email(addr) }),
             };
-            audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+            audit::append_platform(&mut tx, now, ev).await?;
         }
     }
     tx.commit().await?;
@@ -178,7 +178,7 @@ fn taken_email(app: &App, addr: &str) -> mail::Email {
 pub async fn verify_email(app: &App, ctx: &RequestCtx, token: &str) -> AppResult<()> {
     let now = app.clock.now_ms();
     let hash = app.keyring.hash_token(token);
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     let used = store::tokens::consume(&mut tx, Purpose::VerifyEmail, &hash, now)
         .await?
         .ok_or(AppError::InvalidToken)?;
@@ -197,7 +197,7 @@ pub async fn verify_email(app: &App, ctx: &RequestCtx, token: &str) -> AppResult
         ip: Some(ctx.ip),
         metadata: json!({}),
     };
-    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(&mut tx, now, ev).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -222,7 +222,7 @@ pub async fn resend_verification(
 async fn resend(app: &App, addr: &str) -> anyhow::Result<()> {
     let now = app.clock.now_ms();
     let bidx = app.keyring.blind_index(addr);
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     if let Some(u) = store::users::find_by_email_bidx(&mut tx, &bidx).await? {
         if u.email_verified_at.is_none() {
             // Bound to the latest signup's password (the one its owner most likely just chose).

@@ -12,7 +12,7 @@ use webauthn_rs::prelude::*;
 use super::mfa::{require_recent_auth, upgrade_session};
 use super::sessions::{create_session, LEVEL_FULL};
 use super::{decrypt_user, email, new_id, AuthSession, LoginOutcome, RequestCtx, UserView};
-use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
+use crate::audit::{self, Action, Event};
 use crate::crypto::FieldAd;
 use crate::error::{AppError, AppResult};
 use crate::mail;
@@ -91,7 +91,7 @@ async fn take_state<T: serde::de::DeserializeOwned>(
     owner: &str,
 ) -> AppResult<T> {
     // Outside the caller's transaction: a ceremony is spent even when its answer is refused.
-    let mut c = app.db.pool.acquire().await?;
+    let mut c = app.db.acquire().await?;
     let (id, ct) = store::mfa::take_webauthn_state(&mut c, kind, owner, app.clock.now_ms())
         .await?
         .ok_or_else(|| {
@@ -124,7 +124,7 @@ fn validate_name(name: &str) -> AppResult<String> {
 }
 
 pub async fn list(app: &App, s: &AuthSession) -> AppResult<Vec<PasskeyView>> {
-    let mut c = app.db.pool.acquire().await?;
+    let mut c = app.db.acquire().await?;
     Ok(store::mfa::list_passkeys(&mut c, &s.user_id)
         .await?
         .into_iter()
@@ -144,7 +144,7 @@ pub async fn start_registration(
 ) -> AppResult<CreationChallengeResponse> {
     require_recent_auth(app, s)?;
     let wa = webauthn(app)?;
-    let mut c = app.db.pool.acquire().await?;
+    let mut c = app.db.acquire().await?;
     let u = store::users::find_by_id(&mut c, &s.user_id)
         .await?
         .ok_or(AppError::Unauthenticated)?;
@@ -198,7 +198,7 @@ pub async fn finish_registration(
         ));
     }
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     let id = new_id();
     let cred_id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
     let ct = app.keyring.seal_field(
@@ -255,7 +255,7 @@ pub async fn rename(
         return Err(AppError::NotFound);
     }
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     if !store::mfa::rename_passkey(&mut tx, &s.user_id, id, &name).await? {
         return Err(AppError::NotFound);
     }
@@ -271,7 +271,7 @@ pub async fn remove(app: &App, ctx: &RequestCtx, s: &AuthSession, id: &str) -> A
     }
     require_recent_auth(app, s)?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     if !store::mfa::delete_passkey(&mut tx, &s.user_id, id).await? {
         return Err(AppError::NotFound);
     }
@@ -305,7 +305,7 @@ pub async fn start_authentication(
             // A button press, not the browser's autofill UI.
             options.mediation = None;
             let ceremony = new_id();
-            let mut c = app.db.pool.acquire().await?;
+            let mut c = app.db.acquire().await?;
             save_state(app, &mut c, "passwordless", &ceremony, &state).await?;
             Ok(AuthChallenge {
                 ceremony_id: ceremony,
@@ -319,7 +319,7 @@ pub async fn start_authentication(
 /// second factor from a step-up, so one cannot be answered for the other).
 async fn start_for_user(app: &App, s: &AuthSession, kind: &str) -> AppResult<AuthChallenge> {
     let wa = webauthn(app)?;
-    let mut c = app.db.pool.acquire().await?;
+    let mut c = app.db.acquire().await?;
     let mut keys = Vec::new();
     for row in store::mfa::list_passkeys(&mut c, &s.user_id).await? {
         keys.push(load_passkey(app, &row)?);
@@ -355,7 +355,7 @@ pub async fn finish_reauthentication(
     let cred = parse_assertion(credential)?;
     let state: PasskeyAuthentication = take_state(app, "reauth", &s.session_id).await?;
     let verified = async {
-        let mut c = app.db.pool.acquire().await?;
+        let mut c = app.db.acquire().await?;
         let (owner, row) = find_credential(&mut c, &cred).await?;
         if owner != s.user_id {
             return Err(AppError::InvalidCode);
@@ -422,7 +422,7 @@ pub async fn finish_authentication(
             let state: PasskeyAuthentication =
                 take_state(app, "second_factor", &p.session_id).await?;
             let now = app.clock.now_ms();
-            let mut tx = app.db.pool.begin().await?;
+            let mut tx = app.db.begin().await?;
             let Some(attempt) = store::sessions::reserve_mfa_attempt(
                 &mut tx,
                 &p.session_id,
@@ -465,7 +465,7 @@ pub async fn finish_authentication(
             let state: DiscoverableAuthentication =
                 take_state(app, "passwordless", ceremony_id).await?;
             let now = app.clock.now_ms();
-            let mut tx = app.db.pool.begin().await?;
+            let mut tx = app.db.begin().await?;
             let verified = async {
                 let (uid, _) = wa
                     .identify_discoverable_authentication(&cred)
@@ -494,7 +494,7 @@ pub async fn finish_authentication(
                         ip: Some(ctx.ip),
                         metadata: json!({ "method": "passkey", "reason": "passkey_rejected" }),
                     };
-                    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+                    audit::append_platform(&mut tx, now, ev).await?;
                     tx.commit().await?;
                     return Err(e);
                 }
@@ -530,7 +530,7 @@ async fn passwordless_session(
         ip: Some(ctx.ip),
         metadata: json!({ "method": "passkey" }),
     };
-    audit::append(c, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(c, now, ev).await?;
     let (e, n) = decrypt_user(&app.keyring, &u)?;
     Ok(LoginOutcome {
         token,
@@ -557,7 +557,7 @@ async fn audit_passkey(
         ip: Some(ctx.ip),
         metadata: json!({}),
     };
-    audit::append(c, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(c, now, ev).await?;
     Ok(())
 }
 

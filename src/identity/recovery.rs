@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{decrypt_user, email, link, new_id, normalize_email, RequestCtx, RESET_TTL_MS};
-use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
+use crate::audit::{self, Action, Event};
 use crate::crypto::{new_token, password::check_policy};
 use crate::error::{AppError, AppResult};
 use crate::state::{App, AppState};
@@ -48,7 +48,7 @@ pub async fn request_password_reset(
 async fn send_reset(app: &App, ctx: &RequestCtx, addr: &str) -> anyhow::Result<()> {
     let now = app.clock.now_ms();
     let bidx = app.keyring.blind_index(addr);
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     if let Some(u) = store::users::find_by_email_bidx(&mut tx, &bidx).await? {
         store::tokens::void_all(&mut tx, &u.id, Purpose::ResetPassword, now).await?;
         let token = new_token();
@@ -83,7 +83,7 @@ async fn send_reset(app: &App, ctx: &RequestCtx, addr: &str) -> anyhow::Result<(
             ip: Some(ctx.ip),
             metadata: json!({}),
         };
-        audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+        audit::append_platform(&mut tx, now, ev).await?;
     }
     tx.commit().await?;
     app.mailer.wake();
@@ -101,7 +101,7 @@ pub async fn confirm_password_reset(
     let now = app.clock.now_ms();
     // Look first (without burning) so a password refused by the policy does not waste the link.
     let user = {
-        let mut conn = app.db.pool.acquire().await?;
+        let mut conn = app.db.acquire().await?;
         let uid = store::tokens::peek(&mut conn, Purpose::ResetPassword, &hash, now)
             .await?
             .ok_or(AppError::InvalidToken)?;
@@ -114,7 +114,7 @@ pub async fn confirm_password_reset(
         .map_err(|d| AppError::invalid("weak_password", d))?;
     let new_hash = app.hasher.hash(new_password).await?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     let uid = store::tokens::consume(&mut tx, Purpose::ResetPassword, &hash, now)
         .await?
         .ok_or(AppError::InvalidToken)?
@@ -137,7 +137,7 @@ pub async fn confirm_password_reset(
         ip: Some(ctx.ip),
         metadata: json!({ "sessions_revoked": revoked }),
     };
-    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(&mut tx, now, ev).await?;
     mail::enqueue(
         &mut tx,
         &app.keyring,

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{decrypt_user, new_id, normalize_email, RequestCtx, UserView};
-use crate::audit::{self, Action, Event, PLATFORM_CHAIN};
+use crate::audit::{self, Action, Event};
 use crate::crypto::{new_token, FieldAd};
 use crate::error::{AppError, AppResult};
 use crate::mask;
@@ -144,7 +144,7 @@ async fn login_failed(
     reason: &str,
     now: i64,
 ) -> AppResult<()> {
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     let ev = Event {
         actor_id: uid,
         action: Action::AuthLoginFailed,
@@ -153,7 +153,7 @@ async fn login_failed(
         ip: Some(ctx.ip),
         metadata: json!({ "email": mask::email(addr), "reason": reason }),
     };
-    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(&mut tx, now, ev).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -174,7 +174,7 @@ async fn start_session(
         user.password_hash.clone()
     };
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     if !store::users::swap_password_hash(&mut tx, &user.id, &user.password_hash, &new_hash, now)
         .await?
     {
@@ -207,7 +207,7 @@ async fn start_session(
             metadata: json!({ "mfa_required": true }),
         }
     };
-    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(&mut tx, now, ev).await?;
     tx.commit().await?;
     if !methods.is_empty() {
         return Ok(LoginOutcome {
@@ -287,7 +287,7 @@ pub async fn authenticate(app: &AppState, token: &str) -> AppResult<Option<AuthS
     if now - s.last_seen_at >= touch_every_ms(app) {
         let (bg, id) = (app.clone(), s.id.clone());
         app.background.spawn(async move {
-            let touched = match bg.db.pool.acquire().await {
+            let touched = match bg.db.acquire().await {
                 Ok(mut c) => store::sessions::touch(&mut c, &id, now).await,
                 Err(e) => Err(e),
             };
@@ -308,7 +308,7 @@ pub async fn authenticate(app: &AppState, token: &str) -> AppResult<Option<AuthS
 /// Revokes the current session server-side.
 pub async fn logout(app: &App, ctx: &RequestCtx, s: &AuthSession) -> AppResult<()> {
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     store::sessions::revoke_one(&mut tx, &s.user_id, &s.session_id, now, "logout").await?;
     let ev = Event {
         actor_id: Some(&s.user_id),
@@ -318,7 +318,7 @@ pub async fn logout(app: &App, ctx: &RequestCtx, s: &AuthSession) -> AppResult<(
         ip: Some(ctx.ip),
         metadata: json!({}),
     };
-    audit::append(&mut tx, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(&mut tx, now, ev).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -365,7 +365,7 @@ pub async fn revoke_session(
         return Err(AppError::NotFound);
     }
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     if !store::sessions::revoke_one(&mut tx, &s.user_id, id, now, "revoked_by_user").await? {
         return Err(AppError::NotFound);
     }
@@ -377,7 +377,7 @@ pub async fn revoke_session(
 /// Revokes every session of the caller except the current one.
 pub async fn revoke_other_sessions(app: &App, ctx: &RequestCtx, s: &AuthSession) -> AppResult<u64> {
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     let n = store::sessions::revoke_all(
         &mut tx,
         &s.user_id,
@@ -407,6 +407,6 @@ async fn audit_revoked(
         ip: Some(ctx.ip),
         metadata: json!({ "count": count, "scope": if target.is_some() { "one" } else { "others" } }),
     };
-    audit::append(c, PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(c, now, ev).await?;
     Ok(())
 }

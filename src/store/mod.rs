@@ -9,6 +9,7 @@ pub mod mfa;
 pub mod orgs;
 pub mod outbox;
 pub mod sessions;
+pub mod tenant;
 pub mod tokens;
 pub mod users;
 pub mod work;
@@ -35,8 +36,9 @@ pub enum Dialect {
 /// The connection pool and which engine is behind it.
 #[derive(Clone, Debug)]
 pub struct Db {
-    /// On SQLite the one writer connection; on PostgreSQL the pool.
-    pub pool: AnyPool,
+    /// On SQLite the one writer connection; on PostgreSQL the pool. Private: transactions on
+    /// tenant data are opened by `tenant::TenantTx` only.
+    pool: AnyPool,
     /// Connections for reads only: on SQLite a pool of `query_only` connections beside the writer
     /// (WAL lets them read while it writes, so a long export or a burst of writes stalls no
     /// session lookup); on PostgreSQL the same pool as `pool`.
@@ -195,38 +197,78 @@ impl Db {
             .map(|_| ())
     }
 
+    /// The database URL this store connects to (tools that need a connection of their own).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.reader.close().await;
+    }
+
+    /// A transaction outside any tenant (accounts, sessions, the outbox, the platform audit
+    /// chain): on PostgreSQL row-level security shows it no tenant's rows. On SQLite it starts
+    /// with `BEGIN IMMEDIATE`, so a read-then-write never fails with SQLITE_BUSY.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.begin_mode(tenant::Mode::Write).await
+    }
+
+    /// A connection of the writer pool, outside any transaction.
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// A transaction of the given mode, with no tenant context yet: a read on SQLite takes a
+    /// `query_only` reader connection (it waits for no writer) and on PostgreSQL is `READ ONLY`;
+    /// a write on SQLite takes the writer with `BEGIN IMMEDIATE`.
+    async fn begin_mode(&self, mode: tenant::Mode) -> Result<Tx, sqlx::Error> {
+        match (self.dialect, mode) {
+            (Dialect::Sqlite, tenant::Mode::Read) => self.reader.begin().await,
+            (Dialect::Sqlite, tenant::Mode::Write) => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            (Dialect::Postgres, tenant::Mode::Read) => {
+                self.pool.begin_with("BEGIN READ ONLY").await
+            }
+            (Dialect::Postgres, tenant::Mode::Write) => self.pool.begin().await,
+        }
+    }
+
+    /// The role a transaction must assume (SET LOCAL ROLE): the app role when the login is
+    /// privileged (learnt once, with the first connection), else none (empty).
+    fn role_to_assume(&self) -> &'static str {
+        if self.privileged.load(Ordering::Relaxed) {
+            APP_ROLE
+        } else {
+            ""
+        }
+    }
+
     /// A transaction whose tenant context is `org_id` (and the acting user): on PostgreSQL,
     /// row-level security then shows only that org's rows, whatever a query forgets to filter.
-    pub async fn begin_scoped(&self, org_id: &str, user_id: &str) -> Result<Tx, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+    /// Private to the store: the tenant wall (`tenant::TenantTx`) decides who gets one.
+    async fn begin_scoped(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        mode: tenant::Mode,
+    ) -> Result<Tx, sqlx::Error> {
+        let mut tx = self.begin_mode(mode).await?;
         if self.dialect == Dialect::Postgres {
             // The role again in every transaction (SET LOCAL ROLE, as set_config): a pooler or a
             // RESET ROLE must not bring privileges back. In the same statement as the tenant
             // context; whether the login needs it was learnt once, with its first connection.
-            let context = sqlx::query(
-                "SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true)",
-            );
-            let with_role = sqlx::query(
+            sqlx::query(
                 "SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true), \
-                 set_config('role', $3, true)",
-            );
-            let q = if self.privileged.load(Ordering::Relaxed) {
-                with_role.bind(org_id).bind(user_id).bind(APP_ROLE)
-            } else {
-                context.bind(org_id).bind(user_id)
-            };
-            q.execute(&mut *tx).await?;
+                 CASE WHEN $3 = '' THEN '' ELSE set_config('role', $3, true) END",
+            )
+            .bind(org_id)
+            .bind(user_id)
+            .bind(self.role_to_assume())
+            .execute(&mut *tx)
+            .await?;
         }
         Ok(tx)
-    }
-
-    /// A read-only counterpart of `begin_scoped`: on SQLite a transaction on a reader connection
-    /// (it cannot write, and it waits for no writer); on PostgreSQL the same as `begin_scoped`.
-    pub async fn begin_scoped_read(&self, org_id: &str, user_id: &str) -> Result<Tx, sqlx::Error> {
-        match self.dialect {
-            Dialect::Sqlite => self.reader.begin().await,
-            Dialect::Postgres => self.begin_scoped(org_id, user_id).await,
-        }
     }
 
     /// A connection for reads that need no tenant context (sessions, accounts): see `reader`.
@@ -234,9 +276,10 @@ impl Db {
         self.reader.acquire().await
     }
 
-    /// A transaction with only a user context: it sees that user's own memberships.
+    /// A read transaction with only a user context: it sees that user's own memberships (the
+    /// list of "my orgs") and no tenant's data.
     pub async fn begin_for_user(&self, user_id: &str) -> Result<Tx, sqlx::Error> {
-        self.begin_scoped("", user_id).await
+        self.begin_scoped("", user_id, tenant::Mode::Read).await
     }
 }
 

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::tenant::TenantTx;
 use super::Conn;
 
 pub struct OrgRow {
@@ -21,13 +22,14 @@ fn org_from(r: &sqlx::any::AnyRow) -> Result<OrgRow, sqlx::Error> {
     })
 }
 
+/// Inserts the transaction's org (see `TenantTx::for_new_org`).
 pub async fn insert_org(
-    c: &mut Conn,
-    id: &str,
+    t: &mut TenantTx,
     name_ct: Vec<u8>,
     created_by: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let (c, id) = t.write()?;
     sqlx::query("INSERT INTO orgs (id, name_ct, require_mfa, created_by, created_at, updated_at) VALUES ($1, $2, 0, $3, $4, $4)")
         .bind(id)
         .bind(name_ct)
@@ -38,7 +40,8 @@ pub async fn insert_org(
         .map(|_| ())
 }
 
-pub async fn get_org(c: &mut Conn, org_id: &str) -> Result<Option<OrgRow>, sqlx::Error> {
+pub async fn get_org(t: &mut TenantTx) -> Result<Option<OrgRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query("SELECT id, name_ct, require_mfa, created_at FROM orgs WHERE id = $1")
         .bind(org_id)
         .fetch_optional(&mut *c)
@@ -49,12 +52,12 @@ pub async fn get_org(c: &mut Conn, org_id: &str) -> Result<Option<OrgRow>, sqlx:
 }
 
 pub async fn update_org(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     name_ct: Option<Vec<u8>>,
     require_mfa: Option<bool>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     if let Some(ct) = name_ct {
         sqlx::query("UPDATE orgs SET name_ct = $2, updated_at = $3 WHERE id = $1")
             .bind(org_id)
@@ -74,7 +77,8 @@ pub async fn update_org(
     Ok(())
 }
 
-pub async fn delete_org(c: &mut Conn, org_id: &str) -> Result<(), sqlx::Error> {
+pub async fn delete_org(t: &mut TenantTx) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query("DELETE FROM orgs WHERE id = $1")
         .bind(org_id)
         .execute(&mut *c)
@@ -86,15 +90,19 @@ pub async fn delete_org(c: &mut Conn, org_id: &str) -> Result<(), sqlx::Error> {
         .map(|_| ())
 }
 
-/// The user's orgs with the user's role, ordered by org id, after `after`.
+/// The user's orgs with the user's role and the org's newest wrapped key (version,
+/// ciphertext), ordered by org id, after `after`. Not a tenant read: the transaction carries only
+/// the user's context (`Db::begin_for_user`), which shows their own memberships.
 pub async fn list_orgs_for_user(
     c: &mut Conn,
     user_id: &str,
     after: &str,
     limit: i64,
-) -> Result<Vec<(OrgRow, String)>, sqlx::Error> {
+) -> Result<Vec<(OrgRow, String, (u32, Vec<u8>))>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT o.id, o.name_ct, o.require_mfa, o.created_at, m.role FROM org_members m JOIN orgs o ON o.id = m.org_id \
+        "SELECT o.id, o.name_ct, o.require_mfa, o.created_at, m.role, k.version, k.wrapped \
+         FROM org_members m JOIN orgs o ON o.id = m.org_id \
+         JOIN data_keys k ON k.id = o.id AND k.version = (SELECT MAX(k2.version) FROM data_keys k2 WHERE k2.id = o.id) \
          WHERE m.user_id = $1 AND o.id > $2 ORDER BY o.id LIMIT $3",
     )
     .bind(user_id)
@@ -103,17 +111,24 @@ pub async fn list_orgs_for_user(
     .fetch_all(&mut *c)
     .await?;
     rows.iter()
-        .map(|r| Ok((org_from(r)?, r.try_get("role")?)))
+        .map(|r| {
+            let version = u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or(0);
+            Ok((
+                org_from(r)?,
+                r.try_get("role")?,
+                (version, r.try_get("wrapped")?),
+            ))
+        })
         .collect()
 }
 
 pub async fn insert_member(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     user_id: &str,
     role: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query(
         "INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
     )
@@ -126,11 +141,8 @@ pub async fn insert_member(
     .map(|_| ())
 }
 
-pub async fn member_role(
-    c: &mut Conn,
-    org_id: &str,
-    user_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
+pub async fn member_role(t: &mut TenantTx, user_id: &str) -> Result<Option<String>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
@@ -138,40 +150,6 @@ pub async fn member_role(
         .await?
         .map(|r| r.try_get("role"))
         .transpose()
-}
-
-/// What authorizing a member needs, in one query: their role, the org's MFA policy and its
-/// newest wrapped data key. None unless the org exists, has a key and the user is a member.
-pub struct MemberAccess {
-    pub role: String,
-    pub require_mfa: bool,
-    pub key_version: u32,
-    pub key_wrapped: Vec<u8>,
-}
-
-pub async fn member_access(
-    c: &mut Conn,
-    org_id: &str,
-    user_id: &str,
-) -> Result<Option<MemberAccess>, sqlx::Error> {
-    let Some(r) = sqlx::query(
-        "SELECT m.role, o.require_mfa, k.version, k.wrapped FROM org_members m \
-         JOIN orgs o ON o.id = m.org_id JOIN data_keys k ON k.id = m.org_id \
-         WHERE m.org_id = $1 AND m.user_id = $2 ORDER BY k.version DESC LIMIT 1",
-    )
-    .bind(org_id)
-    .bind(user_id)
-    .fetch_optional(&mut *c)
-    .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(MemberAccess {
-        role: r.try_get("role")?,
-        require_mfa: r.try_get::<i64, _>("require_mfa")? != 0,
-        key_version: u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or(0),
-        key_wrapped: r.try_get("wrapped")?,
-    }))
 }
 
 pub struct MemberRow {
@@ -183,11 +161,11 @@ pub struct MemberRow {
 }
 
 pub async fn list_members(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     after: &str,
     limit: i64,
 ) -> Result<Vec<MemberRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     let rows = sqlx::query(
         "SELECT m.user_id, m.role, m.created_at, u.email_ct, u.display_name_ct FROM org_members m JOIN users u ON u.id = m.user_id \
          WHERE m.org_id = $1 AND m.user_id > $2 ORDER BY m.user_id LIMIT $3",
@@ -211,11 +189,11 @@ pub async fn list_members(
 }
 
 pub async fn set_member_role(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     user_id: &str,
     role: &str,
 ) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query("UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
@@ -225,7 +203,8 @@ pub async fn set_member_role(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn delete_member(c: &mut Conn, org_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+pub async fn delete_member(t: &mut TenantTx, user_id: &str) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
@@ -234,7 +213,8 @@ pub async fn delete_member(c: &mut Conn, org_id: &str, user_id: &str) -> Result<
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn count_owners(c: &mut Conn, org_id: &str) -> Result<i64, sqlx::Error> {
+pub async fn count_owners(t: &mut TenantTx) -> Result<i64, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query("SELECT COUNT(*) AS n FROM org_members WHERE org_id = $1 AND role = 'owner'")
         .bind(org_id)
         .fetch_one(&mut *c)
@@ -244,7 +224,8 @@ pub async fn count_owners(c: &mut Conn, org_id: &str) -> Result<i64, sqlx::Error
 
 /// Locks the org row for the rest of the transaction, so that concurrent role changes cannot
 /// both pass the last-owner check.
-pub async fn lock_org(c: &mut Conn, org_id: &str) -> Result<(), sqlx::Error> {
+pub async fn lock_org(t: &mut TenantTx) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query("UPDATE orgs SET updated_at = updated_at WHERE id = $1")
         .bind(org_id)
         .execute(&mut *c)
@@ -254,7 +235,6 @@ pub async fn lock_org(c: &mut Conn, org_id: &str) -> Result<(), sqlx::Error> {
 
 pub struct NewInvitation<'a> {
     pub id: &'a str,
-    pub org_id: &'a str,
     pub email_bidx: &'a str,
     pub email_ct: Vec<u8>,
     pub role: &'a str,
@@ -264,13 +244,14 @@ pub struct NewInvitation<'a> {
     pub expires_at: i64,
 }
 
-pub async fn insert_invitation(c: &mut Conn, i: NewInvitation<'_>) -> Result<(), sqlx::Error> {
+pub async fn insert_invitation(t: &mut TenantTx, i: NewInvitation<'_>) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query(
         "INSERT INTO invitations (id, org_id, email_bidx, email_ct, role, invited_by, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(i.id)
-    .bind(i.org_id)
+    .bind(org_id)
     .bind(i.email_bidx)
     .bind(i.email_ct)
     .bind(i.role)
@@ -284,7 +265,7 @@ pub async fn insert_invitation(c: &mut Conn, i: NewInvitation<'_>) -> Result<(),
     )
     .bind(i.token_hash)
     .bind(i.id)
-    .bind(i.org_id)
+    .bind(org_id)
     .execute(&mut *c)
     .await
     .map(|_| ())
@@ -320,11 +301,11 @@ const INV_COLS: &str =
     "id, email_bidx, email_ct, role, invited_by, created_at, expires_at, accepted_at, revoked_at";
 
 pub async fn list_invitations(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     after: &str,
     limit: i64,
 ) -> Result<Vec<InvitationRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     let rows = sqlx::query(&format!(
         "SELECT {INV_COLS} FROM invitations WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     ))
@@ -337,10 +318,10 @@ pub async fn list_invitations(
 }
 
 pub async fn get_invitation(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     id: &str,
 ) -> Result<Option<InvitationRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query(&format!(
         "SELECT {INV_COLS} FROM invitations WHERE org_id = $1 AND id = $2"
     ))
@@ -353,12 +334,8 @@ pub async fn get_invitation(
     .transpose()
 }
 
-pub async fn revoke_invitation(
-    c: &mut Conn,
-    org_id: &str,
-    id: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+pub async fn revoke_invitation(t: &mut TenantTx, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query("UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL")
         .bind(org_id)
         .bind(id)
@@ -382,12 +359,8 @@ pub async fn find_invitation_token(
 }
 
 /// Marks a live invitation accepted; false when it was used, revoked or expired meanwhile.
-pub async fn accept_invitation(
-    c: &mut Conn,
-    org_id: &str,
-    id: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+pub async fn accept_invitation(t: &mut TenantTx, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query(
         "UPDATE invitations SET accepted_at = $3 WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
     )
@@ -399,11 +372,8 @@ pub async fn accept_invitation(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn get_member(
-    c: &mut Conn,
-    org_id: &str,
-    user_id: &str,
-) -> Result<Option<MemberRow>, sqlx::Error> {
+pub async fn get_member(t: &mut TenantTx, user_id: &str) -> Result<Option<MemberRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     let row = sqlx::query(
         "SELECT m.user_id, m.role, m.created_at, u.email_ct, u.display_name_ct FROM org_members m JOIN users u ON u.id = m.user_id \
          WHERE m.org_id = $1 AND m.user_id = $2",
@@ -425,11 +395,8 @@ pub async fn get_member(
 }
 
 /// Whether the address with this blind index asked this org to stop inviting it.
-pub async fn is_opted_out(
-    c: &mut Conn,
-    org_id: &str,
-    email_bidx: &str,
-) -> Result<bool, sqlx::Error> {
+pub async fn is_opted_out(t: &mut TenantTx, email_bidx: &str) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     Ok(
         sqlx::query("SELECT 1 AS x FROM invitation_optouts WHERE org_id = $1 AND email_bidx = $2")
             .bind(org_id)
@@ -442,11 +409,11 @@ pub async fn is_opted_out(
 
 /// Records an opt-out (again is a no-op); true when it is new.
 pub async fn insert_optout(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     email_bidx: &str,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query(
         "INSERT INTO invitation_optouts (org_id, email_bidx, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (org_id, email_bidx) DO NOTHING",
@@ -461,11 +428,11 @@ pub async fn insert_optout(
 
 /// Revokes the pending invitations of this org to this address (after an opt-out).
 pub async fn revoke_pending_to(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     email_bidx: &str,
     now: i64,
 ) -> Result<u64, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query(
         "UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND email_bidx = $2 \
          AND accepted_at IS NULL AND revoked_at IS NULL",

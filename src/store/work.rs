@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::Conn;
+use super::tenant::TenantTx;
 
 pub struct WorkspaceRow {
     pub id: String,
@@ -29,7 +29,6 @@ fn ws_from(r: &sqlx::any::AnyRow) -> Result<WorkspaceRow, sqlx::Error> {
 
 pub struct NewWorkspace<'a> {
     pub id: &'a str,
-    pub org_id: &'a str,
     pub kind: &'a str,
     pub name_ct: Vec<u8>,
     pub description_ct: Vec<u8>,
@@ -38,13 +37,14 @@ pub struct NewWorkspace<'a> {
     pub now: i64,
 }
 
-pub async fn insert_workspace(c: &mut Conn, w: NewWorkspace<'_>) -> Result<(), sqlx::Error> {
+pub async fn insert_workspace(t: &mut TenantTx, w: NewWorkspace<'_>) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query(
         "INSERT INTO workspaces (id, org_id, kind, name_ct, description_ct, statuses, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
     .bind(w.id)
-    .bind(w.org_id)
+    .bind(org_id)
     .bind(w.kind)
     .bind(w.name_ct)
     .bind(w.description_ct)
@@ -57,10 +57,10 @@ pub async fn insert_workspace(c: &mut Conn, w: NewWorkspace<'_>) -> Result<(), s
 }
 
 pub async fn get_workspace(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     id: &str,
 ) -> Result<Option<WorkspaceRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query(&format!(
         "SELECT {WS_COLS} FROM workspaces WHERE org_id = $1 AND id = $2"
     ))
@@ -75,12 +75,12 @@ pub async fn get_workspace(
 
 /// All workspaces of the org (for admins), or those `user_id` holds a role in.
 pub async fn list_workspaces(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     only_for: Option<&str>,
     after: &str,
     limit: i64,
 ) -> Result<Vec<WorkspaceRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     let rows = match only_for {
         None => {
             sqlx::query(&format!("SELECT {WS_COLS} FROM workspaces WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
@@ -109,12 +109,12 @@ pub async fn list_workspaces(
 /// Replaces the plaintext status list of a workspace by its sealed form (only if it is still the
 /// plaintext that was read, so a concurrent change is not overwritten).
 pub async fn reseal_statuses(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     id: &str,
     plaintext: &str,
     sealed: &str,
 ) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query(
         "UPDATE workspaces SET statuses = $4 WHERE org_id = $1 AND id = $2 AND statuses = $3",
     )
@@ -130,10 +130,10 @@ pub async fn reseal_statuses(
 /// The items of a workspace whose status is still plaintext (written before status names were
 /// encrypted): (id, status).
 pub async fn plaintext_item_statuses(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     let rows = sqlx::query(
         "SELECT id, status FROM items WHERE org_id = $1 AND workspace_id = $2 AND status NOT LIKE 'sealed:%'",
     )
@@ -148,12 +148,12 @@ pub async fn plaintext_item_statuses(
 
 /// Replaces an item's plaintext status by its sealed form (if it is still that plaintext).
 pub async fn reseal_item_status(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     id: &str,
     plaintext: &str,
     sealed: &str,
 ) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query("UPDATE items SET status = $4 WHERE org_id = $1 AND id = $2 AND status = $3")
         .bind(org_id)
         .bind(id)
@@ -165,14 +165,14 @@ pub async fn reseal_item_status(
 }
 
 pub async fn update_workspace(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     id: &str,
     name_ct: Option<Vec<u8>>,
     description_ct: Option<Vec<u8>>,
     statuses: Option<&str>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     if let Some(v) = name_ct {
         sqlx::query(
             "UPDATE workspaces SET name_ct = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
@@ -201,7 +201,8 @@ pub async fn update_workspace(
     Ok(())
 }
 
-pub async fn delete_workspace(c: &mut Conn, org_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn delete_workspace(t: &mut TenantTx, id: &str) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query("DELETE FROM workspaces WHERE org_id = $1 AND id = $2")
         .bind(org_id)
         .bind(id)
@@ -211,11 +212,11 @@ pub async fn delete_workspace(c: &mut Conn, org_id: &str, id: &str) -> Result<bo
 }
 
 pub async fn workspace_role(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     user_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query("SELECT role FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id = $3")
         .bind(org_id)
         .bind(ws_id)
@@ -228,13 +229,13 @@ pub async fn workspace_role(
 
 /// Sets (inserts or replaces) a workspace role.
 pub async fn set_workspace_role(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     user_id: &str,
     role: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query(
         "INSERT INTO workspace_members (workspace_id, org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
@@ -250,11 +251,11 @@ pub async fn set_workspace_role(
 }
 
 pub async fn delete_workspace_role(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     user_id: &str,
 ) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query(
         "DELETE FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id = $3",
     )
@@ -267,12 +268,12 @@ pub async fn delete_workspace_role(
 }
 
 pub async fn list_workspace_members(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     after: &str,
     limit: i64,
 ) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query("SELECT user_id, role, created_at FROM workspace_members WHERE org_id = $1 AND workspace_id = $2 AND user_id > $3 ORDER BY user_id LIMIT $4")
         .bind(org_id)
         .bind(ws_id)
@@ -287,10 +288,10 @@ pub async fn list_workspace_members(
 
 /// Removes the user's workspace roles in the org (when they leave it).
 pub async fn delete_user_workspace_roles(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     user_id: &str,
 ) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query("DELETE FROM workspace_members WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
         .bind(user_id)
@@ -337,14 +338,14 @@ pub struct ItemValues<'a> {
 }
 
 pub async fn insert_item(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     id: &str,
     v: ItemValues<'_>,
     created_by: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query(
         "INSERT INTO items (id, org_id, workspace_id, title_ct, status, assignee_id, due_on, fields_ct, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
@@ -365,13 +366,13 @@ pub async fn insert_item(
 }
 
 pub async fn update_item(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     id: &str,
     v: ItemValues<'_>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query(
         "UPDATE items SET title_ct = $4, status = $5, assignee_id = $6, due_on = $7, fields_ct = $8, updated_at = $9 \
          WHERE org_id = $1 AND workspace_id = $2 AND id = $3",
@@ -391,11 +392,11 @@ pub async fn update_item(
 }
 
 pub async fn get_item(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     id: &str,
 ) -> Result<Option<ItemRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query(&format!(
         "SELECT {ITEM_COLS} FROM items WHERE org_id = $1 AND workspace_id = $2 AND id = $3"
     ))
@@ -410,12 +411,12 @@ pub async fn get_item(
 }
 
 pub async fn list_items(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     after: &str,
     limit: i64,
 ) -> Result<Vec<ItemRow>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query(&format!("SELECT {ITEM_COLS} FROM items WHERE org_id = $1 AND workspace_id = $2 AND id > $3 ORDER BY id LIMIT $4"))
         .bind(org_id)
         .bind(ws_id)
@@ -428,12 +429,8 @@ pub async fn list_items(
         .collect()
 }
 
-pub async fn delete_item(
-    c: &mut Conn,
-    org_id: &str,
-    ws_id: &str,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
+pub async fn delete_item(t: &mut TenantTx, ws_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
     let r = sqlx::query("DELETE FROM items WHERE org_id = $1 AND workspace_id = $2 AND id = $3")
         .bind(org_id)
         .bind(ws_id)
@@ -444,7 +441,6 @@ pub async fn delete_item(
 }
 
 pub struct NewUpdate<'a> {
-    pub org_id: &'a str,
     pub ws_id: &'a str,
     pub item_id: &'a str,
     pub id: &'a str,
@@ -453,10 +449,11 @@ pub struct NewUpdate<'a> {
     pub now: i64,
 }
 
-pub async fn insert_update(c: &mut Conn, u: NewUpdate<'_>) -> Result<(), sqlx::Error> {
+pub async fn insert_update(t: &mut TenantTx, u: NewUpdate<'_>) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
     sqlx::query("INSERT INTO item_updates (id, org_id, workspace_id, item_id, body_ct, author_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(u.id)
-        .bind(u.org_id)
+        .bind(org_id)
         .bind(u.ws_id)
         .bind(u.item_id)
         .bind(u.body_ct)
@@ -468,13 +465,13 @@ pub async fn insert_update(c: &mut Conn, u: NewUpdate<'_>) -> Result<(), sqlx::E
 }
 
 pub async fn list_updates(
-    c: &mut Conn,
-    org_id: &str,
+    t: &mut TenantTx,
     ws_id: &str,
     item_id: &str,
     after: &str,
     limit: i64,
 ) -> Result<Vec<(String, Vec<u8>, String, i64)>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
     sqlx::query(
         "SELECT id, body_ct, author_id, created_at FROM item_updates WHERE org_id = $1 AND workspace_id = $2 AND item_id = $3 AND id > $4 ORDER BY id LIMIT $5",
     )

@@ -13,6 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::identity::{AuthSession, RequestCtx};
 use crate::state::App;
 use crate::store;
+use crate::store::tenant::TenantTx;
 
 /// Opens a read-only scope on `org_id` for a superadmin, after recording why.
 pub async fn bypass(
@@ -23,7 +24,7 @@ pub async fn bypass(
     reason: Option<&str>,
     what: &str,
 ) -> AppResult<OrgScope> {
-    let mut c = app.db.pool.acquire().await?;
+    let mut c = app.db.read().await?;
     if !store::users::is_superadmin(&mut c, &s.user_id).await?
         || uuid::Uuid::parse_str(org_id).is_err()
     {
@@ -46,11 +47,7 @@ pub async fn bypass(
     }
     crate::identity::mfa::require_recent_auth(app, s)?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.begin_scoped(org_id, &s.user_id).await?;
-    store::orgs::get_org(&mut tx, org_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let (version, wrapped) = store::get_data_key(&mut tx, org_id)
+    let (mut tx, (version, wrapped)) = TenantTx::superadmin_bypass(&app.db, org_id, &s.user_id)
         .await?
         .ok_or(AppError::NotFound)?;
     let ev = Event {
@@ -61,15 +58,14 @@ pub async fn bypass(
         ip: Some(ctx.ip),
         metadata: json!({ "reason": reason, "read": what }),
     };
-    audit::append(&mut tx, org_id, now, ev).await?;
-    tx.commit().await?;
+    audit::append_org(&mut tx, now, ev).await?;
     let key = app
         .keyring
         .open_tenant_key(org_id, &WrappedKey { version, wrapped })?;
     // Read-only: the weakest org role; the bypass routes only read.
+    // The bypass event commits with the reads (or not at all, when they fail).
     Ok(OrgScope {
-        org_id: org_id.to_string(),
-        user_id: s.user_id.clone(),
+        tx,
         role: OrgRole::Member,
         key: Arc::new(key),
         read_only: true,
@@ -84,8 +80,10 @@ pub async fn read_org(
     org_id: &str,
     reason: Option<&str>,
 ) -> AppResult<OrgView> {
-    let scope = bypass(app, ctx, s, org_id, reason, "org").await?;
-    super::get_org(app, &scope).await
+    let mut scope = bypass(app, ctx, s, org_id, reason, "org").await?;
+    let org = super::get_org(app, &mut scope).await?;
+    scope.commit().await?;
+    Ok(org)
 }
 
 pub async fn read_members(
@@ -95,10 +93,12 @@ pub async fn read_members(
     org_id: &str,
     reason: Option<&str>,
 ) -> AppResult<Vec<MemberView>> {
-    let scope = bypass(app, ctx, s, org_id, reason, "members").await?;
-    Ok(super::list_members(app, &scope, None, Some(200))
+    let mut scope = bypass(app, ctx, s, org_id, reason, "members").await?;
+    let members = super::list_members(app, &mut scope, None, Some(200))
         .await?
-        .items)
+        .items;
+    scope.commit().await?;
+    Ok(members)
 }
 
 /// Makes the verified account with `email` a platform superadmin (the command line's
@@ -106,7 +106,7 @@ pub async fn read_members(
 pub async fn grant_superadmin(app: &App, email: &str) -> AppResult<String> {
     let addr = crate::identity::normalize_email(email)?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.pool.begin().await?;
+    let mut tx = app.db.begin().await?;
     let id = store::users::make_superadmin(&mut tx, &app.keyring.blind_index(&addr))
         .await?
         .ok_or_else(|| {
@@ -123,7 +123,7 @@ pub async fn grant_superadmin(app: &App, email: &str) -> AppResult<String> {
         ip: None,
         metadata: json!({ "via": "command_line" }),
     };
-    audit::append(&mut tx, audit::PLATFORM_CHAIN, now, ev).await?;
+    audit::append_platform(&mut tx, now, ev).await?;
     tx.commit().await?;
     Ok(id)
 }

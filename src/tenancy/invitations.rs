@@ -9,6 +9,7 @@ use crate::crypto::new_token;
 use crate::error::{AppError, AppResult};
 use crate::identity::{normalize_email, AuthSession, RequestCtx};
 use crate::state::App;
+use crate::store::tenant::TenantTx;
 use crate::{mail, mask, store};
 
 pub const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -25,7 +26,11 @@ pub struct InvitationView {
     pub status: &'static str,
 }
 
-fn view(scope: &OrgScope, r: &store::orgs::InvitationRow, now: i64) -> AppResult<InvitationView> {
+fn view(
+    scope: &mut OrgScope,
+    r: &store::orgs::InvitationRow,
+    now: i64,
+) -> AppResult<InvitationView> {
     let status = match (r.accepted_at, r.revoked_at) {
         (Some(_), _) => "accepted",
         (_, Some(_)) => "revoked",
@@ -48,7 +53,7 @@ fn view(scope: &OrgScope, r: &store::orgs::InvitationRow, now: i64) -> AppResult
 pub async fn create_invitation(
     app: &App,
     ctx: &RequestCtx,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     email: &str,
     role: OrgRole,
 ) -> AppResult<InvitationView> {
@@ -64,8 +69,7 @@ pub async fn create_invitation(
     let now = app.clock.now_ms();
     let id = uuid::Uuid::now_v7().to_string();
     let token = new_token();
-    let mut tx = scope.begin(app).await?;
-    if store::orgs::is_opted_out(&mut tx, scope.org_id(), &bidx).await? {
+    if store::orgs::is_opted_out(scope.tx(), &bidx).await? {
         return Err(AppError::invalid(
             "invitations_declined",
             "This address asked not to receive invitations from this organization.",
@@ -74,28 +78,27 @@ pub async fn create_invitation(
     // Each invitation is an email to an address of the inviter's choosing: limited per org, per
     // inviter across all orgs, and per recipient across all orgs (so new orgs do not help).
     reserve_invitation(app, scope, &bidx).await?;
-    let org = store::orgs::get_org(&mut tx, scope.org_id())
+    let org = store::orgs::get_org(scope.tx())
         .await?
         .ok_or(AppError::NotFound)?;
     let org_name = scope
         .key()
         .open_string("orgs", "name", scope.org_id(), &org.name_ct)?;
+    let inviter = scope.user_id().to_string();
     let row = store::orgs::NewInvitation {
         id: &id,
-        org_id: scope.org_id(),
         email_bidx: &bidx,
         email_ct: scope
             .key()
             .seal("invitations", "email", &id, addr.as_bytes()),
         role: role.as_str(),
-        invited_by: scope.user_id(),
+        invited_by: &inviter,
         token_hash: &app.keyring.hash_token(&token),
         now,
         expires_at: now + INVITATION_TTL_MS,
     };
-    store::orgs::insert_invitation(&mut tx, row).await?;
+    store::orgs::insert_invitation(scope.tx(), row).await?;
     audit_org(
-        &mut tx,
         scope,
         ctx,
         Action::InvitationCreated,
@@ -118,18 +121,18 @@ pub async fn create_invitation(
         ),
         optout_url: &optout,
     };
-    mail::enqueue(&mut tx, &app.keyring, now, &invite.email(&addr)).await?;
-    let stored = store::orgs::get_invitation(&mut tx, scope.org_id(), &id)
+    mail::enqueue(scope.tx().conn()?, &app.keyring, now, &invite.email(&addr)).await?;
+    let stored = store::orgs::get_invitation(scope.tx(), &id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    scope.commit().await?;
     app.mailer.wake();
     view(scope, &stored, now)
 }
 
 /// Counts one invitation against the org's, the inviter's and the recipient's budgets; refused
 /// (and nothing counted) when any is used up.
-async fn reserve_invitation(app: &App, scope: &OrgScope, bidx: &str) -> AppResult<()> {
+async fn reserve_invitation(app: &App, scope: &mut OrgScope, bidx: &str) -> AppResult<()> {
     let rl = &app.config.rate_limits;
     let budgets = [
         (format!("invite:{}", scope.org_id()), rl.invitations_per_org),
@@ -221,13 +224,13 @@ pub fn optout_token_is_valid(app: &App, token: &str) -> bool {
 pub async fn opt_out_of_invitations(app: &App, ctx: &RequestCtx, token: &str) -> AppResult<()> {
     let (org_id, bidx) = open_optout_token(app, token).ok_or(AppError::InvalidToken)?;
     let now = app.clock.now_ms();
-    let mut tx = app.db.begin_scoped(&org_id, "").await?;
-    if store::orgs::get_org(&mut tx, &org_id).await?.is_none() {
+    let mut tx = TenantTx::for_invitation_token(&app.db, &org_id, "").await?;
+    if store::orgs::get_org(&mut tx).await?.is_none() {
         // The org is gone: nothing can invite from it any more.
         return Ok(());
     }
-    if store::orgs::insert_optout(&mut tx, &org_id, &bidx, now).await? {
-        let revoked = store::orgs::revoke_pending_to(&mut tx, &org_id, &bidx, now).await?;
+    if store::orgs::insert_optout(&mut tx, &bidx, now).await? {
+        let revoked = store::orgs::revoke_pending_to(&mut tx, &bidx, now).await?;
         let ev = crate::audit::Event {
             actor_id: None,
             action: Action::InvitationOptedOut,
@@ -236,7 +239,7 @@ pub async fn opt_out_of_invitations(app: &App, ctx: &RequestCtx, token: &str) ->
             ip: Some(ctx.ip),
             metadata: json!({ "pending_revoked": revoked }),
         };
-        crate::audit::append(&mut tx, &org_id, now, ev).await?;
+        crate::audit::append_org(&mut tx, now, ev).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -244,7 +247,7 @@ pub async fn opt_out_of_invitations(app: &App, ctx: &RequestCtx, token: &str) ->
 
 pub async fn list_invitations(
     app: &App,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> AppResult<Page<InvitationView>> {
@@ -252,9 +255,7 @@ pub async fn list_invitations(
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
     let now = app.clock.now_ms();
-    let mut tx = scope.begin_read(app).await?;
-    let rows = store::orgs::list_invitations(&mut tx, scope.org_id(), &after, limit + 1).await?;
-    tx.commit().await?;
+    let rows = store::orgs::list_invitations(scope.tx(), &after, limit + 1).await?;
     let items = rows
         .iter()
         .map(|r| view(scope, r, now))
@@ -265,7 +266,7 @@ pub async fn list_invitations(
 pub async fn revoke_invitation(
     app: &App,
     ctx: &RequestCtx,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     id: &str,
 ) -> AppResult<()> {
     scope.require(OrgRole::Admin)?;
@@ -273,12 +274,10 @@ pub async fn revoke_invitation(
         return Err(AppError::NotFound);
     }
     let now = app.clock.now_ms();
-    let mut tx = scope.begin(app).await?;
-    if !store::orgs::revoke_invitation(&mut tx, scope.org_id(), id, now).await? {
+    if !store::orgs::revoke_invitation(scope.tx(), id, now).await? {
         return Err(AppError::NotFound);
     }
     audit_org(
-        &mut tx,
         scope,
         ctx,
         Action::InvitationRevoked,
@@ -287,7 +286,7 @@ pub async fn revoke_invitation(
         now,
     )
     .await?;
-    tx.commit().await?;
+    scope.commit().await?;
     Ok(())
 }
 
@@ -300,38 +299,32 @@ pub async fn accept_invitation(
     token: &str,
 ) -> AppResult<super::OrgView> {
     let hash = app.keyring.hash_token(token);
-    let found = {
-        let mut c = app.db.pool.acquire().await?;
-        store::orgs::find_invitation_token(&mut c, &hash).await?
+    let (found, me) = {
+        let mut c = app.db.read().await?;
+        let found = store::orgs::find_invitation_token(&mut c, &hash).await?;
+        (found, store::users::find_by_id(&mut c, &s.user_id).await?)
     };
     let (inv_id, org_id) = found.ok_or(AppError::InvalidToken)?;
-    let me = {
-        let mut c = app.db.pool.acquire().await?;
-        store::users::find_by_id(&mut c, &s.user_id)
-            .await?
-            .ok_or(AppError::Unauthenticated)?
-    };
+    let me = me.ok_or(AppError::Unauthenticated)?;
     let my_email = app
         .keyring
         .open_field_string(&crate::identity::email_ad(&me.id), &me.email_ct)?;
     let my_bidx = app.keyring.blind_index(&my_email);
     let now = app.clock.now_ms();
     // The token stands in for membership here: it names the org whose context is opened.
-    let mut tx = app.db.begin_scoped(&org_id, &s.user_id).await?;
-    let inv = store::orgs::get_invitation(&mut tx, &org_id, &inv_id)
+    let mut tx = TenantTx::for_invitation_token(&app.db, &org_id, &s.user_id).await?;
+    let inv = store::orgs::get_invitation(&mut tx, &inv_id)
         .await?
         .ok_or(AppError::InvalidToken)?;
-    if inv.email_bidx != my_bidx
-        || !store::orgs::accept_invitation(&mut tx, &org_id, &inv_id, now).await?
-    {
+    if inv.email_bidx != my_bidx || !store::orgs::accept_invitation(&mut tx, &inv_id, now).await? {
         return Err(AppError::InvalidToken);
     }
     let role = OrgRole::parse(&inv.role).unwrap_or(OrgRole::Member);
-    if store::orgs::member_role(&mut tx, &org_id, &s.user_id)
+    if store::orgs::member_role(&mut tx, &s.user_id)
         .await?
         .is_none()
     {
-        store::orgs::insert_member(&mut tx, &org_id, &s.user_id, role.as_str(), now).await?;
+        store::orgs::insert_member(&mut tx, &s.user_id, role.as_str(), now).await?;
     }
     let ev = crate::audit::Event {
         actor_id: Some(&s.user_id),
@@ -341,16 +334,16 @@ pub async fn accept_invitation(
         ip: Some(ctx.ip),
         metadata: json!({ "role": role.as_str() }),
     };
-    crate::audit::append(&mut tx, &org_id, now, ev).await?;
+    crate::audit::append_org(&mut tx, now, ev).await?;
     // The answer is built here, not through `authorize`: the membership exists now even if an org
     // policy (require MFA) keeps the new member out until they enrol a second factor.
-    let org = store::orgs::get_org(&mut tx, &org_id)
+    let org = store::orgs::get_org(&mut tx)
         .await?
         .ok_or(AppError::InvalidToken)?;
-    let (version, wrapped) = store::get_data_key(&mut tx, &org_id)
+    let (version, wrapped) = store::get_data_key(tx.conn()?, &org_id)
         .await?
         .ok_or(AppError::InvalidToken)?;
-    let role = store::orgs::member_role(&mut tx, &org_id, &s.user_id)
+    let role = store::orgs::member_role(&mut tx, &s.user_id)
         .await?
         .and_then(|r| OrgRole::parse(&r))
         .unwrap_or(role);

@@ -37,8 +37,9 @@ pub struct ItemInput {
 
 const MAX_FIELDS_BYTES: usize = 16 * 1024;
 
-fn view(ws: &WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
-    let key = ws.org.key();
+fn view(ws: &mut WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
+    let key = ws.org.key.clone();
+    let key = &*key;
     let fields = key.open("items", "fields", &r.id, &r.fields_ct)?;
     Ok(ItemView {
         id: r.id.clone(),
@@ -57,8 +58,7 @@ fn view(ws: &WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
 /// of this org, a real date, and a JSON object of bounded size.
 async fn validate(
     app: &App,
-    tx: &mut store::Tx,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     id: &str,
     v: &ItemInput,
     current: Option<&ItemView>,
@@ -102,9 +102,7 @@ async fn validate(
     };
     if let (Some(a), Some(Some(_))) = (&assignee, &v.assignee_id) {
         let member = uuid::Uuid::parse_str(a).is_ok()
-            && store::orgs::member_role(tx, ws.org.org_id(), a)
-                .await?
-                .is_some();
+            && store::orgs::member_role(ws.org.tx(), a).await?.is_some();
         if !member {
             return Err(AppError::invalid(
                 "invalid_assignee",
@@ -146,16 +144,15 @@ async fn validate(
 pub async fn create_item(
     app: &App,
     ctx: &RequestCtx,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     input: ItemInput,
 ) -> AppResult<ItemView> {
     ws.require(WsRole::Editor)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = app.clock.now_ms();
-    let key = ws.org.key();
-    let mut tx = ws.org.begin(app).await?;
-    let (title, status, assignee, due, fields) =
-        validate(app, &mut tx, ws, &id, &input, None).await?;
+    let key = ws.org.key.clone();
+    let key = &*key;
+    let (title, status, assignee, due, fields) = validate(app, ws, &id, &input, None).await?;
     let limit = app.config.rate_limits.items_per_account;
     crate::ratelimit::creation(&*app.limiter, "item", ws.org.user_id(), limit).await?;
     let status = seal_text(key, "items", "status", &id, &status);
@@ -171,44 +168,33 @@ pub async fn create_item(
             &serde_json::to_vec(&fields).unwrap_or_default(),
         ),
     };
-    work::insert_item(
-        &mut tx,
-        ws.org.org_id(),
-        ws.id(),
-        &id,
-        values,
-        ws.org.user_id(),
-        now,
-    )
-    .await?;
+    let author = ws.org.user_id().to_string();
+    work::insert_item(&mut ws.org.tx, ws.ws_id.as_str(), &id, values, &author, now).await?;
     audit_org(
-        &mut tx,
-        &ws.org,
+        &mut ws.org,
         ctx,
         Action::ItemCreated,
         ("item", &id),
-        json!({ "workspace_id": ws.id() }),
+        json!({ "workspace_id": ws.ws_id.as_str() }),
         now,
     )
     .await?;
-    let row = work::get_item(&mut tx, ws.org.org_id(), ws.id(), &id)
+    let row = work::get_item(&mut ws.org.tx, ws.ws_id.as_str(), &id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    ws.org.commit().await?;
     view(ws, &row)
 }
 
 pub async fn list_items(
-    app: &App,
-    ws: &WorkspaceScope,
+    _app: &App,
+    ws: &mut WorkspaceScope,
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> AppResult<Page<ItemView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = ws.org.begin_read(app).await?;
-    let rows = work::list_items(&mut tx, ws.org.org_id(), ws.id(), &after, limit + 1).await?;
-    tx.commit().await?;
+    let rows = work::list_items(&mut ws.org.tx, ws.ws_id.as_str(), &after, limit + 1).await?;
     let items = rows
         .iter()
         .map(|r| view(ws, r))
@@ -216,32 +202,30 @@ pub async fn list_items(
     Ok(page(items, limit, |i| i.id.clone()))
 }
 
-pub async fn get_item(app: &App, ws: &WorkspaceScope, item_id: &str) -> AppResult<ItemView> {
+pub async fn get_item(_app: &App, ws: &mut WorkspaceScope, item_id: &str) -> AppResult<ItemView> {
     if uuid::Uuid::parse_str(item_id).is_err() {
         return Err(AppError::NotFound);
     }
-    let mut tx = ws.org.begin_read(app).await?;
-    let row = work::get_item(&mut tx, ws.org.org_id(), ws.id(), item_id)
+    let row = work::get_item(&mut ws.org.tx, ws.ws_id.as_str(), item_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
     view(ws, &row)
 }
 
 pub async fn update_item(
     app: &App,
     ctx: &RequestCtx,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     item_id: &str,
     input: ItemInput,
 ) -> AppResult<ItemView> {
     let current = get_item(app, ws, item_id).await?;
     ws.require(WsRole::Editor)?;
     let now = app.clock.now_ms();
-    let key = ws.org.key();
-    let mut tx = ws.org.begin(app).await?;
+    let key = ws.org.key.clone();
+    let key = &*key;
     let (title, status, assignee, due, fields) =
-        validate(app, &mut tx, ws, item_id, &input, Some(&current)).await?;
+        validate(app, ws, item_id, &input, Some(&current)).await?;
     let status = seal_text(key, "items", "status", item_id, &status);
     let values = work::ItemValues {
         title_ct: key.seal("items", "title", item_id, title.as_bytes()),
@@ -255,47 +239,45 @@ pub async fn update_item(
             &serde_json::to_vec(&fields).unwrap_or_default(),
         ),
     };
-    if !work::update_item(&mut tx, ws.org.org_id(), ws.id(), item_id, values, now).await? {
+    if !work::update_item(&mut ws.org.tx, ws.ws_id.as_str(), item_id, values, now).await? {
         return Err(AppError::NotFound);
     }
     audit_org(
-        &mut tx,
-        &ws.org,
+        &mut ws.org,
         ctx,
         Action::ItemUpdated,
         ("item", item_id),
-        json!({ "workspace_id": ws.id() }),
+        json!({ "workspace_id": ws.ws_id.as_str() }),
         now,
     )
     .await?;
-    tx.commit().await?;
-    get_item(app, ws, item_id).await
+    let view = get_item(app, ws, item_id).await?;
+    ws.org.commit().await?;
+    Ok(view)
 }
 
 pub async fn delete_item(
     app: &App,
     ctx: &RequestCtx,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     item_id: &str,
 ) -> AppResult<()> {
     get_item(app, ws, item_id).await?;
     ws.require(WsRole::Editor)?;
     let now = app.clock.now_ms();
-    let mut tx = ws.org.begin(app).await?;
-    if !work::delete_item(&mut tx, ws.org.org_id(), ws.id(), item_id).await? {
+    if !work::delete_item(&mut ws.org.tx, ws.ws_id.as_str(), item_id).await? {
         return Err(AppError::NotFound);
     }
     audit_org(
-        &mut tx,
-        &ws.org,
+        &mut ws.org,
         ctx,
         Action::ItemDeleted,
         ("item", item_id),
-        json!({ "workspace_id": ws.id() }),
+        json!({ "workspace_id": ws.ws_id.as_str() }),
         now,
     )
     .await?;
-    tx.commit().await?;
+    ws.org.commit().await?;
     Ok(())
 }
 
@@ -311,7 +293,7 @@ pub struct UpdateView {
 pub async fn create_update(
     app: &App,
     ctx: &RequestCtx,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     item_id: &str,
     body: &str,
 ) -> AppResult<UpdateView> {
@@ -321,10 +303,9 @@ pub async fn create_update(
     let body = body.trim().to_string();
     let id = uuid::Uuid::now_v7().to_string();
     let now = app.clock.now_ms();
-    let mut tx = ws.org.begin(app).await?;
     // The item is checked in the same transaction as the insert: a concurrent delete cannot slip
     // between them.
-    work::get_item(&mut tx, ws.org.org_id(), ws.id(), item_id)
+    work::get_item(&mut ws.org.tx, ws.ws_id.as_str(), item_id)
         .await?
         .ok_or(AppError::NotFound)?;
     ws.require(WsRole::Editor)?;
@@ -337,26 +318,25 @@ pub async fn create_update(
     }
     let limit = app.config.rate_limits.comments_per_account;
     crate::ratelimit::creation(&*app.limiter, "comment", ws.org.user_id(), limit).await?;
+    let author = ws.org.user_id().to_string();
     let ct = ws
         .org
         .key()
         .seal("item_updates", "body", &id, body.as_bytes());
     work::insert_update(
-        &mut tx,
+        &mut ws.org.tx,
         work::NewUpdate {
-            org_id: ws.org.org_id(),
-            ws_id: ws.id(),
+            ws_id: ws.ws_id.as_str(),
             item_id,
             id: &id,
             body_ct: ct,
-            author: ws.org.user_id(),
+            author: &author,
             now,
         },
     )
     .await?;
     audit_org(
-        &mut tx,
-        &ws.org,
+        &mut ws.org,
         ctx,
         Action::CommentCreated,
         ("comment", &id),
@@ -364,7 +344,7 @@ pub async fn create_update(
         now,
     )
     .await?;
-    tx.commit().await?;
+    ws.org.commit().await?;
     Ok(UpdateView {
         id,
         item_id: item_id.to_string(),
@@ -376,7 +356,7 @@ pub async fn create_update(
 
 pub async fn list_updates(
     app: &App,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     item_id: &str,
     cursor: Option<&str>,
     limit: Option<i64>,
@@ -384,18 +364,16 @@ pub async fn list_updates(
     get_item(app, ws, item_id).await?;
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = ws.org.begin_read(app).await?;
     let rows = work::list_updates(
-        &mut tx,
-        ws.org.org_id(),
-        ws.id(),
+        &mut ws.org.tx,
+        ws.ws_id.as_str(),
         item_id,
         &after,
         limit + 1,
     )
     .await?;
-    tx.commit().await?;
-    let key = ws.org.key();
+    let key = ws.org.key.clone();
+    let key = &*key;
     let items = rows
         .into_iter()
         .map(|(id, ct, author, at)| {

@@ -41,8 +41,9 @@ fn member_view(app: &App, r: store::orgs::MemberRow, full: bool) -> AppResult<Me
 }
 
 /// The actor's role as it is now, under the org lock (it may have changed since `authorize`).
-async fn current_role(tx: &mut store::Tx, scope: &OrgScope) -> AppResult<OrgRole> {
-    store::orgs::member_role(tx, scope.org_id(), scope.user_id())
+async fn current_role(scope: &mut OrgScope) -> AppResult<OrgRole> {
+    let me = scope.user_id().to_string();
+    store::orgs::member_role(scope.tx(), &me)
         .await?
         .and_then(|r| OrgRole::parse(&r))
         .ok_or(AppError::NotFound)
@@ -50,15 +51,13 @@ async fn current_role(tx: &mut store::Tx, scope: &OrgScope) -> AppResult<OrgRole
 
 pub async fn list_members(
     app: &App,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> AppResult<Page<MemberView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = scope.begin_read(app).await?;
-    let rows = store::orgs::list_members(&mut tx, scope.org_id(), &after, limit + 1).await?;
-    tx.commit().await?;
+    let rows = store::orgs::list_members(scope.tx(), &after, limit + 1).await?;
     let full = scope.role() >= OrgRole::Admin;
     let items = rows
         .into_iter()
@@ -84,7 +83,7 @@ fn owners_only() -> AppError {
 pub async fn change_member_role(
     app: &App,
     ctx: &RequestCtx,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     user_id: &str,
     role: OrgRole,
 ) -> AppResult<MemberView> {
@@ -93,16 +92,15 @@ pub async fn change_member_role(
         return Err(AppError::NotFound);
     }
     let now = app.clock.now_ms();
-    let mut tx = scope.begin(app).await?;
-    store::orgs::lock_org(&mut tx, scope.org_id()).await?;
-    let actor = current_role(&mut tx, scope).await?;
+    store::orgs::lock_org(scope.tx()).await?;
+    let actor = current_role(scope).await?;
     if actor < OrgRole::Admin {
         return Err(AppError::Forbidden {
             code: "forbidden",
             detail: "This needs the admin role in the organization.".into(),
         });
     }
-    let current = store::orgs::member_role(&mut tx, scope.org_id(), user_id)
+    let current = store::orgs::member_role(scope.tx(), user_id)
         .await?
         .and_then(|r| OrgRole::parse(&r))
         .ok_or(AppError::NotFound)?;
@@ -111,13 +109,12 @@ pub async fn change_member_role(
     }
     if current == OrgRole::Owner
         && role != OrgRole::Owner
-        && store::orgs::count_owners(&mut tx, scope.org_id()).await? <= 1
+        && store::orgs::count_owners(scope.tx()).await? <= 1
     {
         return Err(last_owner());
     }
-    store::orgs::set_member_role(&mut tx, scope.org_id(), user_id, role.as_str()).await?;
+    store::orgs::set_member_role(scope.tx(), user_id, role.as_str()).await?;
     audit_org(
-        &mut tx,
         scope,
         ctx,
         Action::MemberRoleChanged,
@@ -126,10 +123,10 @@ pub async fn change_member_role(
         now,
     )
     .await?;
-    let row = store::orgs::get_member(&mut tx, scope.org_id(), user_id)
+    let row = store::orgs::get_member(scope.tx(), user_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    scope.commit().await?;
     member_view(app, row, true)
 }
 
@@ -137,7 +134,7 @@ pub async fn change_member_role(
 pub async fn remove_member(
     app: &App,
     ctx: &RequestCtx,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     user_id: &str,
 ) -> AppResult<()> {
     if uuid::Uuid::parse_str(user_id).is_err() {
@@ -148,16 +145,15 @@ pub async fn remove_member(
         scope.require(OrgRole::Admin)?;
     }
     let now = app.clock.now_ms();
-    let mut tx = scope.begin(app).await?;
-    store::orgs::lock_org(&mut tx, scope.org_id()).await?;
-    let actor = current_role(&mut tx, scope).await?;
+    store::orgs::lock_org(scope.tx()).await?;
+    let actor = current_role(scope).await?;
     if !leaving && actor < OrgRole::Admin {
         return Err(AppError::Forbidden {
             code: "forbidden",
             detail: "This needs the admin role in the organization.".into(),
         });
     }
-    let current = store::orgs::member_role(&mut tx, scope.org_id(), user_id)
+    let current = store::orgs::member_role(scope.tx(), user_id)
         .await?
         .and_then(|r| OrgRole::parse(&r))
         .ok_or(AppError::NotFound)?;
@@ -165,14 +161,13 @@ pub async fn remove_member(
         if !leaving && actor != OrgRole::Owner {
             return Err(owners_only());
         }
-        if store::orgs::count_owners(&mut tx, scope.org_id()).await? <= 1 {
+        if store::orgs::count_owners(scope.tx()).await? <= 1 {
             return Err(last_owner());
         }
     }
-    store::orgs::delete_member(&mut tx, scope.org_id(), user_id).await?;
-    store::work::delete_user_workspace_roles(&mut tx, scope.org_id(), user_id).await?;
+    store::orgs::delete_member(scope.tx(), user_id).await?;
+    store::work::delete_user_workspace_roles(scope.tx(), user_id).await?;
     audit_org(
-        &mut tx,
         scope,
         ctx,
         Action::MemberRemoved,
@@ -181,6 +176,6 @@ pub async fn remove_member(
         now,
     )
     .await?;
-    tx.commit().await?;
+    scope.commit().await?;
     Ok(())
 }

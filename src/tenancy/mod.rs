@@ -25,7 +25,8 @@ use crate::crypto::{TenantKey, WrappedKey};
 use crate::error::{AppError, AppResult};
 use crate::identity::AuthSession;
 use crate::state::App;
-use crate::store::{self, Tx};
+use crate::store;
+use crate::store::tenant::{Mode, TenantTx};
 
 /// Org roles, weakest first.
 #[derive(
@@ -66,11 +67,11 @@ impl OrgRole {
     }
 }
 
-/// Proof that `user_id` holds `role` in `org_id`, with the org's data key. Only `authorize` (and
-/// org creation) can make one.
+/// Proof that `user_id` holds `role` in `org_id`, with the org's data key and the request's one
+/// transaction in that org (`TenantTx`). Only `authorize` (and org creation, the superadmin
+/// bypass and the invitation-token paths) can make one.
 pub struct OrgScope {
-    org_id: String,
-    user_id: String,
+    tx: TenantTx,
     role: OrgRole,
     key: Arc<TenantKey>,
     /// A superadmin's bypass: reads only.
@@ -81,10 +82,10 @@ pub struct OrgScope {
 
 impl OrgScope {
     pub fn org_id(&self) -> &str {
-        &self.org_id
+        self.tx.org_id()
     }
     pub fn user_id(&self) -> &str {
-        &self.user_id
+        self.tx.user_id()
     }
     pub fn role(&self) -> OrgRole {
         self.role
@@ -93,18 +94,14 @@ impl OrgScope {
         &self.key
     }
 
-    /// A transaction for this org (tenant context set for row-level security).
-    pub async fn begin(&self, app: &App) -> AppResult<Tx> {
-        Ok(app.db.begin_scoped(&self.org_id, &self.user_id).await?)
+    /// The request's transaction in this org.
+    pub fn tx(&mut self) -> &mut TenantTx {
+        &mut self.tx
     }
 
-    /// A read-only transaction for this org (see `Db::begin_scoped_read`): for reads, which then
-    /// never wait for a writer on SQLite.
-    pub async fn begin_read(&self, app: &App) -> AppResult<Tx> {
-        Ok(app
-            .db
-            .begin_scoped_read(&self.org_id, &self.user_id)
-            .await?)
+    /// Commits the request's transaction (a read's too: it ends it).
+    pub async fn commit(&mut self) -> AppResult<()> {
+        Ok(self.tx.commit().await?)
     }
 
     /// Refuses (403) unless the caller holds at least `role`: the caller can see the org.
@@ -120,17 +117,32 @@ impl OrgScope {
     }
 }
 
-/// Checks that the signed-in user is a member of `org_id` and opens the org's key. Anything else
-/// (no such org, not a member, a malformed id) is `NotFound`.
-pub async fn authorize(app: &App, s: &AuthSession, org_id: &str) -> AppResult<OrgScope> {
+/// Checks that the signed-in user is a member of `org_id` and opens the org's key, in the one
+/// transaction the request then works in (`mode`: reads, or changes). Anything else (no such org,
+/// not a member, a malformed id) is `NotFound`.
+pub async fn authorize(
+    app: &App,
+    s: &AuthSession,
+    org_id: &str,
+    mode: Mode,
+) -> AppResult<OrgScope> {
+    Ok(enter(app, s, org_id, None, mode).await?.0)
+}
+
+/// `authorize`, reading the named workspace (and the caller's role in it) in the same statement.
+pub(crate) async fn enter(
+    app: &App,
+    s: &AuthSession,
+    org_id: &str,
+    workspace_id: Option<&str>,
+    mode: Mode,
+) -> AppResult<(OrgScope, Option<store::tenant::WorkspaceAccess>)> {
     if uuid::Uuid::parse_str(org_id).is_err() {
         return Err(AppError::NotFound);
     }
-    let mut tx = app.db.begin_scoped_read(org_id, &s.user_id).await?;
-    let access = store::orgs::member_access(&mut tx, org_id, &s.user_id)
+    let (tx, access) = TenantTx::enter(&app.db, org_id, &s.user_id, workspace_id, mode)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
     let role = OrgRole::parse(&access.role).ok_or(AppError::NotFound)?;
     // Org policy: a session that has not proved a second factor reaches nothing of the org (the
     // member's own security settings are under /me, outside any org).
@@ -144,14 +156,16 @@ pub async fn authorize(app: &App, s: &AuthSession, org_id: &str) -> AppResult<Or
             wrapped: access.key_wrapped,
         },
     )?;
-    Ok(OrgScope {
-        org_id: org_id.to_string(),
-        user_id: s.user_id.clone(),
-        role,
-        key: Arc::new(key),
-        read_only: false,
-        session_mfa: s.mfa,
-    })
+    Ok((
+        OrgScope {
+            tx,
+            role,
+            key: Arc::new(key),
+            read_only: false,
+            session_mfa: s.mfa,
+        },
+        access.workspace,
+    ))
 }
 
 pub(crate) fn mfa_required() -> AppError {
@@ -221,22 +235,22 @@ pub(crate) fn page<T>(mut items: Vec<T>, limit: i64, key: impl Fn(&T) -> String)
 }
 
 pub(crate) async fn audit_org(
-    tx: &mut Tx,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     ctx: &crate::identity::RequestCtx,
     action: crate::audit::Action,
     (target_type, target_id): (&str, &str),
     metadata: serde_json::Value,
     now: i64,
 ) -> AppResult<()> {
+    let user = scope.user_id().to_string();
     let ev = crate::audit::Event {
-        actor_id: Some(scope.user_id()),
+        actor_id: Some(&user),
         action,
         target_type: Some(target_type),
         target_id: Some(target_id),
         ip: Some(ctx.ip),
         metadata,
     };
-    crate::audit::append(tx, scope.org_id(), now, ev).await?;
+    crate::audit::append_org(&mut scope.tx, now, ev).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::identity::{mfa::require_recent_auth, AuthSession, RequestCtx};
 use crate::state::App;
 use crate::store;
+use crate::store::tenant::TenantTx;
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct OrgView {
@@ -59,22 +60,20 @@ pub async fn create_org(
     let id = uuid::Uuid::now_v7().to_string();
     let now = app.clock.now_ms();
     let (key, wrapped) = app.keyring.new_tenant_key(&id);
-    let mut tx = app.db.begin_scoped(&id, &s.user_id).await?;
-    store::insert_data_key(&mut tx, &id, wrapped.version, &wrapped.wrapped, now).await?;
+    let mut tx = TenantTx::for_new_org(&app.db, &id, &s.user_id).await?;
+    store::insert_data_key(tx.conn()?, &id, wrapped.version, &wrapped.wrapped, now).await?;
     let name_ct = key.seal("orgs", "name", &id, name.as_bytes());
-    store::orgs::insert_org(&mut tx, &id, name_ct, &s.user_id, now).await?;
-    store::orgs::insert_member(&mut tx, &id, &s.user_id, OrgRole::Owner.as_str(), now).await?;
-    let scope = OrgScope {
-        org_id: id.clone(),
-        user_id: s.user_id.clone(),
+    store::orgs::insert_org(&mut tx, name_ct, &s.user_id, now).await?;
+    store::orgs::insert_member(&mut tx, &s.user_id, OrgRole::Owner.as_str(), now).await?;
+    let mut scope = OrgScope {
+        tx,
         role: OrgRole::Owner,
         key: Arc::new(key),
         read_only: false,
         session_mfa: s.mfa,
     };
     audit_org(
-        &mut tx,
-        &scope,
+        &mut scope,
         ctx,
         Action::OrgCreated,
         ("org", &id),
@@ -82,7 +81,7 @@ pub async fn create_org(
         now,
     )
     .await?;
-    tx.commit().await?;
+    scope.commit().await?;
     Ok(OrgView {
         id,
         name,
@@ -100,13 +99,11 @@ pub async fn list_orgs(
 ) -> AppResult<Page<OrgView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = app.db.begin_scoped_read("", &s.user_id).await?;
+    let mut tx = app.db.begin_for_user(&s.user_id).await?;
     let rows = store::orgs::list_orgs_for_user(&mut tx, &s.user_id, &after, limit + 1).await?;
+    tx.commit().await?;
     let mut items = Vec::with_capacity(rows.len());
-    for (row, role) in rows {
-        let Some((version, wrapped)) = store::get_data_key(&mut tx, &row.id).await? else {
-            continue;
-        };
+    for (row, role, (version, wrapped)) in rows {
         let key = app
             .keyring
             .open_tenant_key(&row.id, &crate::crypto::WrappedKey { version, wrapped })?;
@@ -116,16 +113,14 @@ pub async fn list_orgs(
             OrgRole::parse(&role).unwrap_or(OrgRole::Member),
         )?);
     }
-    tx.commit().await?;
     Ok(page(items, limit, |o| o.id.clone()))
 }
 
-pub async fn get_org(app: &App, scope: &OrgScope) -> AppResult<OrgView> {
-    let mut tx = scope.begin_read(app).await?;
-    let row = store::orgs::get_org(&mut tx, scope.org_id())
+pub async fn get_org(app: &App, scope: &mut OrgScope) -> AppResult<OrgView> {
+    let _ = app;
+    let row = store::orgs::get_org(scope.tx())
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
     view(scope.key(), &row, scope.role())
 }
 
@@ -133,7 +128,7 @@ pub async fn get_org(app: &App, scope: &OrgScope) -> AppResult<OrgView> {
 pub async fn update_org(
     app: &App,
     ctx: &RequestCtx,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     name: Option<&str>,
     require_mfa: Option<bool>,
 ) -> AppResult<OrgView> {
@@ -146,13 +141,12 @@ pub async fn update_org(
         }
     }
     let now = app.clock.now_ms();
-    let mut tx = scope.begin(app).await?;
     let ct = name.as_ref().map(|n| {
         scope
             .key()
             .seal("orgs", "name", scope.org_id(), n.as_bytes())
     });
-    store::orgs::update_org(&mut tx, scope.org_id(), ct, require_mfa, now).await?;
+    store::orgs::update_org(scope.tx(), ct, require_mfa, now).await?;
     let fields: Vec<&str> = [
         name.as_ref().map(|_| "name"),
         require_mfa.map(|_| "require_mfa"),
@@ -160,18 +154,19 @@ pub async fn update_org(
     .into_iter()
     .flatten()
     .collect();
+    let org_id = scope.org_id().to_string();
     audit_org(
-        &mut tx,
         scope,
         ctx,
         Action::OrgUpdated,
-        ("org", scope.org_id()),
+        ("org", &org_id),
         json!({ "fields": fields, "require_mfa": require_mfa }),
         now,
     )
     .await?;
-    tx.commit().await?;
-    get_org(app, scope).await
+    let view = get_org(app, scope).await?;
+    scope.commit().await?;
+    Ok(view)
 }
 
 /// Deletes the org and destroys its data key: its ciphertexts, in old backups too, become
@@ -180,23 +175,22 @@ pub async fn delete_org(
     app: &App,
     ctx: &RequestCtx,
     s: &AuthSession,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
 ) -> AppResult<()> {
     scope.require(OrgRole::Owner)?;
     require_recent_auth(app, s)?;
     let now = app.clock.now_ms();
-    let mut tx = scope.begin(app).await?;
+    let org_id = scope.org_id().to_string();
     audit_org(
-        &mut tx,
         scope,
         ctx,
         Action::OrgDeleted,
-        ("org", scope.org_id()),
+        ("org", &org_id),
         json!({ "key_destroyed": true }),
         now,
     )
     .await?;
-    store::orgs::delete_org(&mut tx, scope.org_id()).await?;
-    tx.commit().await?;
+    store::orgs::delete_org(scope.tx()).await?;
+    scope.commit().await?;
     Ok(())
 }

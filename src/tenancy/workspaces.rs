@@ -7,8 +7,9 @@ use serde_json::json;
 use super::{audit_org, decode_cursor, page, page_limit, OrgRole, OrgScope, Page};
 use crate::audit::Action;
 use crate::error::{AppError, AppResult};
-use crate::identity::RequestCtx;
+use crate::identity::{AuthSession, RequestCtx};
 use crate::state::App;
+use crate::store::tenant::Mode;
 use crate::store::{self, work};
 
 #[derive(
@@ -51,7 +52,7 @@ impl WsRole {
 /// Proof of the caller's (effective) role in one workspace of an org.
 pub struct WorkspaceScope {
     pub org: OrgScope,
-    ws_id: String,
+    pub(super) ws_id: String,
     role: WsRole,
     statuses: Vec<String>,
 }
@@ -78,43 +79,46 @@ impl WorkspaceScope {
     }
 }
 
-/// The caller's scope in workspace `ws_id` of the org; `NotFound` when it does not exist in this
-/// org or the caller may not see it.
+/// The caller's scope in workspace `ws_id` of org `org_id`, in the request's one transaction
+/// (see `super::authorize`: the membership, the workspace and the caller's role in it are read by
+/// one statement); `NotFound` when it does not exist in this org or the caller may not see it.
 pub async fn authorize_workspace(
     app: &App,
-    org: OrgScope,
+    s: &AuthSession,
+    org_id: &str,
     ws_id: &str,
+    mode: Mode,
 ) -> AppResult<WorkspaceScope> {
     if uuid::Uuid::parse_str(ws_id).is_err() {
         return Err(AppError::NotFound);
     }
-    let mut tx = org.begin_read(app).await?;
-    let ws = work::get_workspace(&mut tx, org.org_id(), ws_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (mut org, ws) = super::enter(app, s, org_id, Some(ws_id), mode).await?;
+    let ws = ws.ok_or(AppError::NotFound)?;
     let role = if org.role() >= OrgRole::Admin {
         WsRole::Owner
     } else {
-        work::workspace_role(&mut tx, org.org_id(), ws_id, org.user_id())
-            .await?
-            .and_then(|r| WsRole::parse(&r))
+        ws.role
+            .as_deref()
+            .and_then(WsRole::parse)
             .ok_or(AppError::NotFound)?
     };
-    tx.commit().await?;
-    let (statuses, legacy) = open_statuses(org.key(), &ws.id, &ws.statuses)?;
+    let (statuses, legacy) = open_statuses(org.key(), ws_id, &ws.statuses)?;
     if legacy {
         // Written before status names were encrypted: seal them now, once, with the statuses
-        // of the workspace's items (a write, so in a transaction of its own).
-        let mut tx = org.begin(app).await?;
-        let sealed = seal_statuses(org.key(), &ws.id, &statuses);
-        work::reseal_statuses(&mut tx, org.org_id(), &ws.id, &ws.statuses, &sealed).await?;
-        for (item_id, status) in
-            work::plaintext_item_statuses(&mut tx, org.org_id(), &ws.id).await?
-        {
-            let sealed = seal_text(org.key(), "items", "status", &item_id, &status);
-            work::reseal_item_status(&mut tx, org.org_id(), &item_id, &status, &sealed).await?;
+        // of the workspace's items. A write: on a read request, in a transaction of its own
+        // (the authorization is checked again in it), once per workspace ever.
+        if mode == Mode::Read {
+            org.commit().await?;
+            let (writer, _) = super::enter(app, s, org_id, Some(ws_id), Mode::Write).await?;
+            reseal_legacy(writer, ws_id, &ws.statuses, &statuses).await?;
+            org = super::enter(app, s, org_id, Some(ws_id), Mode::Read)
+                .await?
+                .0;
+        } else {
+            let sealed = seal_statuses(org.key(), ws_id, &statuses);
+            work::reseal_statuses(org.tx(), ws_id, &ws.statuses, &sealed).await?;
+            reseal_items(&mut org, ws_id).await?;
         }
-        tx.commit().await?;
     }
     Ok(WorkspaceScope {
         org,
@@ -122,6 +126,26 @@ pub async fn authorize_workspace(
         role,
         statuses,
     })
+}
+
+async fn reseal_legacy(
+    mut org: OrgScope,
+    ws_id: &str,
+    stored: &str,
+    statuses: &[String],
+) -> AppResult<()> {
+    let sealed = seal_statuses(org.key(), ws_id, statuses);
+    work::reseal_statuses(org.tx(), ws_id, stored, &sealed).await?;
+    reseal_items(&mut org, ws_id).await?;
+    org.commit().await
+}
+
+async fn reseal_items(org: &mut OrgScope, ws_id: &str) -> AppResult<()> {
+    for (item_id, status) in work::plaintext_item_statuses(org.tx(), ws_id).await? {
+        let sealed = seal_text(org.key(), "items", "status", &item_id, &status);
+        work::reseal_item_status(org.tx(), &item_id, &status, &sealed).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -260,7 +284,7 @@ pub struct WorkspaceInput {
 pub async fn create_workspace(
     app: &App,
     ctx: &RequestCtx,
-    org: &OrgScope,
+    org: &mut OrgScope,
     input: WorkspaceInput,
 ) -> AppResult<WorkspaceView> {
     org.require(OrgRole::Admin)?;
@@ -281,31 +305,21 @@ pub async fn create_workspace(
     crate::ratelimit::creation(&*app.limiter, "workspace", org.user_id(), limit).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = app.clock.now_ms();
-    let mut tx = org.begin(app).await?;
+    let me = org.user_id().to_string();
     let row = work::NewWorkspace {
         id: &id,
-        org_id: org.org_id(),
         kind,
         name_ct: org.key().seal("workspaces", "name", &id, name.as_bytes()),
         description_ct: org
             .key()
             .seal("workspaces", "description", &id, description.as_bytes()),
         statuses: &seal_statuses(org.key(), &id, &statuses),
-        created_by: org.user_id(),
+        created_by: &me,
         now,
     };
-    work::insert_workspace(&mut tx, row).await?;
-    work::set_workspace_role(
-        &mut tx,
-        org.org_id(),
-        &id,
-        org.user_id(),
-        WsRole::Owner.as_str(),
-        now,
-    )
-    .await?;
+    work::insert_workspace(org.tx(), row).await?;
+    work::set_workspace_role(org.tx(), &id, &me, WsRole::Owner.as_str(), now).await?;
     audit_org(
-        &mut tx,
         org,
         ctx,
         Action::WorkspaceCreated,
@@ -314,27 +328,26 @@ pub async fn create_workspace(
         now,
     )
     .await?;
-    let stored = work::get_workspace(&mut tx, org.org_id(), &id)
+    let stored = work::get_workspace(org.tx(), &id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    org.commit().await?;
     view(org, &stored, WsRole::Owner)
 }
 
 pub async fn list_workspaces(
-    app: &App,
-    org: &OrgScope,
+    _app: &App,
+    org: &mut OrgScope,
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> AppResult<Page<WorkspaceView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = org.begin_read(app).await?;
     let all = org.role() >= OrgRole::Admin;
+    let me = org.user_id().to_string();
     let rows = work::list_workspaces(
-        &mut tx,
-        org.org_id(),
-        if all { None } else { Some(org.user_id()) },
+        org.tx(),
+        if all { None } else { Some(me.as_str()) },
         &after,
         limit + 1,
     )
@@ -344,23 +357,20 @@ pub async fn list_workspaces(
         let role = if all {
             WsRole::Owner
         } else {
-            work::workspace_role(&mut tx, org.org_id(), &w.id, org.user_id())
+            work::workspace_role(org.tx(), &w.id, &me)
                 .await?
                 .and_then(|r| WsRole::parse(&r))
                 .unwrap_or(WsRole::Viewer)
         };
         items.push(view(org, w, role)?);
     }
-    tx.commit().await?;
     Ok(page(items, limit, |w| w.id.clone()))
 }
 
-pub async fn get_workspace(app: &App, ws: &WorkspaceScope) -> AppResult<WorkspaceView> {
-    let mut tx = ws.org.begin_read(app).await?;
-    let row = work::get_workspace(&mut tx, ws.org.org_id(), ws.id())
+pub async fn get_workspace(_app: &App, ws: &mut WorkspaceScope) -> AppResult<WorkspaceView> {
+    let row = work::get_workspace(&mut ws.org.tx, ws.ws_id.as_str())
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
     view(&ws.org, &row, ws.role())
 }
 
@@ -368,7 +378,7 @@ pub async fn get_workspace(app: &App, ws: &WorkspaceScope) -> AppResult<Workspac
 pub async fn update_workspace(
     app: &App,
     ctx: &RequestCtx,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     input: WorkspaceInput,
 ) -> AppResult<WorkspaceView> {
     ws.require(WsRole::Editor)?;
@@ -390,54 +400,55 @@ pub async fn update_workspace(
         .transpose()?;
     let statuses = input.statuses.map(|s| statuses(Some(s))).transpose()?;
     let now = app.clock.now_ms();
-    let key = ws.org.key();
-    let mut tx = ws.org.begin(app).await?;
+    let key = ws.org.key.clone();
+    let key = &*key;
     work::update_workspace(
-        &mut tx,
-        ws.org.org_id(),
-        ws.id(),
+        &mut ws.org.tx,
+        ws.ws_id.as_str(),
         name.as_ref()
-            .map(|n| key.seal("workspaces", "name", ws.id(), n.as_bytes())),
+            .map(|n| key.seal("workspaces", "name", ws.ws_id.as_str(), n.as_bytes())),
         description
             .as_ref()
-            .map(|d| key.seal("workspaces", "description", ws.id(), d.as_bytes())),
+            .map(|d| key.seal("workspaces", "description", ws.ws_id.as_str(), d.as_bytes())),
         statuses
             .as_ref()
-            .map(|s| seal_statuses(key, ws.id(), s))
+            .map(|s| seal_statuses(key, ws.ws_id.as_str(), s))
             .as_deref(),
         now,
     )
     .await?;
     audit_org(
-        &mut tx,
-        &ws.org,
+        &mut ws.org,
         ctx,
         Action::WorkspaceUpdated,
-        ("workspace", ws.id()),
+        ("workspace", ws.ws_id.as_str()),
         json!({}),
         now,
     )
     .await?;
-    tx.commit().await?;
-    get_workspace(app, ws).await
+    let view = get_workspace(app, ws).await?;
+    ws.org.commit().await?;
+    Ok(view)
 }
 
-pub async fn delete_workspace(app: &App, ctx: &RequestCtx, ws: &WorkspaceScope) -> AppResult<()> {
+pub async fn delete_workspace(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &mut WorkspaceScope,
+) -> AppResult<()> {
     ws.require(WsRole::Owner)?;
     let now = app.clock.now_ms();
-    let mut tx = ws.org.begin(app).await?;
-    work::delete_workspace(&mut tx, ws.org.org_id(), ws.id()).await?;
+    work::delete_workspace(&mut ws.org.tx, ws.ws_id.as_str()).await?;
     audit_org(
-        &mut tx,
-        &ws.org,
+        &mut ws.org,
         ctx,
         Action::WorkspaceDeleted,
-        ("workspace", ws.id()),
+        ("workspace", ws.ws_id.as_str()),
         json!({}),
         now,
     )
     .await?;
-    tx.commit().await?;
+    ws.org.commit().await?;
     Ok(())
 }
 
@@ -449,17 +460,15 @@ pub struct WorkspaceMemberView {
 }
 
 pub async fn list_workspace_members(
-    app: &App,
-    ws: &WorkspaceScope,
+    _app: &App,
+    ws: &mut WorkspaceScope,
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> AppResult<Page<WorkspaceMemberView>> {
     let after = decode_cursor(cursor)?;
     let limit = page_limit(limit)?;
-    let mut tx = ws.org.begin_read(app).await?;
     let rows =
-        work::list_workspace_members(&mut tx, ws.org.org_id(), ws.id(), &after, limit + 1).await?;
-    tx.commit().await?;
+        work::list_workspace_members(&mut ws.org.tx, ws.ws_id.as_str(), &after, limit + 1).await?;
     let items = rows
         .into_iter()
         .map(|(user_id, role, since)| WorkspaceMemberView {
@@ -476,7 +485,7 @@ pub async fn list_workspace_members(
 pub async fn set_workspace_member(
     app: &App,
     ctx: &RequestCtx,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     user_id: &str,
     role: WsRole,
 ) -> AppResult<WorkspaceMemberView> {
@@ -485,30 +494,27 @@ pub async fn set_workspace_member(
         return Err(AppError::NotFound);
     }
     let now = app.clock.now_ms();
-    let mut tx = ws.org.begin(app).await?;
-    store::orgs::member_role(&mut tx, ws.org.org_id(), user_id)
+    store::orgs::member_role(ws.org.tx(), user_id)
         .await?
         .ok_or(AppError::NotFound)?;
     work::set_workspace_role(
-        &mut tx,
-        ws.org.org_id(),
-        ws.id(),
+        &mut ws.org.tx,
+        ws.ws_id.as_str(),
         user_id,
         role.as_str(),
         now,
     )
     .await?;
     audit_org(
-        &mut tx,
-        &ws.org,
+        &mut ws.org,
         ctx,
         Action::WorkspaceMemberSet,
         ("user", user_id),
-        json!({ "workspace_id": ws.id(), "role": role.as_str() }),
+        json!({ "workspace_id": ws.ws_id.as_str(), "role": role.as_str() }),
         now,
     )
     .await?;
-    tx.commit().await?;
+    ws.org.commit().await?;
     Ok(WorkspaceMemberView {
         user_id: user_id.to_string(),
         role,
@@ -519,7 +525,7 @@ pub async fn set_workspace_member(
 pub async fn remove_workspace_member(
     app: &App,
     ctx: &RequestCtx,
-    ws: &WorkspaceScope,
+    ws: &mut WorkspaceScope,
     user_id: &str,
 ) -> AppResult<()> {
     ws.require(WsRole::Owner)?;
@@ -527,20 +533,18 @@ pub async fn remove_workspace_member(
         return Err(AppError::NotFound);
     }
     let now = app.clock.now_ms();
-    let mut tx = ws.org.begin(app).await?;
-    if !work::delete_workspace_role(&mut tx, ws.org.org_id(), ws.id(), user_id).await? {
+    if !work::delete_workspace_role(&mut ws.org.tx, ws.ws_id.as_str(), user_id).await? {
         return Err(AppError::NotFound);
     }
     audit_org(
-        &mut tx,
-        &ws.org,
+        &mut ws.org,
         ctx,
         Action::WorkspaceMemberRemoved,
         ("user", user_id),
-        json!({ "workspace_id": ws.id() }),
+        json!({ "workspace_id": ws.ws_id.as_str() }),
         now,
     )
     .await?;
-    tx.commit().await?;
+    ws.org.commit().await?;
     Ok(())
 }

@@ -102,14 +102,14 @@ async fn tamper(t: &TestApp, org: &str, seq: i64) {
         n
     } else {
         sqlx::query("DROP TRIGGER audit_events_no_update")
-            .execute(&t.app.db.pool)
+            .execute(&mut *t.app.db.acquire().await.expect("writer"))
             .await
             .expect("drop trigger");
         sqlx::query(sql)
             .bind(forged)
             .bind(org)
             .bind(seq)
-            .execute(&t.app.db.pool)
+            .execute(&mut *t.app.db.acquire().await.expect("writer"))
             .await
             .expect("update")
             .rows_affected()

@@ -582,7 +582,7 @@ async fn copy_database(t: &TestApp, n: usize) -> (String, Option<String>) {
     } else {
         let path = t.dir.path().join(format!("copy{n}.db"));
         sqlx::query(&format!("VACUUM INTO '{}'", path.display()))
-            .execute(&t.app.db.pool)
+            .execute(&mut *t.app.db.acquire().await.expect("writer"))
             .await
             .expect("vacuum into");
         (format!("sqlite://{}", path.display()), None)
@@ -670,7 +670,7 @@ async fn tampering_of_every_kind_on_a_copy_is_caught_at_the_right_seq() {
 
     if backend_is_postgres() {
         // A database with open connections cannot be a template.
-        t.app.db.pool.close().await;
+        t.app.db.close().await;
     }
     let dir = t.dir.path().to_str().expect("dir").to_string();
     let mut copies = Vec::new();
@@ -845,7 +845,7 @@ async fn the_database_refuses_to_edit_or_delete_audit_events() {
         "UPDATE audit_events SET action = 'nothing' WHERE chain = $1",
         "DELETE FROM audit_events WHERE chain = $1",
     ] {
-        let mut tx = t.app.db.begin_scoped(&org, "").await.expect("tx");
+        let mut tx = crate::support::scoped_tx(&t.app, &org, "").await;
         let r = sqlx::query(sql).bind(&org).execute(&mut *tx).await;
         assert!(r.is_err(), "{sql} must be refused");
         let msg = r.err().map(|e| e.to_string()).unwrap_or_default();
@@ -856,7 +856,7 @@ async fn the_database_refuses_to_edit_or_delete_audit_events() {
     }
     // Opening the retention gate by hand is not the app's to do either (PostgreSQL).
     if backend_is_postgres() {
-        let mut tx = t.app.db.begin_scoped(&org, "").await.expect("tx");
+        let mut tx = crate::support::scoped_tx(&t.app, &org, "").await;
         let r =
             sqlx::query("INSERT INTO audit_retention_gate (chain, through_seq) VALUES ($1, 100)")
                 .bind(&org)
@@ -893,7 +893,7 @@ async fn the_database_refuses_to_edit_or_delete_audit_events() {
             (org.as_str(), other.as_str(), 1, "not the current tenant"),
             (org.as_str(), "platform", 1, "not the current tenant"),
         ] {
-            let mut tx = t.app.db.begin_scoped(scope, "").await.expect("tx");
+            let mut tx = crate::support::scoped_tx(&t.app, scope, "").await;
             let r = sqlx::query("SELECT audit_remove_prefix($1, $2)")
                 .bind(chain)
                 .bind(through)
@@ -902,7 +902,7 @@ async fn the_database_refuses_to_edit_or_delete_audit_events() {
             let msg = r.err().map(|e| e.to_string()).unwrap_or_default();
             assert!(msg.contains(why), "{chain} {through}: {msg}");
         }
-        let mut tx = t.app.db.begin_scoped(&org, "").await.expect("tx");
+        let mut tx = crate::support::scoped_tx(&t.app, &org, "").await;
         let platform = strongroom::audit::load_chain(&mut tx, "platform")
             .await
             .expect("q");
@@ -1003,15 +1003,23 @@ async fn thirty_two_concurrent_writers_keep_the_chain_gapless_and_valid() {
     .await;
     assert_eq!(r["valid"], true);
 
-    // And 32 appends raced straight at the store, one transaction each.
+    // And 32 appends raced straight at the store, one tenant transaction each.
+    let owner_id = t.me(&owner).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let appends = (0..32).map(|i| {
         let app = t.app.clone();
         let org = org.clone();
+        let owner_id = owner_id.clone();
         tokio::spawn(async move {
-            let mut tx = app.db.begin_scoped(&org, "").await.expect("tx");
-            strongroom::audit::append(
+            use strongroom::store::tenant::{Mode, TenantTx};
+            let (mut tx, _) = TenantTx::enter(&app.db, &org, &owner_id, None, Mode::Write)
+                .await
+                .expect("enter")
+                .expect("a member");
+            strongroom::audit::append_org(
                 &mut tx,
-                &org,
                 1_800_000_000_000,
                 strongroom::audit::Event {
                     actor_id: None,

@@ -272,7 +272,7 @@ async fn operations_routes() {
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone() {
     let t = TestApp::new().await;
-    t.app.db.pool.close().await;
+    t.app.db.close().await;
     let r = t.send(Req::get("/readyz")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json()["checks"]["database"], "failed");

@@ -659,7 +659,7 @@ async fn raw_statuses(t: &TestApp, org: &str, cookie: &str) -> Vec<String> {
         .as_str()
         .expect("id")
         .to_string();
-    let mut tx = t.app.db.begin_scoped(org, &user).await.expect("tx");
+    let mut tx = crate::support::scoped_tx(&t.app, org, &user).await;
     let mut raw = Vec::new();
     for (sql, col) in [
         (
@@ -755,7 +755,7 @@ async fn status_names_are_encrypted_at_rest() {
         .as_str()
         .expect("id")
         .to_string();
-    let mut tx = t.app.db.begin_scoped(&org, &user).await.expect("tx");
+    let mut tx = crate::support::scoped_tx(&t.app, &org, &user).await;
     sqlx::query("UPDATE workspaces SET statuses = $2 WHERE org_id = $1")
         .bind(&org)
         .bind(r#"["Legacy open","Legacy shut"]"#)

@@ -390,7 +390,7 @@ async fn personal_data_is_encrypted_at_rest() {
             "data_keys",
         ] {
             let rows = sqlx::query(&format!("SELECT CAST(t.* AS TEXT) AS r FROM {table} t"))
-                .fetch_all(&t.app.db.pool)
+                .fetch_all(&mut *t.app.db.acquire().await.expect("conn"))
                 .await
                 .expect("dump");
             for r in rows {
@@ -417,7 +417,7 @@ async fn personal_data_is_encrypted_at_rest() {
     // The emails are found all the same (blind index), and a ciphertext moved to another row fails.
     use sqlx::Row;
     let row = sqlx::query("SELECT id, email_ct FROM users")
-        .fetch_one(&t.app.db.pool)
+        .fetch_one(&mut *t.app.db.acquire().await.expect("conn"))
         .await
         .expect("row");
     let id: String = row.try_get("id").expect("id");
@@ -453,7 +453,7 @@ async fn audit_chain_verifies_masks_personal_data_and_refuses_edits() {
     )
     .await;
     let _c = t.login("lee@example.com").await;
-    let mut c = t.app.db.pool.acquire().await.expect("conn");
+    let mut c = t.app.db.acquire().await.expect("conn");
     let events = strongroom::audit::load_chain(&mut c, "platform")
         .await
         .expect("chain");
@@ -505,7 +505,7 @@ async fn login_upgrades_stored_hashes_when_the_cost_rises() {
     t.verified_user("max@example.com", "Max").await;
     let hash = || async {
         sqlx::query("SELECT password_hash FROM users")
-            .fetch_one(&t.app.db.pool)
+            .fetch_one(&mut *t.app.db.acquire().await.expect("conn"))
             .await
             .expect("row")
             .try_get::<String, _>("password_hash")

@@ -586,7 +586,7 @@ async fn secrets_and_codes_are_not_stored_in_the_clear() {
     let (_, secret, codes) = user_with_totp(&t, "lea@example.com").await;
     use sqlx::Row;
     let row = sqlx::query("SELECT secret_ct FROM mfa_totp")
-        .fetch_one(&t.app.db.pool)
+        .fetch_one(&mut *t.app.db.acquire().await.expect("conn"))
         .await
         .expect("row");
     let ct: Vec<u8> = row.try_get("secret_ct").expect("ct");
@@ -603,7 +603,7 @@ async fn secrets_and_codes_are_not_stored_in_the_clear() {
         "base32 secret stored"
     );
     let hashes: Vec<String> = sqlx::query("SELECT code_hash FROM recovery_codes")
-        .fetch_all(&t.app.db.pool)
+        .fetch_all(&mut *t.app.db.acquire().await.expect("conn"))
         .await
         .expect("rows")
         .into_iter()

@@ -167,7 +167,7 @@ async fn a_cookie_planted_before_login_never_becomes_the_session() {
     // Only a keyed hash is stored.
     use sqlx::Row;
     let stored: Vec<String> = sqlx::query("SELECT token_hash FROM sessions")
-        .fetch_all(&t.app.db.pool)
+        .fetch_all(&mut *t.app.db.acquire().await.expect("conn"))
         .await
         .expect("rows")
         .into_iter()
@@ -279,7 +279,7 @@ async fn reads_answer_while_the_writer_is_busy() {
         .expect("org")
         .to_string();
     // A long write transaction holds the writer.
-    let mut writer = t.app.db.pool.begin().await.expect("writer");
+    let mut writer = t.app.db.begin().await.expect("writer");
     sqlx::query("UPDATE users SET updated_at = updated_at")
         .execute(&mut *writer)
         .await

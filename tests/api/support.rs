@@ -388,11 +388,18 @@ impl TestApp {
         self.send(Req::get("/api/v1/me").cookie(cookie)).await
     }
 
+    /// A transaction as the app opens one for `org` (and `user`), on a connection of the test's
+    /// own: on PostgreSQL as the app role with the tenant context set, so row-level security holds
+    /// exactly as it does for the app (whose pool and raw transactions are private to its store).
+    pub async fn scoped_tx(&self, org: &str, user: &str) -> sqlx::Transaction<'static, sqlx::Any> {
+        scoped_tx(&self.app, org, user).await
+    }
+
     /// Number of rows in a table.
     pub async fn count(&self, table: &str) -> i64 {
         use sqlx::Row;
         sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
-            .fetch_one(&self.app.db.pool)
+            .fetch_one(&mut *self.app.db.acquire().await.expect("conn"))
             .await
             .expect("count")
             .try_get::<i64, _>("n")
@@ -403,7 +410,7 @@ impl TestApp {
     /// Every event of an audit chain (an org id or "platform"), read in that org's context.
     pub async fn chain(&self, chain: &str) -> Vec<strongroom::audit::StoredEvent> {
         let org = if chain == "platform" { "" } else { chain };
-        let mut tx = self.app.db.begin_scoped(org, "").await.expect("tx");
+        let mut tx = self.scoped_tx(org, "").await;
         let events = strongroom::audit::load_chain(&mut tx, chain)
             .await
             .expect("chain");
@@ -412,7 +419,7 @@ impl TestApp {
     }
 
     pub async fn audit_actions(&self) -> Vec<String> {
-        let mut c = self.app.db.pool.acquire().await.expect("conn");
+        let mut c = self.app.db.acquire().await.expect("conn");
         strongroom::audit::load_chain(&mut c, "platform")
             .await
             .expect("chain")
@@ -420,6 +427,38 @@ impl TestApp {
             .map(|e| e.action)
             .collect()
     }
+}
+
+/// See `TestApp::scoped_tx`.
+pub async fn scoped_tx(app: &App, org: &str, user: &str) -> sqlx::Transaction<'static, sqlx::Any> {
+    let pg = backend_is_postgres();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .after_connect(move |c, _| {
+            Box::pin(async move {
+                if pg {
+                    sqlx::query("SET ROLE strongroom_app")
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&app.config.database_url())
+        .await
+        .expect("a connection of the test's own");
+    let mut tx = pool.begin().await.expect("begin");
+    if pg {
+        sqlx::query(
+            "SELECT set_config('strongroom.org_id', $1, true), set_config('strongroom.user_id', $2, true)",
+        )
+        .bind(org)
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .expect("tenant context");
+    }
+    tx
 }
 
 fn parse_eml(raw: &str) -> Mail {

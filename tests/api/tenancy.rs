@@ -470,7 +470,7 @@ async fn deleting_an_org_needs_the_owner_a_step_up_and_destroys_its_key() {
     use sqlx::Row;
     let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM data_keys WHERE id = $1")
         .bind(&org)
-        .fetch_one(&t.app.db.pool)
+        .fetch_one(&mut *t.app.db.acquire().await.expect("conn"))
         .await
         .expect("q")
         .try_get("n")
@@ -499,7 +499,7 @@ async fn the_database_itself_hides_other_tenants() {
     }
     let alice_id = user_id(&t, t.me(&alice).await.json());
     // A query that forgets its org filter, run through the app's own pool in A's context.
-    let mut tx = t.app.db.begin_scoped(&a, &alice_id).await.expect("tx");
+    let mut tx = crate::support::scoped_tx(&t.app, &a, &alice_id).await;
     let orgs: Vec<String> = sqlx::query("SELECT org_id FROM invitations")
         .fetch_all(&mut *tx)
         .await
@@ -544,7 +544,7 @@ async fn the_database_itself_hides_other_tenants() {
             )
             .await;
         assert_eq!(r.status, StatusCode::OK);
-        let mut tx = t.app.db.begin_scoped(&a, &alice_id).await.expect("tx");
+        let mut tx = crate::support::scoped_tx(&t.app, &a, &alice_id).await;
         let who: String = sqlx::query("SELECT CAST(current_user AS TEXT) AS u")
             .fetch_one(&mut *tx)
             .await
@@ -580,7 +580,7 @@ async fn the_database_itself_hides_other_tenants() {
         tx.rollback().await.expect("rollback");
         // Without any tenant context, tenant tables are empty to the application.
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM invitations")
-            .fetch_one(&t.app.db.pool)
+            .fetch_one(&mut *t.app.db.acquire().await.expect("conn"))
             .await
             .expect("q")
             .try_get("n")
@@ -588,7 +588,7 @@ async fn the_database_itself_hides_other_tenants() {
         assert_eq!(n, 0);
         // And the application role cannot rewrite the audit trail, triggers aside.
         let e = sqlx::query("DELETE FROM audit_events")
-            .execute(&t.app.db.pool)
+            .execute(&mut *t.app.db.acquire().await.expect("writer"))
             .await
             .expect_err("refused");
         assert!(e.to_string().contains("permission denied"), "{e}");
@@ -801,7 +801,7 @@ async fn a_reset_role_does_not_outlive_the_next_tenant_transaction() {
         .expect("db");
     let role = |r: sqlx::any::AnyRow| r.try_get::<String, _>("r").expect("role");
     {
-        let mut c = db.pool.acquire().await.expect("conn");
+        let mut c = db.acquire().await.expect("conn");
         let r = sqlx::query("SELECT CAST(current_user AS TEXT) AS r")
             .fetch_one(&mut *c)
             .await
@@ -821,11 +821,44 @@ async fn a_reset_role_does_not_outlive_the_next_tenant_transaction() {
             .expect("role");
         assert_ne!(role(r), "strongroom_app", "the reset took");
     }
-    let mut tx = db.begin_scoped("some-org", "").await.expect("tx");
-    let r = sqlx::query("SELECT CAST(current_user AS TEXT) AS r")
-        .fetch_one(&mut *tx)
+    // Both ways into a tenant: a background job's (one statement of tenant context) ...
+    let mut tx = strongroom::store::tenant::TenantTx::for_operator_read(&db, "some-org")
         .await
-        .expect("role");
-    assert_eq!(role(r), "strongroom_app");
+        .expect("tx");
+    assert_eq!(tx.database_role().await.expect("role"), "strongroom_app");
+    tx.rollback().await.expect("rollback");
+    // ... and a member's, through the membership check (`strongroom_enter`).
+    t.verified_user("reset@example.com", "Rita").await;
+    let owner = t.login("reset@example.com").await;
+    let r = t
+        .send(
+            Req::post("/api/v1/orgs")
+                .cookie(&owner)
+                .json(json!({"name": "Reset"})),
+        )
+        .await;
+    let org = r.json()["id"].as_str().expect("org id").to_string();
+    let user = t.me(&owner).await.json()["id"]
+        .as_str()
+        .expect("user id")
+        .to_string();
+    {
+        let mut c = db.acquire().await.expect("conn");
+        sqlx::query("RESET ROLE")
+            .execute(&mut *c)
+            .await
+            .expect("reset");
+    }
+    let (mut tx, _) = strongroom::store::tenant::TenantTx::enter(
+        &db,
+        &org,
+        &user,
+        None,
+        strongroom::store::tenant::Mode::Read,
+    )
+    .await
+    .expect("enter")
+    .expect("a member");
+    assert_eq!(tx.database_role().await.expect("role"), "strongroom_app");
     tx.rollback().await.expect("rollback");
 }

@@ -383,7 +383,7 @@ async fn members_see_only_their_workspaces_and_contents_are_encrypted() {
             .as_str()
             .expect("id")
             .to_string();
-        let mut tx = t.app.db.begin_scoped(&org, &owner_id).await.expect("tx");
+        let mut tx = crate::support::scoped_tx(&t.app, &org, &owner_id).await;
         let mut dump = String::new();
         for table in ["workspaces", "items", "item_updates", "orgs"] {
             for r in sqlx::query(&format!("SELECT CAST(t.* AS TEXT) AS r FROM {table} t"))

@@ -22,6 +22,7 @@ use crate::error::AppError;
 use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
 use crate::http::session::FullSession;
 use crate::state::AppState;
+use crate::store::tenant::Mode;
 
 /// Events per page.
 const AUDIT_PAGE: i64 = 50;
@@ -168,7 +169,8 @@ async fn auditor_scope(
     s: &AuthSession,
     org_id: &str,
 ) -> Result<OrgScope, Response> {
-    let scope = org_scope(app, s, org_id).await?;
+    // Reads only, also for the verification form (it writes nothing).
+    let scope = org_scope(app, s, org_id, Mode::Read).await?;
     if scope.role() >= OrgRole::Admin {
         Ok(scope)
     } else {
@@ -183,8 +185,8 @@ pub(super) async fn audit_page(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let scope = or_page!(auditor_scope(&app, &s, &org_id).await);
-    audit_view(&app, &scope, &q.filters, non_empty(&q.cursor), None).await
+    let mut scope = or_page!(auditor_scope(&app, &s, &org_id).await);
+    audit_view(&app, &mut scope, &q.filters, non_empty(&q.cursor), None).await
 }
 
 /// Recomputes the whole chain and shows the result above the (first page of the) filtered trail.
@@ -197,9 +199,9 @@ pub(super) async fn verify_audit_submit(
     ApiForm(f): ApiForm<AuditFilters>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let scope = or_page!(auditor_scope(&app, &s, &org_id).await);
-    let verified = trail::verify(&app, &scope).await;
-    audit_view(&app, &scope, &f, None, Some(verified)).await
+    let mut scope = or_page!(auditor_scope(&app, &s, &org_id).await);
+    let verified = trail::verify(&app, &mut scope).await;
+    audit_view(&app, &mut scope, &f, None, Some(verified)).await
 }
 
 /// The trail page for `filters` from `cursor` on, with the outcome of a verification if one ran.
@@ -207,7 +209,7 @@ pub(super) async fn verify_audit_submit(
 /// verification that failed shows its error (and status) above the table.
 async fn audit_view(
     app: &AppState,
-    scope: &OrgScope,
+    scope: &mut OrgScope,
     filters: &AuditFilters,
     cursor: Option<String>,
     verified: Option<AppResult<Report>>,

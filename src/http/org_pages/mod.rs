@@ -6,7 +6,6 @@
 //! the caller may not see is a 404 page, as the services answer `NotFound`.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::LazyLock;
 
 use axum::http::StatusCode;
@@ -20,9 +19,10 @@ use super::pages::{page_error, with_retry_after};
 use crate::error::{AppError, AppResult};
 use crate::identity::AuthSession;
 use crate::state::AppState;
+use crate::store::tenant::Mode;
 use crate::tenancy::items::{self, ItemInput};
 use crate::tenancy::workspaces::{self, WorkspaceInput, WorkspaceScope, WsRole};
-use crate::tenancy::{self, MemberView, OrgRole, OrgScope, Page};
+use crate::tenancy::{self, MemberView, OrgRole, OrgScope};
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -225,8 +225,16 @@ macro_rules! or_page {
     };
 }
 
-async fn org_scope(app: &AppState, s: &AuthSession, org_id: &str) -> Result<OrgScope, Response> {
-    tenancy::authorize(app, s, org_id)
+/// The caller's scope in the org, in the request's one transaction: `Mode::Read` for a page,
+/// `Mode::Write` for a form that changes something. A page shown again after a failed change opens
+/// a read scope of its own (the failed change's transaction is not reused).
+async fn org_scope(
+    app: &AppState,
+    s: &AuthSession,
+    org_id: &str,
+    mode: Mode,
+) -> Result<OrgScope, Response> {
+    tenancy::authorize(app, s, org_id, mode)
         .await
         .map_err(|e| denied(&e))
 }
@@ -236,9 +244,9 @@ async fn ws_scope(
     s: &AuthSession,
     org_id: &str,
     ws_id: &str,
+    mode: Mode,
 ) -> Result<WorkspaceScope, Response> {
-    let org = org_scope(app, s, org_id).await?;
-    workspaces::authorize_workspace(app, org, ws_id)
+    workspaces::authorize_workspace(app, s, org_id, ws_id, mode)
         .await
         .map_err(|e| denied(&e))
 }
@@ -246,27 +254,30 @@ async fn ws_scope(
 const PAGE: i64 = 200;
 const MAX_ROWS: usize = 1000;
 
-/// The rows of a paginated service list, up to `MAX_ROWS`, and whether there were more.
-async fn all<T, F, Fut>(mut next: F) -> AppResult<(Vec<T>, bool)>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = AppResult<Page<T>>>,
-{
-    let mut rows = Vec::new();
-    let mut cursor = None;
-    loop {
-        let p = next(cursor.take()).await?;
-        rows.extend(p.items);
-        match p.next_cursor {
-            None => return Ok((rows, false)),
-            Some(_) if rows.len() >= MAX_ROWS => return Ok((rows, true)),
-            c => cursor = c,
+/// The rows of a paginated service list, up to `MAX_ROWS`, and whether there were more:
+/// `all!(|cursor| call(.., cursor.as_deref(), ..))` evaluates to `AppResult<(Vec<T>, bool)>`.
+/// (A macro, not a function taking a closure: the calls borrow the request's scope mutably.)
+macro_rules! all {
+    (|$c:ident| $call:expr) => {
+        async {
+            let mut rows = Vec::new();
+            let mut $c: Option<String> = None;
+            loop {
+                let p = $call.await?;
+                rows.extend(p.items);
+                match p.next_cursor {
+                    None => break Ok::<_, AppError>((rows, false)),
+                    Some(_) if rows.len() >= MAX_ROWS => break Ok((rows, true)),
+                    next => $c = next,
+                }
+            }
         }
-    }
+        .await
+    };
 }
 
-async fn org_members(app: &AppState, scope: &OrgScope) -> AppResult<(Vec<MemberView>, bool)> {
-    all(|c| async move { tenancy::list_members(app, scope, c.as_deref(), Some(PAGE)).await }).await
+async fn org_members(app: &AppState, scope: &mut OrgScope) -> AppResult<(Vec<MemberView>, bool)> {
+    all!(|c| tenancy::list_members(app, scope, c.as_deref(), Some(PAGE)))
 }
 
 /// Display names by user id, for assignees, authors and workspace access.

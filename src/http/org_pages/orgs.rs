@@ -11,6 +11,7 @@ use crate::http::middleware::RequestCtxExt;
 use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
 use crate::http::session::FullSession;
 use crate::state::AppState;
+use crate::store::tenant::Mode;
 
 // Organizations
 
@@ -37,7 +38,7 @@ pub(super) async fn orgs_view(
 ) -> Response {
     let form = context! { name };
     let title = "Organizations";
-    match all(|c| async move { tenancy::list_orgs(app, s, c.as_deref(), Some(PAGE)).await }).await {
+    match all!(|c| tenancy::list_orgs(app, s, c.as_deref(), Some(PAGE))) {
         Ok((orgs, more)) => show(
             &out,
             "orgs.html",
@@ -71,39 +72,36 @@ pub(super) async fn org_page(
     ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let scope = or_page!(org_scope(&app, &s, &org_id).await);
-    org_view(&app, &scope, Outcome::done(&q), context! {}).await
+    org_view(&app, &s, &org_id, Outcome::done(&q), context! {}).await
 }
 
 /// The org page: workspaces (those the caller may see), members, and for admins the invitations.
 /// `form` refills a form that failed.
 pub(super) async fn org_view(
     app: &AppState,
-    scope: &OrgScope,
+    s: &AuthSession,
+    org_id: &str,
     out: Outcome<'_>,
     form: Value,
 ) -> Response {
+    let mut scope = or_page!(org_scope(app, s, org_id, Mode::Read).await);
+    let scope = &mut scope;
     let admin = scope.role() >= OrgRole::Admin;
     let owner = scope.role() == OrgRole::Owner;
     let loaded = async {
         let org = tenancy::get_org(app, scope).await?;
         let (members, more_members) = org_members(app, scope).await?;
         let invitations = if admin {
-            all(|c| async move {
-                tenancy::list_invitations(app, scope, c.as_deref(), Some(PAGE)).await
-            })
-            .await?
-            .0
-            .into_iter()
-            .filter(|i| i.status == "pending")
-            .collect()
+            all!(|c| tenancy::list_invitations(app, scope, c.as_deref(), Some(PAGE)))?
+                .0
+                .into_iter()
+                .filter(|i| i.status == "pending")
+                .collect()
         } else {
             Vec::new()
         };
-        let (workspaces, more_workspaces) = all(|c| async move {
-            workspaces::list_workspaces(app, scope, c.as_deref(), Some(PAGE)).await
-        })
-        .await?;
+        let (workspaces, more_workspaces) =
+            all!(|c| workspaces::list_workspaces(app, scope, c.as_deref(), Some(PAGE)))?;
         Ok::<_, AppError>((
             org,
             members,
@@ -127,7 +125,7 @@ pub(super) async fn org_view(
         &out,
         "org.html",
         context! {
-            title => org.name.clone(), org => Value::from_serialize(&org), me => scope.user_id(),
+            title => org.name.clone(), org => Value::from_serialize(&org), me => s.user_id.as_str(),
             is_admin => admin, is_owner => owner, roles,
             members => Value::from_serialize(&members), more_members,
             invitations => Value::from_serialize(&invitations),
@@ -156,9 +154,9 @@ pub(super) async fn invite_submit(
     ApiForm(f): ApiForm<InviteForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
     let result = match parse_org_role(&f.role) {
-        Ok(role) => tenancy::create_invitation(&app, &ctx.0, &scope, &f.email, role)
+        Ok(role) => tenancy::create_invitation(&app, &ctx.0, &mut scope, &f.email, role)
             .await
             .map(|_| ()),
         Err(e) => Err(e),
@@ -167,7 +165,7 @@ pub(super) async fn invite_submit(
         Ok(()) => org_done(&scope, "invited"),
         Err(e) => {
             let form = context! { invite_email => f.email, invite_role => f.role };
-            org_view(&app, &scope, Outcome::failed(&e), form).await
+            org_view(&app, &s, &org_id, Outcome::failed(&e), form).await
         }
     }
 }
@@ -183,10 +181,10 @@ pub(super) async fn revoke_invitation_submit(
     ApiPath((org_id, id)): ApiPath<(String, String)>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let scope = or_page!(org_scope(&app, &s, &org_id).await);
-    match tenancy::revoke_invitation(&app, &ctx.0, &scope, &id).await {
+    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
+    match tenancy::revoke_invitation(&app, &ctx.0, &mut scope, &id).await {
         Ok(()) => org_done(&scope, "revoked"),
-        Err(e) => org_view(&app, &scope, Outcome::failed(&e), context! {}).await,
+        Err(e) => org_view(&app, &s, &org_id, Outcome::failed(&e), context! {}).await,
     }
 }
 
@@ -204,16 +202,16 @@ pub(super) async fn role_submit(
     ApiForm(f): ApiForm<RoleForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
     let result = match parse_org_role(&f.role) {
-        Ok(role) => tenancy::change_member_role(&app, &ctx.0, &scope, &user_id, role)
+        Ok(role) => tenancy::change_member_role(&app, &ctx.0, &mut scope, &user_id, role)
             .await
             .map(|_| ()),
         Err(e) => Err(e),
     };
     match result {
         Ok(()) => org_done(&scope, "role"),
-        Err(e) => org_view(&app, &scope, Outcome::failed(&e), context! {}).await,
+        Err(e) => org_view(&app, &s, &org_id, Outcome::failed(&e), context! {}).await,
     }
 }
 
@@ -224,11 +222,11 @@ pub(super) async fn remove_member_submit(
     ApiPath((org_id, user_id)): ApiPath<(String, String)>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let scope = or_page!(org_scope(&app, &s, &org_id).await);
-    match tenancy::remove_member(&app, &ctx.0, &scope, &user_id).await {
+    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
+    match tenancy::remove_member(&app, &ctx.0, &mut scope, &user_id).await {
         Ok(()) if user_id == s.user_id => Redirect::to("/orgs?done=left").into_response(),
         Ok(()) => org_done(&scope, "removed"),
-        Err(e) => org_view(&app, &scope, Outcome::failed(&e), context! {}).await,
+        Err(e) => org_view(&app, &s, &org_id, Outcome::failed(&e), context! {}).await,
     }
 }
 
@@ -248,14 +246,14 @@ pub(super) async fn create_workspace_submit(
     ApiForm(f): ApiForm<WorkspaceForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let scope = or_page!(org_scope(&app, &s, &org_id).await);
+    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
     let input = WorkspaceInput {
         name: Some(f.name.clone()),
         kind: Some(f.kind.clone()),
         description: Some(f.description.clone()),
         statuses: None,
     };
-    match workspaces::create_workspace(&app, &ctx.0, &scope, input).await {
+    match workspaces::create_workspace(&app, &ctx.0, &mut scope, input).await {
         Ok(ws) => Redirect::to(&format!(
             "/orgs/{}/workspaces/{}?done=ws_created",
             scope.org_id(),
@@ -265,7 +263,7 @@ pub(super) async fn create_workspace_submit(
         Err(e) => {
             let form =
                 context! { ws_name => f.name, ws_kind => f.kind, ws_description => f.description };
-            org_view(&app, &scope, Outcome::failed(&e), form).await
+            org_view(&app, &s, &org_id, Outcome::failed(&e), form).await
         }
     }
 }

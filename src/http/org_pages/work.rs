@@ -11,6 +11,7 @@ use crate::http::middleware::RequestCtxExt;
 use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
 use crate::http::session::FullSession;
 use crate::state::AppState;
+use crate::store::tenant::Mode;
 
 // Workspaces
 
@@ -43,32 +44,29 @@ pub(super) async fn workspace_page(
     ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
-    workspace_view(&app, &ws, Outcome::done(&q), context! {}).await
+    workspace_view(&app, &s, &org_id, &ws_id, Outcome::done(&q), context! {}).await
 }
 
 /// A board shows one column per workspace status (and one for any status an item keeps after the
 /// workspace's statuses changed); a deal room shows a list.
 pub(super) async fn workspace_view(
     app: &AppState,
-    ws: &WorkspaceScope,
+    s: &AuthSession,
+    org_id: &str,
+    ws_id: &str,
     out: Outcome<'_>,
     form: Value,
 ) -> Response {
+    let mut ws = or_page!(ws_scope(app, s, org_id, ws_id, Mode::Read).await);
+    let ws = &mut ws;
     let owner = ws.role() >= WsRole::Owner;
     let loaded = async {
-        let org = tenancy::get_org(app, &ws.org).await?;
+        let org = tenancy::get_org(app, &mut ws.org).await?;
         let view = workspaces::get_workspace(app, ws).await?;
-        let (items, more_items) =
-            all(|c| async move { items::list_items(app, ws, c.as_deref(), Some(PAGE)).await })
-                .await?;
-        let (members, _) = org_members(app, &ws.org).await?;
+        let (items, more_items) = all!(|c| items::list_items(app, ws, c.as_deref(), Some(PAGE)))?;
+        let (members, _) = org_members(app, &mut ws.org).await?;
         let access = if owner {
-            all(|c| async move {
-                workspaces::list_workspace_members(app, ws, c.as_deref(), Some(PAGE)).await
-            })
-            .await?
-            .0
+            all!(|c| workspaces::list_workspace_members(app, ws, c.as_deref(), Some(PAGE)))?.0
         } else {
             Vec::new()
         };
@@ -140,18 +138,18 @@ pub(super) async fn create_item_submit(
     ApiForm(f): ApiForm<NewItemForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
     let input = ItemInput {
         title: Some(f.title.clone()),
         status: non_empty(&f.status),
         due_on: non_empty(&f.due_on).map(Some),
         ..ItemInput::default()
     };
-    match items::create_item(&app, &ctx.0, &ws, input).await {
+    match items::create_item(&app, &ctx.0, &mut ws, input).await {
         Ok(_) => ws_done(&ws, "item_created"),
         Err(e) => {
             let form = context! { title => f.title, status => f.status, due_on => f.due_on };
-            workspace_view(&app, &ws, Outcome::failed(&e), form).await
+            workspace_view(&app, &s, &org_id, &ws_id, Outcome::failed(&e), form).await
         }
     }
 }
@@ -180,9 +178,9 @@ pub(super) async fn grant_access_submit(
     ApiForm(f): ApiForm<AccessForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
     let result = match WsRole::parse(&f.role) {
-        Some(role) => workspaces::set_workspace_member(&app, &ctx.0, &ws, &f.user_id, role)
+        Some(role) => workspaces::set_workspace_member(&app, &ctx.0, &mut ws, &f.user_id, role)
             .await
             .map(|_| ()),
         None => Err(AppError::invalid(
@@ -194,7 +192,7 @@ pub(super) async fn grant_access_submit(
         Ok(()) => ws_done(&ws, "access"),
         Err(e) => {
             let form = context! { user_id => f.user_id, role => f.role };
-            workspace_view(&app, &ws, Outcome::failed(&e), form).await
+            workspace_view(&app, &s, &org_id, &ws_id, Outcome::failed(&e), form).await
         }
     }
 }
@@ -206,10 +204,10 @@ pub(super) async fn remove_access_submit(
     ApiPath((org_id, ws_id, user_id)): ApiPath<(String, String, String)>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
-    match workspaces::remove_workspace_member(&app, &ctx.0, &ws, &user_id).await {
+    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
+    match workspaces::remove_workspace_member(&app, &ctx.0, &mut ws, &user_id).await {
         Ok(()) => ws_done(&ws, "access_removed"),
-        Err(e) => workspace_view(&app, &ws, Outcome::failed(&e), context! {}).await,
+        Err(e) => workspace_view(&app, &s, &org_id, &ws_id, Outcome::failed(&e), context! {}).await,
     }
 }
 
@@ -248,28 +246,35 @@ pub(super) async fn item_page(
     ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
-    item_view(&app, &ws, &item_id, Outcome::done(&q), None, "").await
+    item_view(
+        &app,
+        &s,
+        (&org_id, &ws_id, &item_id),
+        Outcome::done(&q),
+        None,
+        "",
+    )
+    .await
 }
 
 /// The item page; `edit` and `comment` refill the forms after a change that failed.
 pub(super) async fn item_view(
     app: &AppState,
-    ws: &WorkspaceScope,
-    item_id: &str,
+    s: &AuthSession,
+    (org_id, ws_id, item_id): (&str, &str, &str),
     out: Outcome<'_>,
     edit: Option<EditForm>,
     comment: &str,
 ) -> Response {
+    let mut ws = or_page!(ws_scope(app, s, org_id, ws_id, Mode::Read).await);
+    let ws = &mut ws;
     let loaded = async {
         let item = items::get_item(app, ws, item_id).await?;
-        let org = tenancy::get_org(app, &ws.org).await?;
+        let org = tenancy::get_org(app, &mut ws.org).await?;
         let view = workspaces::get_workspace(app, ws).await?;
-        let (updates, more_comments) = all(|c| async move {
-            items::list_updates(app, ws, item_id, c.as_deref(), Some(PAGE)).await
-        })
-        .await?;
-        let (members, _) = org_members(app, &ws.org).await?;
+        let (updates, more_comments) =
+            all!(|c| items::list_updates(app, ws, item_id, c.as_deref(), Some(PAGE)))?;
+        let (members, _) = org_members(app, &mut ws.org).await?;
         Ok::<_, AppError>((item, org, view, updates, more_comments, members))
     };
     let (item, org, view, updates, more_comments, members) = match loaded.await {
@@ -351,7 +356,7 @@ pub(super) async fn update_item_submit(
     ApiForm(f): ApiForm<EditForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
+    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
     let input = ItemInput {
         title: f.title.clone(),
         status: f.status.clone(),
@@ -359,9 +364,19 @@ pub(super) async fn update_item_submit(
         due_on: f.due_on.as_deref().map(non_empty),
         fields: None,
     };
-    match items::update_item(&app, &ctx.0, &ws, &item_id, input).await {
+    match items::update_item(&app, &ctx.0, &mut ws, &item_id, input).await {
         Ok(item) => item_done(&ws, &item.id, "saved"),
-        Err(e) => item_view(&app, &ws, &item_id, Outcome::failed(&e), Some(f), "").await,
+        Err(e) => {
+            item_view(
+                &app,
+                &s,
+                (&org_id, &ws_id, &item_id),
+                Outcome::failed(&e),
+                Some(f),
+                "",
+            )
+            .await
+        }
     }
 }
 
@@ -388,10 +403,20 @@ pub(super) async fn comment_submit(
     ApiForm(f): ApiForm<CommentForm>,
 ) -> Response {
     let Some(s) = s else { return to_login() };
-    let ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id).await);
-    match items::create_update(&app, &ctx.0, &ws, &item_id, &f.body).await {
+    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
+    match items::create_update(&app, &ctx.0, &mut ws, &item_id, &f.body).await {
         Ok(u) => item_done(&ws, &u.item_id, "commented"),
-        Err(e) => item_view(&app, &ws, &item_id, Outcome::failed(&e), None, &f.body).await,
+        Err(e) => {
+            item_view(
+                &app,
+                &s,
+                (&org_id, &ws_id, &item_id),
+                Outcome::failed(&e),
+                None,
+                &f.body,
+            )
+            .await
+        }
     }
 }
 
