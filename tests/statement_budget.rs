@@ -136,7 +136,7 @@ async fn counted_app(test: &str) -> Option<(TestApp, PgWireCounter)> {
     // so a request can touch three at once; whether it then finds one idle is a race).
     let mut held = Vec::new();
     for _ in 0..WARM_CONNECTIONS {
-        held.push(t.app.db.pool.acquire().await.expect("a pooled connection"));
+        held.push(t.app.db.acquire().await.expect("a pooled connection"));
     }
     drop(held);
     Some((t, proxy))

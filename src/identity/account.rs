@@ -50,15 +50,16 @@ async fn load_user(app: &App, user_id: &str) -> AppResult<UserRow> {
 }
 
 pub async fn get_me(app: &App, s: &AuthSession) -> AppResult<UserView> {
-    let u = load_user(app, &s.user_id).await?;
+    let (u, totp, passkeys) = {
+        let mut conn = app.db.read().await?;
+        store::users::find_with_factors(&mut conn, &s.user_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?
+    };
     let (e, n) = decrypt_user(&app.keyring, &u)?;
     let mut view = UserView::from_row(&u, e, n);
-    let mut c = app.db.read().await?;
-    view.mfa.totp = store::mfa::get_totp(&mut c, &s.user_id)
-        .await?
-        .is_some_and(|t| t.confirmed);
-    view.mfa.passkeys =
-        u32::try_from(store::mfa::count_passkeys(&mut c, &s.user_id).await?).unwrap_or(0);
+    view.mfa.totp = totp;
+    view.mfa.passkeys = u32::try_from(passkeys).unwrap_or(0);
     Ok(view)
 }
 

@@ -95,6 +95,29 @@ pub async fn find_by_id(c: &mut Conn, id: &str) -> Result<Option<UserRow>, sqlx:
         .transpose()
 }
 
+/// The account with its second factors in one query: whether a confirmed authenticator app is
+/// enrolled and how many passkeys are registered (what `/me` answers).
+pub async fn find_with_factors(
+    c: &mut Conn,
+    id: &str,
+) -> Result<Option<(UserRow, bool, i64)>, sqlx::Error> {
+    let Some(r) = sqlx::query(&format!(
+        "SELECT {COLS}, \
+         (SELECT COUNT(*) FROM mfa_totp t WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) AS totp, \
+         (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = users.id) AS passkeys \
+         FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let totp: i64 = r.try_get("totp")?;
+    let passkeys: i64 = r.try_get("passkeys")?;
+    Ok(Some((from_row(r)?, totp > 0, passkeys)))
+}
+
 pub async fn mark_verified(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET email_verified_at = $2, updated_at = $2 WHERE id = $1 AND email_verified_at IS NULL")
         .bind(id)
