@@ -115,8 +115,12 @@ impl Db {
         };
         let privileged = Arc::new(AtomicBool::new(false));
         let flag = privileged.clone();
+        // No ping before each acquire (sqlx's default): a round trip per request, on top of the
+        // one sqlx makes when a connection is released. A connection that died while idle fails
+        // its first statement and is dropped; idle and old connections are recycled anyway.
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 let flag = flag.clone();
@@ -150,6 +154,7 @@ impl Db {
             Dialect::Postgres => pool.clone(),
             Dialect::Sqlite => AnyPoolOptions::new()
                 .max_connections(sqlite_readers.max(1))
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .after_connect(|conn, _| {
                     Box::pin(async move {

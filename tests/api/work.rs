@@ -401,3 +401,62 @@ async fn members_see_only_their_workspaces_and_contents_are_encrypted() {
         }
     }
 }
+
+/// SQLite: a write transaction starts with `BEGIN IMMEDIATE`, so a request that reads and then
+/// writes (an item create checks the membership and the workspace, then inserts) waits for
+/// another writer instead of failing with SQLITE_BUSY: here a second process's writer holds the
+/// database while the request starts, and commits a moment later.
+#[tokio::test]
+async fn a_read_then_write_waits_for_another_writer_instead_of_failing_busy() {
+    use sqlx::Connection;
+    if crate::support::backend_is_postgres() {
+        return;
+    }
+    let t = TestApp::new().await;
+    let (c, org) = setup(&t, "busy@example.com", "Busy").await;
+    let ws = post(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces"),
+        json!({"name": "Board", "kind": "board"}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("ws")
+        .to_string();
+    // Warm the app's connections first (their set-up is not what is measured).
+    post(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces/{ws}/items"),
+        json!({"title": "Warm"}),
+    )
+    .await;
+    let mut other = sqlx::AnyConnection::connect(&t.app.config.database_url())
+        .await
+        .expect("a connection of another process");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("the other writer");
+    sqlx::query("UPDATE orgs SET updated_at = updated_at + 1 WHERE id = $1")
+        .bind(&org)
+        .execute(&mut other)
+        .await
+        .expect("a change of the other writer");
+    let create = t.send(
+        Req::post(&format!("/api/v1/orgs/{org}/workspaces/{ws}/items"))
+            .cookie(&c)
+            .json(json!({"title": "After the other writer"})),
+    );
+    let other_commits = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("COMMIT")
+            .execute(&mut other)
+            .await
+            .expect("commit");
+    };
+    let (r, ()) = tokio::join!(create, other_commits);
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["title"], "After the other writer");
+}
