@@ -21,5 +21,6 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod templates;
 pub mod tenancy;
 pub mod text;

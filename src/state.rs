@@ -10,6 +10,7 @@ use crate::crypto::{self, Keyring, MasterKeySource, WrappedKey};
 use crate::mail::Mailer;
 use crate::ratelimit::{MemoryLimiter, RateLimiter};
 use crate::store::{self, Db};
+use crate::templates::Templates;
 
 pub struct App {
     pub config: Arc<Config>,
@@ -24,13 +25,17 @@ pub struct App {
     pub background: crate::background::Background,
     /// The WebAuthn relying party, when the public URL can be one.
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// The one template environment every page renders through.
+    pub templates: Templates,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
-    /// Opens the data dir, database (migrated), keyring, object store and mailer.
+    /// Compiles the page templates, opens the data dir, database (migrated), keyring, object store
+    /// and mailer.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
+        let templates = Templates::load()?;
         crate::private_dir::create(&config.data_dir)?;
         let db = Db::connect_with(
             &config.database_url(),
@@ -77,6 +82,7 @@ impl App {
             trusted_proxies,
             background: crate::background::Background::default(),
             webauthn,
+            templates,
         }))
     }
 }

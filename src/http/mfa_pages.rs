@@ -21,7 +21,7 @@ use super::session::{session_cookie, FullSession, MaybeAuthed};
 use crate::error::AppError;
 use crate::identity::mfa::{self, SecondFactor};
 use crate::identity::{passkeys, AuthSession};
-use crate::state::AppState;
+use crate::state::{App, AppState};
 
 /// Sign-in steps (behind the auth rate limit).
 pub fn public_router() -> Router<AppState> {
@@ -72,6 +72,7 @@ async fn mfa_page(State(app): State<AppState>, MaybeAuthed(s): MaybeAuthed) -> R
     };
     let passkeys = has_passkeys(&app, &p).await;
     render(
+        &app,
         StatusCode::OK,
         "mfa_login.html",
         context! { title => "Two-step sign-in", passkeys },
@@ -97,6 +98,7 @@ async fn finish(
         Err(e) => {
             let passkeys = has_passkeys(app, &p).await;
             render_error(
+                app,
                 &e,
                 "mfa_login.html",
                 context! { title => "Two-step sign-in", passkeys },
@@ -143,19 +145,21 @@ async fn totp_start_submit(State(app): State<AppState>, FullSession(s): FullSess
         Ok(e) => {
             let qr_b64 = base64::engine::general_purpose::STANDARD.encode(e.qr_svg.as_bytes());
             render(
+                &app,
                 StatusCode::OK,
                 "totp_setup.html",
                 context! { title => "Set up an authenticator app", signed_in => true, secret => e.secret, qr_b64 },
             )
         }
-        Err(e) if needs_reauth(&e) => reauth_prompt(),
+        Err(e) if needs_reauth(&e) => reauth_prompt(&app),
         Err(e) => account_outcome(&app, &s, Err(e), "").await,
     }
 }
 
-fn show_codes(title: &str, codes: Vec<String>) -> Response {
+fn show_codes(app: &App, title: &str, codes: Vec<String>) -> Response {
     let download = urlencoding::encode(&(codes.join("\n") + "\n")).into_owned();
     render(
+        app,
         StatusCode::OK,
         "recovery_codes.html",
         context! { title, signed_in => true, codes, download },
@@ -172,8 +176,8 @@ async fn totp_confirm_submit(
         return Redirect::to("/login").into_response();
     };
     match mfa::confirm_totp(&app, &ctx.0, &s, &f.code).await {
-        Ok(codes) => show_codes("Authenticator app is on", codes),
-        Err(e) if needs_reauth(&e) => reauth_prompt(),
+        Ok(codes) => show_codes(&app, "Authenticator app is on", codes),
+        Err(e) if needs_reauth(&e) => reauth_prompt(&app),
         Err(e) => account_outcome(&app, &s, Err(e), "").await,
     }
 }
@@ -189,7 +193,7 @@ async fn totp_disable_submit(
     };
     let code = Some(f.code.trim()).filter(|c| !c.is_empty());
     match mfa::disable_totp(&app, &ctx.0, &s, code).await {
-        Err(e) if needs_reauth(&e) => reauth_prompt(),
+        Err(e) if needs_reauth(&e) => reauth_prompt(&app),
         r => {
             account_outcome(
                 &app,
@@ -211,8 +215,8 @@ async fn recovery_codes_submit(
         return Redirect::to("/login").into_response();
     };
     match mfa::regenerate_recovery_codes(&app, &ctx.0, &s).await {
-        Ok(codes) => show_codes("New recovery codes", codes),
-        Err(e) if needs_reauth(&e) => reauth_prompt(),
+        Ok(codes) => show_codes(&app, "New recovery codes", codes),
+        Err(e) if needs_reauth(&e) => reauth_prompt(&app),
         Err(e) => account_outcome(&app, &s, Err(e), "").await,
     }
 }
@@ -243,6 +247,7 @@ async fn reauth_submit(
         Err(e) => {
             let (status, error) = page_error(&e);
             let r = render(
+                &app,
                 status,
                 "reauth.html",
                 context! { title => "Confirm it is you", signed_in => true, error },
@@ -282,7 +287,7 @@ async fn passkey_delete_submit(
         return Redirect::to("/login").into_response();
     };
     match passkeys::remove(&app, &ctx.0, &s, &id).await {
-        Err(e) if needs_reauth(&e) => reauth_prompt(),
+        Err(e) if needs_reauth(&e) => reauth_prompt(&app),
         r => {
             account_outcome(
                 &app,

@@ -72,11 +72,24 @@ async fn org_scope(
     mode: Mode,
 ) -> Result<(OrgScope, AuthSession), AppError> {
     let Authed(s) = Authed::from_request_parts(parts, app).await?;
+    Ok((open_org(parts, app, &s, mode).await?, s))
+}
+
+/// The one check behind every org route, API and page alike (the pages' extractors call it too):
+/// the org named by the `{org_id}` path parameter, opened for `s` in `mode` in the request's one
+/// transaction (membership checked; `NotFound` otherwise). The extractors differ only in how
+/// they find the session and how they answer a refusal.
+pub(crate) async fn open_org(
+    parts: &mut Parts,
+    app: &AppState,
+    s: &AuthSession,
+    mode: Mode,
+) -> AppResult<OrgScope> {
     let ApiPath(params) = ApiPath::<HashMap<String, String>>::from_request_parts(parts, app)
         .await
         .map_err(|_| AppError::NotFound)?;
     let org_id = params.get("org_id").ok_or(AppError::NotFound)?;
-    Ok((tenancy::authorize(app, &s, org_id, mode).await?, s))
+    tenancy::authorize(app, s, org_id, mode).await
 }
 
 /// A request's one transaction reads (`GET`, `HEAD`) or writes (anything else). The body was read

@@ -2,15 +2,13 @@
 //! sign-in, password recovery and the account security page. Forms post back here and call the
 //! same service functions as the JSON API.
 
-use std::sync::LazyLock;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{middleware as mw, Router};
 use axum_extra::extract::cookie::CookieJar;
-use minijinja::{context, Environment, Value};
+use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::middleware::{auth_rate_limit, RequestCtxExt};
@@ -18,39 +16,7 @@ use super::problem::{ApiForm, ApiPath, ApiQuery};
 use super::session::{clear_cookie, login_cookies, FullSession, MaybeAuthed};
 use crate::error::AppError;
 use crate::identity::{self, SignupInput};
-use crate::state::AppState;
-
-static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    for (name, src) in [
-        ("base.html", include_str!("../../templates/base.html")),
-        ("signup.html", include_str!("../../templates/signup.html")),
-        ("message.html", include_str!("../../templates/message.html")),
-        ("verify.html", include_str!("../../templates/verify.html")),
-        ("login.html", include_str!("../../templates/login.html")),
-        ("forgot.html", include_str!("../../templates/forgot.html")),
-        ("reset.html", include_str!("../../templates/reset.html")),
-        ("account.html", include_str!("../../templates/account.html")),
-        (
-            "mfa_login.html",
-            include_str!("../../templates/mfa_login.html"),
-        ),
-        (
-            "totp_setup.html",
-            include_str!("../../templates/totp_setup.html"),
-        ),
-        (
-            "recovery_codes.html",
-            include_str!("../../templates/recovery_codes.html"),
-        ),
-        ("reauth.html", include_str!("../../templates/reauth.html")),
-    ] {
-        if let Err(e) = env.add_template(name, src) {
-            tracing::error!(template = name, error = %e, "template does not compile");
-        }
-    }
-    env
-});
+use crate::state::{App, AppState};
 
 pub fn router(app: AppState) -> Router<AppState> {
     let public_auth = Router::new()
@@ -82,8 +48,9 @@ pub fn router(app: AppState) -> Router<AppState> {
         .merge(public_auth)
 }
 
-pub(super) fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
-    match TEMPLATES.get_template(name).and_then(|t| t.render(ctx)) {
+/// The page `name` (from the one template environment, `App::templates`) with `status`.
+pub(super) fn render(app: &App, status: StatusCode, name: &str, ctx: Value) -> Response {
+    match app.templates.render(name, ctx) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(template = name, error = %e, "template failed");
@@ -129,14 +96,15 @@ pub(super) fn with_retry_after(mut res: Response, e: &AppError) -> Response {
 }
 
 /// A page showing `e`, with the status it maps to (and `Retry-After` when rate limited).
-pub(super) fn render_error(e: &AppError, name: &str, ctx: Value) -> Response {
+pub(super) fn render_error(app: &App, e: &AppError, name: &str, ctx: Value) -> Response {
     let (status, error) = page_error(e);
-    let res = render(status, name, context! { error, ..ctx });
+    let res = render(app, status, name, context! { error, ..ctx });
     with_retry_after(res, e)
 }
 
-pub(super) fn message(title: &str, msg: &str, link: Option<(&str, &str)>) -> Response {
+pub(super) fn message(app: &App, title: &str, msg: &str, link: Option<(&str, &str)>) -> Response {
     render(
+        app,
         StatusCode::OK,
         "message.html",
         context! { title, message => msg, link => link.map(|l| l.0), link_text => link.map(|l| l.1) },
@@ -168,6 +136,7 @@ struct SignupForm {
 
 async fn signup_page(State(app): State<AppState>) -> Response {
     render(
+        &app,
         StatusCode::OK,
         "signup.html",
         context! { title => "Create your account", min_length => app.config.password.min_length },
@@ -192,11 +161,13 @@ async fn signup_submit(
     .await
     {
         Ok(()) => message(
+            &app,
             "Check your email",
             "We sent a link to confirm your address. Open it within 24 hours to finish signing up.",
             None,
         ),
         Err(e) => render_error(
+            &app,
             &e,
             "signup.html",
             context! { title => "Create your account", email, display_name,
@@ -211,8 +182,9 @@ struct TokenQuery {
     token: String,
 }
 
-async fn verify_page(ApiQuery(q): ApiQuery<TokenQuery>) -> Response {
+async fn verify_page(State(app): State<AppState>, ApiQuery(q): ApiQuery<TokenQuery>) -> Response {
     render(
+        &app,
         StatusCode::OK,
         "verify.html",
         context! { title => "Confirm your email", token => q.token },
@@ -226,11 +198,13 @@ async fn verify_submit(
 ) -> Response {
     match identity::verify_email(&app, &ctx.0, &f.token).await {
         Ok(()) => message(
+            &app,
             "Email confirmed",
             "Your email address is confirmed. You can sign in now.",
             Some(("/login", "Sign in")),
         ),
         Err(e) => render_error(
+            &app,
             &e,
             "message.html",
             context! { title => "Confirm your email", message => "Ask for a new link from the sign-in page if this one has expired." },
@@ -246,11 +220,12 @@ struct LoginForm {
     password: String,
 }
 
-async fn login_page(FullSession(s): FullSession) -> Response {
+async fn login_page(State(app): State<AppState>, FullSession(s): FullSession) -> Response {
     if s.is_some() {
         return Redirect::to("/account").into_response();
     }
     render(
+        &app,
         StatusCode::OK,
         "login.html",
         context! { title => "Sign in" },
@@ -273,6 +248,7 @@ async fn login_submit(
             (login_cookies(&app, jar, &out), Redirect::to(next)).into_response()
         }
         Err(e) => render_error(
+            &app,
             &e,
             "login.html",
             context! { title => "Sign in", email => f.email },
@@ -280,8 +256,9 @@ async fn login_submit(
     }
 }
 
-async fn forgot_page() -> Response {
+async fn forgot_page(State(app): State<AppState>) -> Response {
     render(
+        &app,
         StatusCode::OK,
         "forgot.html",
         context! { title => "Reset your password" },
@@ -295,12 +272,13 @@ async fn forgot_submit(
 ) -> Response {
     match identity::request_password_reset(&app, &ctx.0, &f.email).await {
         Ok(()) => message(
+            &app,
             "Check your email",
             "If an account uses that address, we sent it a link to reset the password. The link works once, for 30 minutes.",
             None,
         ),
         Err(e) => {
-            render_error(&e, "forgot.html", context! { title => "Reset your password" })
+            render_error(&app, &e, "forgot.html", context! { title => "Reset your password" })
         }
     }
 }
@@ -320,6 +298,7 @@ struct ResetForm {
 
 async fn reset_page(State(app): State<AppState>, ApiQuery(q): ApiQuery<TokenQuery>) -> Response {
     render(
+        &app,
         StatusCode::OK,
         "reset.html",
         context! { title => "Choose a new password", token => q.token,
@@ -334,11 +313,13 @@ async fn reset_submit(
 ) -> Response {
     match identity::confirm_password_reset(&app, &ctx.0, &f.token, &f.new_password).await {
         Ok(()) => message(
+            &app,
             "Password changed",
             "Your password is changed and every session was signed out.",
             Some(("/login", "Sign in")),
         ),
         Err(e) => render_error(
+            &app,
             &e,
             "reset.html",
             context! { title => "Choose a new password", token => f.token,
@@ -400,6 +381,7 @@ pub(super) async fn account_view(
     };
     match loaded.await {
         Ok((user, sessions, passkeys)) => render(
+            app,
             status,
             "account.html",
             context! {
@@ -409,6 +391,7 @@ pub(super) async fn account_view(
             },
         ),
         Err(e) => render_error(
+            app,
             &e,
             "message.html",
             context! { title => "Account security", message => "" },
@@ -428,7 +411,7 @@ pub(super) async fn account_outcome(
         Err(AppError::Forbidden {
             code: "reauthentication_required",
             ..
-        }) => reauth_prompt(),
+        }) => reauth_prompt(app),
         Err(e) => {
             let (status, error) = page_error(&e);
             let res = account_view(app, s, status, Some(error), None).await;
@@ -438,8 +421,9 @@ pub(super) async fn account_outcome(
 }
 
 /// Step-up needed: ask for proof (password, code or passkey), then come back.
-pub(super) fn reauth_prompt() -> Response {
+pub(super) fn reauth_prompt(app: &App) -> Response {
     render(
+        app,
         StatusCode::FORBIDDEN,
         "reauth.html",
         context! { title => "Confirm it is you", signed_in => true },
@@ -513,6 +497,7 @@ async fn logout_submit(
         if let Err(e) = identity::logout(&app, &ctx.0, &s).await {
             let (status, error) = page_error(&e);
             return render(
+                &app,
                 status,
                 "message.html",
                 context! { title => "Sign out", error, message => "" },

@@ -18,7 +18,9 @@ use super::org_api::{mode_of, List, Org, PageQuery};
 use super::problem::{ApiJson, ApiPath, ApiQuery};
 use super::session::Authed;
 use crate::error::{AppError, AppResult};
+use crate::identity::AuthSession;
 use crate::state::AppState;
+use crate::store::tenant::Mode;
 use crate::tenancy::items::{self, ItemInput, ItemView, UpdateView};
 use crate::tenancy::workspaces::{
     self, WorkspaceInput, WorkspaceMemberView, WorkspaceScope, WorkspaceView, WsRole,
@@ -46,17 +48,24 @@ impl FromRequestParts<AppState> for Ws {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Authed(s) = Authed::from_request_parts(parts, app).await?;
-        let ApiPath(params) = ApiPath::<HashMap<String, String>>::from_request_parts(parts, app)
-            .await
-            .map_err(|_| AppError::NotFound)?;
-        let org_id = params.get("org_id").ok_or(AppError::NotFound)?;
-        let ws_id = params.get("ws_id").ok_or(AppError::NotFound)?;
         let mode = mode_of(parts);
-        Ok(Ws(workspaces::authorize_workspace(
-            app, &s, org_id, ws_id, mode,
-        )
-        .await?))
+        Ok(Ws(open_workspace(parts, app, &s, mode).await?))
     }
+}
+
+/// The one check behind every workspace route, API and page alike (the pages' extractors call it
+/// too): the workspace named by `{ws_id}` in the org named by `{org_id}`, opened for `s` in
+/// `mode` in the request's one transaction (`NotFound` for anything the caller may not see).
+pub(crate) async fn open_workspace(
+    parts: &mut Parts,
+    app: &AppState,
+    s: &AuthSession,
+    mode: Mode,
+) -> AppResult<WorkspaceScope> {
+    let PathParams(params) = PathParams::from_request_parts(parts, app).await?;
+    let org_id = params.get("org_id").ok_or(AppError::NotFound)?;
+    let ws_id = params.get("ws_id").ok_or(AppError::NotFound)?;
+    workspaces::authorize_workspace(app, s, org_id, ws_id, mode).await
 }
 
 /// All path parameters by name (a named lookup, never a position in the URL).
@@ -74,7 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
 }
 
 /// Path parameters after the org and workspace, by name.
-fn param(params: &HashMap<String, String>, name: &str) -> AppResult<String> {
+pub(crate) fn param(params: &HashMap<String, String>, name: &str) -> AppResult<String> {
     params.get(name).cloned().ok_or(AppError::NotFound)
 }
 

@@ -5,7 +5,8 @@
 //! Anyone else in the org, and anyone outside it, gets the same 404 page as for an org they cannot
 //! see; the services refuse them too (`trail::list` and `trail::verify` answer `NotFound`).
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,8 +20,7 @@ use super::*;
 use crate::audit::query::{self, EventView, Filter};
 use crate::audit::{trail, Action, Report};
 use crate::error::AppError;
-use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
-use crate::http::session::FullSession;
+use crate::http::problem::{ApiForm, ApiQuery};
 use crate::state::AppState;
 use crate::store::tenant::Mode;
 
@@ -162,30 +162,29 @@ impl<'a> From<&'a EventView> for EventRow<'a> {
     }
 }
 
-/// The org for the trail's pages: owners and admins only, everyone else the 404 page. Checked
-/// before the filters are read so that nobody else learns the page exists from a 422.
-async fn auditor_scope(
-    app: &AppState,
-    s: &AuthSession,
-    org_id: &str,
-) -> Result<OrgScope, Response> {
-    // Reads only, also for the verification form (it writes nothing).
-    let scope = org_scope(app, s, org_id, Mode::Read).await?;
-    if scope.role() >= OrgRole::Admin {
-        Ok(scope)
-    } else {
-        Err(denied(&AppError::NotFound))
+/// The org named by `{org_id}` for the trail's pages (`OrgPage`, in a read transaction also for
+/// the verification form: it writes nothing): owners and admins only, everyone else the 404 page.
+/// Checked before the filters are read so that nobody else learns the page exists from a 422.
+pub(super) struct Auditor(OrgScope);
+
+impl FromRequestParts<AppState> for Auditor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        let OrgPage(scope, _) = OrgPage::open(parts, app, Mode::Read).await?;
+        if scope.role() >= OrgRole::Admin {
+            Ok(Auditor(scope))
+        } else {
+            Err(denied(app, &AppError::NotFound))
+        }
     }
 }
 
 pub(super) async fn audit_page(
     State(app): State<AppState>,
-    FullSession(s): FullSession,
-    ApiPath(org_id): ApiPath<String>,
+    Auditor(mut scope): Auditor,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut scope = or_page!(auditor_scope(&app, &s, &org_id).await);
     audit_view(&app, &mut scope, &q.filters, non_empty(&q.cursor), None).await
 }
 
@@ -194,12 +193,9 @@ pub(super) async fn audit_page(
 /// A verification refused (the org's budget of whole-trail scans) shows why on the same page.
 pub(super) async fn verify_audit_submit(
     State(app): State<AppState>,
-    FullSession(s): FullSession,
-    ApiPath(org_id): ApiPath<String>,
+    Auditor(mut scope): Auditor,
     ApiForm(f): ApiForm<AuditFilters>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut scope = or_page!(auditor_scope(&app, &s, &org_id).await);
     let verified = trail::verify(&app, &mut scope).await;
     audit_view(&app, &mut scope, &f, None, Some(verified)).await
 }
@@ -217,12 +213,12 @@ async fn audit_view(
     let (report, verify_error) = match verified {
         None => (None, None),
         Some(Ok(r)) => (Some(r), None),
-        Some(Err(AppError::NotFound)) => return denied(&AppError::NotFound),
+        Some(Err(AppError::NotFound)) => return denied(app, &AppError::NotFound),
         Some(Err(e)) => (None, Some(e)),
     };
     let org = match tenancy::get_org(app, scope).await {
         Ok(org) => org,
-        Err(e) => return denied(&e),
+        Err(e) => return denied(app, &e),
     };
     let f = filters.normalized();
     let listed = async {
@@ -232,7 +228,7 @@ async fn audit_view(
     };
     let (list_error, filter, page) = match listed.await {
         Ok((filter, page)) => (None, Some(filter), Some(page)),
-        Err(AppError::NotFound) => return denied(&AppError::NotFound),
+        Err(AppError::NotFound) => return denied(app, &AppError::NotFound),
         Err(e) => (Some(e), None, None),
     };
     let form = f.refill(filters, filter.as_ref());
@@ -258,8 +254,8 @@ async fn audit_view(
         }),
     };
     match verify_error.as_ref().or(list_error.as_ref()) {
-        Some(e) => show(&Outcome::failed(e), "audit.html", ctx),
-        None => show(&Outcome::default(), "audit.html", ctx),
+        Some(e) => show(app, &Outcome::failed(e), "audit.html", ctx),
+        None => show(app, &Outcome::default(), "audit.html", ctx),
     }
 }
 

@@ -25,11 +25,13 @@ pub(super) const ACCEPT_TITLE: &str = "Join an organization";
 /// The link in the invitation email. Opening it changes nothing (mail scanners prefetch links):
 /// the button posts the token.
 pub(super) async fn accept_page(
+    State(app): State<AppState>,
     FullSession(s): FullSession,
     ApiQuery(q): ApiQuery<TokenForm>,
 ) -> Response {
     if s.is_none() {
         return render(
+            &app,
             StatusCode::OK,
             "invitation_accept.html",
             context! { title => ACCEPT_TITLE, signed_in => false },
@@ -37,12 +39,14 @@ pub(super) async fn accept_page(
     }
     if q.token.is_empty() {
         return show(
+            &app,
             &Outcome::failed(&AppError::InvalidToken),
             "invitation_accept.html",
             context! { title => ACCEPT_TITLE },
         );
     }
     show(
+        &app,
         &Outcome::default(),
         "invitation_accept.html",
         context! { title => ACCEPT_TITLE, token => q.token },
@@ -66,6 +70,7 @@ pub(super) async fn accept_submit(
                 f.token
             };
             show(
+                &app,
                 &Outcome::failed(&e),
                 "invitation_accept.html",
                 context! { title => ACCEPT_TITLE, token },
@@ -83,9 +88,10 @@ pub(super) async fn optout_page(
     ApiQuery(q): ApiQuery<TokenForm>,
 ) -> Response {
     if !tenancy::optout_token_is_valid(&app, &q.token) {
-        return optout_failed();
+        return optout_failed(&app);
     }
     render(
+        &app,
         StatusCode::OK,
         "invitation_optout.html",
         context! { title => OPTOUT_TITLE, token => q.token },
@@ -102,12 +108,14 @@ pub(super) async fn optout_submit(
 ) -> Response {
     match tenancy::opt_out_of_invitations(&app, &ctx.0, &q.token).await {
         Ok(()) => render(
+            &app,
             StatusCode::OK,
             "invitation_optout.html",
             context! { title => OPTOUT_TITLE, done => true },
         ),
-        Err(AppError::InvalidToken) => optout_failed(),
+        Err(AppError::InvalidToken) => optout_failed(&app),
         Err(e) => show(
+            &app,
             &Outcome::failed(&e),
             "invitation_optout.html",
             context! { title => OPTOUT_TITLE },
@@ -115,8 +123,9 @@ pub(super) async fn optout_submit(
     }
 }
 
-fn optout_failed() -> Response {
+fn optout_failed(app: &App) -> Response {
     show(
+        app,
         &Outcome::failed(&AppError::InvalidToken),
         "invitation_optout.html",
         context! { title => OPTOUT_TITLE },

@@ -4,57 +4,27 @@
 //! API. A change that works redirects (303) to the page to show next with a fixed notice; one that
 //! fails shows the same page again with the service's error and the status it maps to. Anything
 //! the caller may not see is a 404 page, as the services answer `NotFound`.
+//!
+//! Handlers take their org or workspace as the API does, by the names of the route's parameters
+//! (`OrgPage`, `WsPage` in `scope.rs`: the API's own checks with a page's answers), in the
+//! request's one transaction; other ids come by name from `PathParams`.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use minijinja::{context, Environment, Value};
+use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::pages::{page_error, with_retry_after};
+use super::pages::{page_error, render, with_retry_after};
 use crate::error::{AppError, AppResult};
 use crate::identity::AuthSession;
-use crate::state::AppState;
-use crate::store::tenant::Mode;
+use crate::state::{App, AppState};
 use crate::tenancy::items::{self, ItemInput};
 use crate::tenancy::workspaces::{self, WorkspaceInput, WorkspaceScope, WsRole};
 use crate::tenancy::{self, MemberView, OrgRole, OrgScope};
-
-static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    for (name, src) in [
-        ("base.html", include_str!("../../../templates/base.html")),
-        (
-            "message.html",
-            include_str!("../../../templates/message.html"),
-        ),
-        ("orgs.html", include_str!("../../../templates/orgs.html")),
-        ("org.html", include_str!("../../../templates/org.html")),
-        ("audit.html", include_str!("../../../templates/audit.html")),
-        (
-            "workspace.html",
-            include_str!("../../../templates/workspace.html"),
-        ),
-        ("item.html", include_str!("../../../templates/item.html")),
-        (
-            "invitation_accept.html",
-            include_str!("../../../templates/invitation_accept.html"),
-        ),
-        (
-            "invitation_optout.html",
-            include_str!("../../../templates/invitation_optout.html"),
-        ),
-    ] {
-        if let Err(e) = env.add_template(name, src) {
-            tracing::error!(template = name, error = %e, "template does not compile");
-        }
-    }
-    env
-});
 
 pub fn router() -> Router<AppState> {
     let ws = "/orgs/{org_id}/workspaces/{ws_id}";
@@ -95,20 +65,6 @@ pub fn router() -> Router<AppState> {
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
-fn render(status: StatusCode, name: &str, ctx: Value) -> Response {
-    match TEMPLATES.get_template(name).and_then(|t| t.render(ctx)) {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(template = name, error = %e, "template failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Html("<!doctype html><title>Error</title><p>Something went wrong.</p>".to_string()),
-            )
-                .into_response()
-        }
-    }
-}
-
 /// What a page shows above its content: the error that stopped a change, or a notice after one
 /// that worked.
 #[derive(Default)]
@@ -133,7 +89,7 @@ impl<'a> Outcome<'a> {
 }
 
 /// A page for a signed-in user, with the status of the error it shows (if any).
-fn show(out: &Outcome<'_>, name: &str, ctx: Value) -> Response {
+fn show(app: &App, out: &Outcome<'_>, name: &str, ctx: Value) -> Response {
     let (status, error) = match out.error {
         Some(e) => {
             let (status, msg) = page_error(e);
@@ -142,6 +98,7 @@ fn show(out: &Outcome<'_>, name: &str, ctx: Value) -> Response {
         None => (StatusCode::OK, None),
     };
     let res = render(
+        app,
         status,
         name,
         context! { error, notice => out.notice, signed_in => true, ..ctx },
@@ -154,7 +111,7 @@ fn show(out: &Outcome<'_>, name: &str, ctx: Value) -> Response {
 
 /// The page for an org, workspace or item the caller cannot open: 404 for anything they may not
 /// see (the services never say whether it exists), else the reason (e.g. the org's MFA policy).
-fn denied(e: &AppError) -> Response {
+fn denied(app: &App, e: &AppError) -> Response {
     let (status, msg) = page_error(e);
     let (title, message, link, link_text, error) = match e {
         AppError::NotFound => (
@@ -177,6 +134,7 @@ fn denied(e: &AppError) -> Response {
         _ => ("Organization", "", "/orgs", "Your organizations", Some(msg)),
     };
     let res = render(
+        app,
         status,
         "message.html",
         context! { title, message, link, link_text, error, signed_in => true },
@@ -215,40 +173,15 @@ struct DoneQuery {
     done: String,
 }
 
-/// Returns the response in `Err` from the enclosing handler.
+/// The value in `Ok`, else a return from the enclosing handler with the page for the error in
+/// `Err` (`denied`): `or_page!(app, result)`.
 macro_rules! or_page {
-    ($e:expr) => {
+    ($app:expr, $e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(e) => return denied($app, &e),
         }
     };
-}
-
-/// The caller's scope in the org, in the request's one transaction: `Mode::Read` for a page,
-/// `Mode::Write` for a form that changes something. A page shown again after a failed change opens
-/// a read scope of its own (the failed change's transaction is not reused).
-async fn org_scope(
-    app: &AppState,
-    s: &AuthSession,
-    org_id: &str,
-    mode: Mode,
-) -> Result<OrgScope, Response> {
-    tenancy::authorize(app, s, org_id, mode)
-        .await
-        .map_err(|e| denied(&e))
-}
-
-async fn ws_scope(
-    app: &AppState,
-    s: &AuthSession,
-    org_id: &str,
-    ws_id: &str,
-    mode: Mode,
-) -> Result<WorkspaceScope, Response> {
-    workspaces::authorize_workspace(app, s, org_id, ws_id, mode)
-        .await
-        .map_err(|e| denied(&e))
 }
 
 const PAGE: i64 = 200;
@@ -305,8 +238,10 @@ fn non_empty(v: &str) -> Option<String> {
 mod audit;
 mod invitations;
 mod orgs;
+mod scope;
 mod work;
 
 use invitations::*;
 use orgs::*;
+use scope::*;
 use work::*;

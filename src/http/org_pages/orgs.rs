@@ -8,8 +8,9 @@ use serde::Deserialize;
 use super::*;
 use crate::error::AppError;
 use crate::http::middleware::RequestCtxExt;
-use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
+use crate::http::problem::{ApiForm, ApiQuery};
 use crate::http::session::FullSession;
+use crate::http::work_api::{param, PathParams};
 use crate::state::AppState;
 use crate::store::tenant::Mode;
 
@@ -40,15 +41,19 @@ pub(super) async fn orgs_view(
     let title = "Organizations";
     match all!(|c| tenancy::list_orgs(app, s, c.as_deref(), Some(PAGE))) {
         Ok((orgs, more)) => show(
+            app,
             &out,
             "orgs.html",
             context! { title, orgs => Value::from_serialize(&orgs), more, form },
         ),
         // The list could not load: say why, and keep the create form usable.
-        Err(e) if out.error.is_none() => {
-            show(&Outcome::failed(&e), "orgs.html", context! { title, form })
-        }
-        Err(_) => show(&out, "orgs.html", context! { title, form }),
+        Err(e) if out.error.is_none() => show(
+            app,
+            &Outcome::failed(&e),
+            "orgs.html",
+            context! { title, form },
+        ),
+        Err(_) => show(app, &out, "orgs.html", context! { title, form }),
     }
 }
 
@@ -67,12 +72,26 @@ pub(super) async fn create_org_submit(
 
 pub(super) async fn org_page(
     State(app): State<AppState>,
-    FullSession(s): FullSession,
-    ApiPath(org_id): ApiPath<String>,
+    OrgPage(mut scope, s): OrgPage,
     ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    org_view(&app, &s, &org_id, Outcome::done(&q), context! {}).await
+    org_view(&app, &s, &mut scope, Outcome::done(&q), context! {}).await
+}
+
+/// The org page again after a change in `failed` did not work, with its error and `form`
+/// refilled: in a read scope of its own, never in the failed change's transaction.
+pub(super) async fn org_again(
+    app: &AppState,
+    s: &AuthSession,
+    failed: OrgScope,
+    e: &AppError,
+    form: Value,
+) -> Response {
+    let org_id = failed.org_id().to_string();
+    // Given up first, so it does not hold its connection while the page loads.
+    drop(failed);
+    let mut scope = or_page!(app, tenancy::authorize(app, s, &org_id, Mode::Read).await);
+    org_view(app, s, &mut scope, Outcome::failed(e), form).await
 }
 
 /// The org page: workspaces (those the caller may see), members, and for admins the invitations.
@@ -80,12 +99,10 @@ pub(super) async fn org_page(
 pub(super) async fn org_view(
     app: &AppState,
     s: &AuthSession,
-    org_id: &str,
+    scope: &mut OrgScope,
     out: Outcome<'_>,
     form: Value,
 ) -> Response {
-    let mut scope = or_page!(org_scope(app, s, org_id, Mode::Read).await);
-    let scope = &mut scope;
     let admin = scope.role() >= OrgRole::Admin;
     let owner = scope.role() == OrgRole::Owner;
     let loaded = async {
@@ -114,7 +131,7 @@ pub(super) async fn org_view(
     let (org, members, more_members, invitations, workspaces, more_workspaces) = match loaded.await
     {
         Ok(v) => v,
-        Err(e) => return denied(&e),
+        Err(e) => return denied(app, &e),
     };
     let roles: &[&str] = if owner {
         &["member", "admin", "owner"]
@@ -122,6 +139,7 @@ pub(super) async fn org_view(
         &["member", "admin"]
     };
     show(
+        app,
         &out,
         "org.html",
         context! {
@@ -149,12 +167,9 @@ pub(super) fn parse_org_role(role: &str) -> AppResult<OrgRole> {
 pub(super) async fn invite_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath(org_id): ApiPath<String>,
+    OrgPage(mut scope, s): OrgPage,
     ApiForm(f): ApiForm<InviteForm>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
     let result = match parse_org_role(&f.role) {
         Ok(role) => tenancy::create_invitation(&app, &ctx.0, &mut scope, &f.email, role)
             .await
@@ -165,7 +180,7 @@ pub(super) async fn invite_submit(
         Ok(()) => org_done(&scope, "invited"),
         Err(e) => {
             let form = context! { invite_email => f.email, invite_role => f.role };
-            org_view(&app, &s, &org_id, Outcome::failed(&e), form).await
+            org_again(&app, &s, scope, &e, form).await
         }
     }
 }
@@ -177,14 +192,13 @@ pub(super) fn org_done(scope: &OrgScope, done: &str) -> Response {
 pub(super) async fn revoke_invitation_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath((org_id, id)): ApiPath<(String, String)>,
+    OrgPage(mut scope, s): OrgPage,
+    PathParams(path): PathParams,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
+    let id = or_page!(&app, param(&path, "id"));
     match tenancy::revoke_invitation(&app, &ctx.0, &mut scope, &id).await {
         Ok(()) => org_done(&scope, "revoked"),
-        Err(e) => org_view(&app, &s, &org_id, Outcome::failed(&e), context! {}).await,
+        Err(e) => org_again(&app, &s, scope, &e, context! {}).await,
     }
 }
 
@@ -197,12 +211,11 @@ pub(super) struct RoleForm {
 pub(super) async fn role_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
+    OrgPage(mut scope, s): OrgPage,
+    PathParams(path): PathParams,
     ApiForm(f): ApiForm<RoleForm>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
+    let user_id = or_page!(&app, param(&path, "user_id"));
     let result = match parse_org_role(&f.role) {
         Ok(role) => tenancy::change_member_role(&app, &ctx.0, &mut scope, &user_id, role)
             .await
@@ -211,22 +224,21 @@ pub(super) async fn role_submit(
     };
     match result {
         Ok(()) => org_done(&scope, "role"),
-        Err(e) => org_view(&app, &s, &org_id, Outcome::failed(&e), context! {}).await,
+        Err(e) => org_again(&app, &s, scope, &e, context! {}).await,
     }
 }
 
 pub(super) async fn remove_member_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath((org_id, user_id)): ApiPath<(String, String)>,
+    OrgPage(mut scope, s): OrgPage,
+    PathParams(path): PathParams,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
+    let user_id = or_page!(&app, param(&path, "user_id"));
     match tenancy::remove_member(&app, &ctx.0, &mut scope, &user_id).await {
         Ok(()) if user_id == s.user_id => Redirect::to("/orgs?done=left").into_response(),
         Ok(()) => org_done(&scope, "removed"),
-        Err(e) => org_view(&app, &s, &org_id, Outcome::failed(&e), context! {}).await,
+        Err(e) => org_again(&app, &s, scope, &e, context! {}).await,
     }
 }
 
@@ -241,12 +253,9 @@ pub(super) struct WorkspaceForm {
 pub(super) async fn create_workspace_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath(org_id): ApiPath<String>,
+    OrgPage(mut scope, s): OrgPage,
     ApiForm(f): ApiForm<WorkspaceForm>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut scope = or_page!(org_scope(&app, &s, &org_id, Mode::Write).await);
     let input = WorkspaceInput {
         name: Some(f.name.clone()),
         kind: Some(f.kind.clone()),
@@ -263,7 +272,7 @@ pub(super) async fn create_workspace_submit(
         Err(e) => {
             let form =
                 context! { ws_name => f.name, ws_kind => f.kind, ws_description => f.description };
-            org_view(&app, &s, &org_id, Outcome::failed(&e), form).await
+            org_again(&app, &s, scope, &e, form).await
         }
     }
 }

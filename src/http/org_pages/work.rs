@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::error::AppError;
 use crate::http::middleware::RequestCtxExt;
-use crate::http::problem::{ApiForm, ApiPath, ApiQuery};
-use crate::http::session::FullSession;
+use crate::http::problem::{ApiForm, ApiQuery};
+use crate::http::work_api::{param, PathParams};
 use crate::state::AppState;
 use crate::store::tenant::Mode;
 
@@ -39,26 +39,33 @@ pub(super) struct Access<'a> {
 
 pub(super) async fn workspace_page(
     State(app): State<AppState>,
-    FullSession(s): FullSession,
-    ApiPath((org_id, ws_id)): ApiPath<(String, String)>,
+    WsPage(mut ws, _): WsPage,
     ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    workspace_view(&app, &s, &org_id, &ws_id, Outcome::done(&q), context! {}).await
+    workspace_view(&app, &mut ws, Outcome::done(&q), context! {}).await
+}
+
+/// The workspace page again after a change in `failed` did not work, with its error and `form`
+/// refilled: in a read scope of its own (`reopen_ws`).
+pub(super) async fn workspace_again(
+    app: &AppState,
+    s: &AuthSession,
+    failed: WorkspaceScope,
+    e: &AppError,
+    form: Value,
+) -> Response {
+    let mut ws = or_page!(app, reopen_ws(app, s, failed).await);
+    workspace_view(app, &mut ws, Outcome::failed(e), form).await
 }
 
 /// A board shows one column per workspace status (and one for any status an item keeps after the
 /// workspace's statuses changed); a deal room shows a list.
 pub(super) async fn workspace_view(
     app: &AppState,
-    s: &AuthSession,
-    org_id: &str,
-    ws_id: &str,
+    ws: &mut WorkspaceScope,
     out: Outcome<'_>,
     form: Value,
 ) -> Response {
-    let mut ws = or_page!(ws_scope(app, s, org_id, ws_id, Mode::Read).await);
-    let ws = &mut ws;
     let owner = ws.role() >= WsRole::Owner;
     let loaded = async {
         let org = tenancy::get_org(app, &mut ws.org).await?;
@@ -74,7 +81,7 @@ pub(super) async fn workspace_view(
     };
     let (org, view, items, more_items, members, access) = match loaded.await {
         Ok(v) => v,
-        Err(e) => return denied(&e),
+        Err(e) => return denied(app, &e),
     };
     let names = names(&members);
     let cards: Vec<Card<'_>> = items
@@ -109,6 +116,7 @@ pub(super) async fn workspace_view(
         })
         .collect();
     show(
+        app,
         &out,
         "workspace.html",
         context! {
@@ -133,12 +141,9 @@ pub(super) struct NewItemForm {
 pub(super) async fn create_item_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath((org_id, ws_id)): ApiPath<(String, String)>,
+    WsPage(mut ws, s): WsPage,
     ApiForm(f): ApiForm<NewItemForm>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
     let input = ItemInput {
         title: Some(f.title.clone()),
         status: non_empty(&f.status),
@@ -149,7 +154,7 @@ pub(super) async fn create_item_submit(
         Ok(_) => ws_done(&ws, "item_created"),
         Err(e) => {
             let form = context! { title => f.title, status => f.status, due_on => f.due_on };
-            workspace_view(&app, &s, &org_id, &ws_id, Outcome::failed(&e), form).await
+            workspace_again(&app, &s, ws, &e, form).await
         }
     }
 }
@@ -173,12 +178,9 @@ pub(super) struct AccessForm {
 pub(super) async fn grant_access_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath((org_id, ws_id)): ApiPath<(String, String)>,
+    WsPage(mut ws, s): WsPage,
     ApiForm(f): ApiForm<AccessForm>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
     let result = match WsRole::parse(&f.role) {
         Some(role) => workspaces::set_workspace_member(&app, &ctx.0, &mut ws, &f.user_id, role)
             .await
@@ -192,7 +194,7 @@ pub(super) async fn grant_access_submit(
         Ok(()) => ws_done(&ws, "access"),
         Err(e) => {
             let form = context! { user_id => f.user_id, role => f.role };
-            workspace_view(&app, &s, &org_id, &ws_id, Outcome::failed(&e), form).await
+            workspace_again(&app, &s, ws, &e, form).await
         }
     }
 }
@@ -200,15 +202,27 @@ pub(super) async fn grant_access_submit(
 pub(super) async fn remove_access_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath((org_id, ws_id, user_id)): ApiPath<(String, String, String)>,
+    WsPage(mut ws, s): WsPage,
+    PathParams(path): PathParams,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
+    let user_id = or_page!(&app, param(&path, "user_id"));
     match workspaces::remove_workspace_member(&app, &ctx.0, &mut ws, &user_id).await {
         Ok(()) => ws_done(&ws, "access_removed"),
-        Err(e) => workspace_view(&app, &s, &org_id, &ws_id, Outcome::failed(&e), context! {}).await,
+        Err(e) => workspace_again(&app, &s, ws, &e, context! {}).await,
     }
+}
+
+/// The caller's scope in the workspace of `failed` once more, for the page shown after a change in
+/// it failed: a read scope of its own, never the failed change's transaction (given up first, so
+/// it does not hold its connection while the page loads).
+async fn reopen_ws(
+    app: &AppState,
+    s: &AuthSession,
+    failed: WorkspaceScope,
+) -> AppResult<WorkspaceScope> {
+    let (org_id, ws_id) = (failed.org.org_id().to_string(), failed.id().to_string());
+    drop(failed);
+    workspaces::authorize_workspace(app, s, &org_id, &ws_id, Mode::Read).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,33 +255,39 @@ pub(super) struct Assignee<'a> {
 
 pub(super) async fn item_page(
     State(app): State<AppState>,
-    FullSession(s): FullSession,
-    ApiPath((org_id, ws_id, item_id)): ApiPath<(String, String, String)>,
+    WsPage(mut ws, _): WsPage,
+    PathParams(path): PathParams,
     ApiQuery(q): ApiQuery<DoneQuery>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    item_view(
-        &app,
-        &s,
-        (&org_id, &ws_id, &item_id),
-        Outcome::done(&q),
-        None,
-        "",
-    )
-    .await
+    let item_id = or_page!(&app, param(&path, "item_id"));
+    let out = Outcome::done(&q);
+    item_view(&app, &mut ws, &item_id, out, None, "").await
+}
+
+/// The item page again after a change in `failed` did not work, with its error and the forms
+/// refilled: in a read scope of its own (`reopen_ws`).
+pub(super) async fn item_again(
+    app: &AppState,
+    s: &AuthSession,
+    failed: WorkspaceScope,
+    item_id: &str,
+    e: &AppError,
+    edit: Option<EditForm>,
+    comment: &str,
+) -> Response {
+    let mut ws = or_page!(app, reopen_ws(app, s, failed).await);
+    item_view(app, &mut ws, item_id, Outcome::failed(e), edit, comment).await
 }
 
 /// The item page; `edit` and `comment` refill the forms after a change that failed.
 pub(super) async fn item_view(
     app: &AppState,
-    s: &AuthSession,
-    (org_id, ws_id, item_id): (&str, &str, &str),
+    ws: &mut WorkspaceScope,
+    item_id: &str,
     out: Outcome<'_>,
     edit: Option<EditForm>,
     comment: &str,
 ) -> Response {
-    let mut ws = or_page!(ws_scope(app, s, org_id, ws_id, Mode::Read).await);
-    let ws = &mut ws;
     let loaded = async {
         let item = items::get_item(app, ws, item_id).await?;
         let org = tenancy::get_org(app, &mut ws.org).await?;
@@ -279,7 +299,7 @@ pub(super) async fn item_view(
     };
     let (item, org, view, updates, more_comments, members) = match loaded.await {
         Ok(v) => v,
-        Err(e) => return denied(&e),
+        Err(e) => return denied(app, &e),
     };
     let names = names(&members);
     let fields: Vec<(&str, String)> = item
@@ -333,6 +353,7 @@ pub(super) async fn item_view(
         due_on: item.due_on.clone(),
     });
     show(
+        app,
         &out,
         "item.html",
         context! {
@@ -351,12 +372,11 @@ pub(super) async fn item_view(
 pub(super) async fn update_item_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath((org_id, ws_id, item_id)): ApiPath<(String, String, String)>,
+    WsPage(mut ws, s): WsPage,
+    PathParams(path): PathParams,
     ApiForm(f): ApiForm<EditForm>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
+    let item_id = or_page!(&app, param(&path, "item_id"));
     let input = ItemInput {
         title: f.title.clone(),
         status: f.status.clone(),
@@ -366,17 +386,7 @@ pub(super) async fn update_item_submit(
     };
     match items::update_item(&app, &ctx.0, &mut ws, &item_id, input).await {
         Ok(item) => item_done(&ws, &item.id, "saved"),
-        Err(e) => {
-            item_view(
-                &app,
-                &s,
-                (&org_id, &ws_id, &item_id),
-                Outcome::failed(&e),
-                Some(f),
-                "",
-            )
-            .await
-        }
+        Err(e) => item_again(&app, &s, ws, &item_id, &e, Some(f), "").await,
     }
 }
 
@@ -398,25 +408,14 @@ pub(super) struct CommentForm {
 pub(super) async fn comment_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
-    FullSession(s): FullSession,
-    ApiPath((org_id, ws_id, item_id)): ApiPath<(String, String, String)>,
+    WsPage(mut ws, s): WsPage,
+    PathParams(path): PathParams,
     ApiForm(f): ApiForm<CommentForm>,
 ) -> Response {
-    let Some(s) = s else { return to_login() };
-    let mut ws = or_page!(ws_scope(&app, &s, &org_id, &ws_id, Mode::Write).await);
+    let item_id = or_page!(&app, param(&path, "item_id"));
     match items::create_update(&app, &ctx.0, &mut ws, &item_id, &f.body).await {
         Ok(u) => item_done(&ws, &u.item_id, "commented"),
-        Err(e) => {
-            item_view(
-                &app,
-                &s,
-                (&org_id, &ws_id, &item_id),
-                Outcome::failed(&e),
-                None,
-                &f.body,
-            )
-            .await
-        }
+        Err(e) => item_again(&app, &s, ws, &item_id, &e, None, &f.body).await,
     }
 }
 

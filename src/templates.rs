@@ -1,0 +1,90 @@
+//! The page templates: one minijinja environment for every page, compiled once at start-up and
+//! held in `App`, so a template that does not compile stops the server from starting instead of
+//! failing the first request that renders it. Escaping is minijinja's default, chosen by file
+//! name: every template is `.html`, so every value is HTML-escaped unless a template says
+//! otherwise.
+
+use anyhow::Context;
+use minijinja::{Environment, Value};
+
+/// Every template, by the name pages render it by (and `{% extends %}` finds it by).
+const SOURCES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("message.html", include_str!("../templates/message.html")),
+    // Sign-up, sign-in and recovery.
+    ("signup.html", include_str!("../templates/signup.html")),
+    ("verify.html", include_str!("../templates/verify.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("forgot.html", include_str!("../templates/forgot.html")),
+    ("reset.html", include_str!("../templates/reset.html")),
+    // The account's security settings and second factors.
+    ("account.html", include_str!("../templates/account.html")),
+    (
+        "mfa_login.html",
+        include_str!("../templates/mfa_login.html"),
+    ),
+    (
+        "totp_setup.html",
+        include_str!("../templates/totp_setup.html"),
+    ),
+    (
+        "recovery_codes.html",
+        include_str!("../templates/recovery_codes.html"),
+    ),
+    ("reauth.html", include_str!("../templates/reauth.html")),
+    // Organizations and their work.
+    ("orgs.html", include_str!("../templates/orgs.html")),
+    ("org.html", include_str!("../templates/org.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
+    (
+        "workspace.html",
+        include_str!("../templates/workspace.html"),
+    ),
+    ("item.html", include_str!("../templates/item.html")),
+    (
+        "invitation_accept.html",
+        include_str!("../templates/invitation_accept.html"),
+    ),
+    (
+        "invitation_optout.html",
+        include_str!("../templates/invitation_optout.html"),
+    ),
+];
+
+/// The one template environment (see the module documentation).
+pub struct Templates(Environment<'static>);
+
+impl Templates {
+    /// Compiles every template; the first that does not compile is the error.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        for (name, src) in SOURCES {
+            env.add_template(name, src)
+                .with_context(|| format!("template {name} does not compile"))?;
+        }
+        Ok(Templates(env))
+    }
+
+    /// The template `name` rendered with `ctx`.
+    pub fn render(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        self.0.get_template(name)?.render(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Templates;
+
+    #[test]
+    fn every_template_compiles_and_escapes_html() {
+        let t = Templates::load().unwrap();
+        let html = t
+            .render(
+                "message.html",
+                minijinja::context! { title => "<b>", message => "<script>" },
+            )
+            .unwrap();
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script>"));
+    }
+}
