@@ -29,7 +29,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
-use strongroom::audit::query::{self, Filter, Viewer};
+use strongroom::audit::query::{self, Filter};
 use strongroom::audit::{canonical, StoredEvent, GENESIS};
 use strongroom::clock::ManualClock;
 use strongroom::config::Config;
@@ -724,12 +724,10 @@ async fn load_chain(
 /// The head the app sees (through the pool, in the org's scope) is the one loaded, and the last
 /// events link up.
 async fn check_chain_head(db: &Db, w: &World) -> Result<()> {
-    let mut tx = scoped_raw(db, &w.org, &w.user).await?;
-    let head = strongroom::audit::head(&mut tx, &w.org)
-        .await?
-        .context("no head")?;
+    let mut tx = enter(db, w).await?;
+    let head = strongroom::audit::head(&mut tx).await?.context("no head")?;
     ensure!(head.0 == w.last_seq, "head {} != {}", head.0, w.last_seq);
-    let tail = strongroom::audit::load_batch(&mut tx, &w.org, w.last_seq - 1000, 1000).await?;
+    let tail = strongroom::audit::load_batch(&mut tx, w.last_seq - 1000, 1000).await?;
     tx.commit().await?;
     ensure!(tail.len() == 1000, "tail has {} events", tail.len());
     ensure!(tail.last().map(|e| &e.hash) == Some(&head.1), "head hash");
@@ -864,11 +862,12 @@ impl Case {
     }
 }
 
-/// One page as `audit::trail::list` reads it: `limit + 1` rows, 50 views, in the org's scope.
+/// One page as `tenancy::audit_trail::list` reads it: `limit + 1` rows, 50 views, in the org's
+/// scope.
 async fn lib_page(db: &Db, app: &AppState, w: &World, p: &Params) -> Result<usize> {
     let mut tx = enter(db, w).await?;
     let events = query::page(&mut tx, &p.filter, p.before, PAGE + 1).await?;
-    let mut viewer = Viewer::default();
+    let mut viewer = strongroom::tenancy::audit_trail::viewer();
     let mut n = 0;
     for e in events.into_iter().take(PAGE as usize) {
         let v = viewer.view(&mut tx, &app.keyring, e).await?;
@@ -933,7 +932,7 @@ async fn check_case(db: &Db, app: &AppState, w: &World, case: Case, ps: &[Params
     for p in ps {
         let mut tx = enter(db, w).await?;
         let events = query::page(&mut tx, &p.filter, p.before, PAGE + 1).await?;
-        let mut viewer = Viewer::default();
+        let mut viewer = strongroom::tenancy::audit_trail::viewer();
         if let Some(e) = events.first().cloned() {
             viewer.view(&mut tx, &app.keyring, e).await?;
         }

@@ -17,7 +17,7 @@ pub async fn run(
     let _ = crate::http::ops::metrics_handle();
     let (trigger, stop) = crate::shutdown::channel();
     let worker = app.mailer.spawn_worker(stop.clone());
-    let retention = crate::audit::retention::spawn_job(app.clone(), stop);
+    let retention = crate::audit::retention::spawn_job(app.retention_job(), stop);
     tracing::info!(listen_addr = %addr, public_url = %app.config.public_url(), "listening");
     let app_background = app.background.clone();
     let router = crate::http::router(app);

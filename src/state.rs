@@ -85,6 +85,16 @@ impl App {
             templates,
         }))
     }
+
+    /// What the audit retention job works with (it runs outside any request).
+    pub fn retention_job(&self) -> crate::audit::retention::Job {
+        crate::audit::retention::Job {
+            db: self.db.clone(),
+            keyring: self.keyring.clone(),
+            clock: self.clock.clone(),
+            config: self.config.audit.clone(),
+        }
+    }
 }
 
 async fn open_keyring(db: &Db, master: crypto::KeyBytes, now: i64) -> anyhow::Result<Keyring> {

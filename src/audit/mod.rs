@@ -2,24 +2,30 @@
 //! events). `hash = SHA-256(prev_hash ‖ canonical event bytes)`; `seq` is gapless per chain because
 //! the chain head row is locked (PostgreSQL) or writes are serialized (SQLite) while appending.
 //! Events are written in the same transaction as the change they record.
+//!
+//! The hash chain is this module's (hashing, canonical JSON, verification, retention
+//! checkpoints); its SQL is `store::audit`'s. What the trail shows an org's admins is tenancy's
+//! (`tenancy::audit_trail`).
 
 use std::net::IpAddr;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
+use crate::store;
+use crate::store::audit::{EventRow, Head};
+use crate::store::tenant::TenantTx;
 use crate::store::Conn;
 
 pub mod query;
 pub mod retention;
-pub mod trail;
 pub mod verify;
 
 pub use verify::{Report, Verifier};
 
+pub use crate::store::audit::head;
+pub use crate::store::audit::GENESIS;
 pub use crate::store::tenant::PLATFORM_CHAIN;
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every action the system can audit, in one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,87 +189,38 @@ pub struct Event<'a> {
     pub metadata: Value,
 }
 
-/// Appends `ev` to the chain of the transaction's org, inside that transaction.
-pub async fn append_org(
-    t: &mut crate::store::tenant::TenantTx,
-    now: i64,
-    ev: Event<'_>,
-) -> Result<i64, sqlx::Error> {
-    let (c, org_id) = t.audit()?;
-    let chain = org_id.to_string();
-    append_chain(c, &chain, now, ev).await
+/// Appends `ev` to the chain of the transaction's org, inside that transaction (in the retention
+/// job's transaction outside any org, to the platform chain).
+pub async fn append_org(t: &mut TenantTx, now: i64, ev: Event<'_>) -> Result<i64, sqlx::Error> {
+    store::audit::append(t, |head| seal(head, now, ev)).await
 }
 
 /// Appends `ev` to the platform chain (accounts, sessions, the operator) inside the caller's
 /// transaction.
 pub async fn append_platform(c: &mut Conn, now: i64, ev: Event<'_>) -> Result<i64, sqlx::Error> {
-    append_chain(c, PLATFORM_CHAIN, now, ev).await
+    store::audit::append_platform(c, |head| seal(head, now, ev)).await
 }
 
-/// Appends `ev` to `chain` inside the caller's transaction: three statements (move the head,
-/// insert the event, record its hash on the head).
-pub(crate) async fn append_chain(
-    c: &mut Conn,
-    chain: &str,
-    now: i64,
-    ev: Event<'_>,
-) -> Result<i64, sqlx::Error> {
-    // Creates the chain's head on its first event, else moves it on by one; either way it locks
-    // the head row until the transaction ends: appends to one chain are serialized.
-    let head = sqlx::query(
-        "INSERT INTO audit_chains (chain, last_seq, last_hash) VALUES ($1, 1, $2) \
-         ON CONFLICT (chain) DO UPDATE SET last_seq = audit_chains.last_seq + 1 \
-         RETURNING last_seq, last_hash, last_at",
-    )
-    .bind(chain)
-    .bind(GENESIS)
-    .fetch_one(&mut *c)
-    .await?;
-    let seq: i64 = head.try_get("last_seq")?;
-    let prev: String = head.try_get("last_hash")?;
-    // Times never go backwards along a chain (a replica's clock may lag a little), so a time range
-    // is a range of sequence numbers.
-    let now = now.max(head.try_get::<i64, _>("last_at")?);
-    let stored = StoredEvent {
+/// The row of `ev` on the chain head it lands on: its time (never before the event it follows:
+/// a replica's clock may lag a little, and a time range must stay a range of sequence numbers),
+/// its masked IP, the previous hash and its own.
+fn seal(head: Head<'_>, now: i64, ev: Event<'_>) -> EventRow {
+    let mut stored = StoredEvent {
         id: uuid::Uuid::now_v7().to_string(),
-        chain: chain.to_string(),
-        seq,
-        at: now,
+        chain: head.chain.to_string(),
+        seq: head.seq,
+        at: now.max(head.last_at),
         actor_id: ev.actor_id.map(str::to_string),
         action: ev.action.as_str().to_string(),
         target_type: ev.target_type.map(str::to_string),
         target_id: ev.target_id.map(str::to_string),
         ip: ev.ip.map(crate::mask::ip),
         metadata: ev.metadata,
-        prev_hash: prev,
+        prev_hash: head.prev_hash,
         hash: String::new(),
     };
-    let hash = stored.compute_hash();
-    sqlx::query(
-        "INSERT INTO audit_events (id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&stored.id)
-    .bind(chain)
-    .bind(seq)
-    .bind(now)
-    .bind(&stored.actor_id)
-    .bind(&stored.action)
-    .bind(&stored.target_type)
-    .bind(&stored.target_id)
-    .bind(&stored.ip)
-    .bind(canonical(&stored.metadata))
-    .bind(&stored.prev_hash)
-    .bind(&hash)
-    .execute(&mut *c)
-    .await?;
-    sqlx::query("UPDATE audit_chains SET last_hash = $2, last_at = $3 WHERE chain = $1")
-        .bind(chain)
-        .bind(&hash)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-    Ok(seq)
+    stored.hash = stored.compute_hash();
+    stored.into_row()
 }
 
 /// An event as stored.
@@ -325,63 +282,70 @@ pub fn canonical(v: &Value) -> String {
     }
 }
 
-pub(crate) const COLUMNS: &str =
-    "id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash";
-
-pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<StoredEvent, sqlx::Error> {
-    let meta: String = r.try_get("metadata")?;
-    Ok(StoredEvent {
-        id: r.try_get("id")?,
-        chain: r.try_get("chain")?,
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        actor_id: r.try_get("actor_id")?,
-        action: r.try_get("action")?,
-        target_type: r.try_get("target_type")?,
-        target_id: r.try_get("target_id")?,
-        ip: r.try_get("ip")?,
-        // `append` stores canonical JSON: anything else (not JSON, reformatted, duplicate keys that
-        // another reader might resolve differently) reads as a marker that fails the hash.
-        metadata: serde_json::from_str::<Value>(&meta)
-            .ok()
-            .filter(|v| canonical(v) == meta)
-            .unwrap_or_else(|| Value::String("<metadata not as written>".into())),
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
+impl StoredEvent {
+    /// The row to store: metadata as canonical JSON.
+    fn into_row(self) -> EventRow {
+        EventRow {
+            metadata: canonical(&self.metadata),
+            id: self.id,
+            chain: self.chain,
+            seq: self.seq,
+            at: self.at,
+            actor_id: self.actor_id,
+            action: self.action,
+            target_type: self.target_type,
+            target_id: self.target_id,
+            ip: self.ip,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
 }
 
-/// Events of a chain in order, from `after_seq` on, at most `limit`.
+impl From<EventRow> for StoredEvent {
+    fn from(r: EventRow) -> Self {
+        // Appends store canonical JSON: anything else (not JSON, reformatted, duplicate keys that
+        // another reader might resolve differently) reads as a marker that fails the hash.
+        let metadata = serde_json::from_str::<Value>(&r.metadata)
+            .ok()
+            .filter(|v| canonical(v) == r.metadata)
+            .unwrap_or_else(|| Value::String("<metadata not as written>".into()));
+        StoredEvent {
+            id: r.id,
+            chain: r.chain,
+            seq: r.seq,
+            at: r.at,
+            actor_id: r.actor_id,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            ip: r.ip,
+            metadata,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// Events of the transaction's chain in order, from `after_seq` on, at most `limit`.
 pub async fn load_batch(
-    c: &mut Conn,
-    chain: &str,
+    t: &mut TenantTx,
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    ))
-    .bind(chain)
-    .bind(after_seq)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter().map(from_row).collect()
+    let rows = store::audit::batch(t, after_seq, limit).await?;
+    Ok(rows.into_iter().map(StoredEvent::from).collect())
 }
 
-/// Every event of a chain in order.
-pub async fn load_chain(c: &mut Conn, chain: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    load_batch(c, chain, 0, i64::MAX).await
+/// Every event of the transaction's chain in order.
+pub async fn load_chain(t: &mut TenantTx) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    load_batch(t, 0, i64::MAX).await
 }
 
-/// The chain's head as the database records it: `(last_seq, last_hash)`.
-pub async fn head(c: &mut Conn, chain: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
-    let row = sqlx::query("SELECT last_seq, last_hash FROM audit_chains WHERE chain = $1")
-        .bind(chain)
-        .fetch_optional(&mut *c)
-        .await?;
-    row.map(|r| Ok((r.try_get("last_seq")?, r.try_get("last_hash")?)))
-        .transpose()
+/// Every event of the platform chain in order.
+pub async fn load_platform_chain(c: &mut Conn) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = store::audit::platform_batch(c, 0, i64::MAX).await?;
+    Ok(rows.into_iter().map(StoredEvent::from).collect())
 }
 
 /// The first sequence number at which the chain does not verify, if any (a chain that starts

@@ -4,21 +4,22 @@
 //! A page is a range of sequence numbers walked through an index: the cursor is the last seq
 //! handed out, so events appended meanwhile (always at the top) never shift a later page. Time
 //! bounds are turned into sequence bounds first (times never go backwards along a chain), so a
-//! time range costs two index probes, whatever the size of the chain.
+//! time range costs two index probes, whatever the size of the chain (`store::audit::select`).
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{from_row, StoredEvent, Verifier, COLUMNS};
+use super::{StoredEvent, Verifier};
 use crate::crypto::Keyring;
 use crate::error::{AppError, AppResult};
+use crate::store;
+use crate::store::audit::{Match, Order};
 use crate::store::tenant::TenantTx;
-use crate::store::Conn;
+use crate::store::users::UserRow;
 
 /// Filters on the trail; every one optional.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -149,107 +150,17 @@ pub fn decode_cursor(c: Option<&str>) -> AppResult<Option<i64>> {
         })
 }
 
-enum Bind {
-    I(i64),
-    S(String),
-}
-
-/// A WHERE clause over one chain, with its values.
-struct Where {
-    sql: String,
-    binds: Vec<Bind>,
-}
-
-impl Where {
-    fn new(chain: &str) -> Self {
-        Self {
-            sql: "chain = $1".into(),
-            binds: vec![Bind::S(chain.to_string())],
+impl Filter {
+    /// The filter as the store reads it.
+    fn as_match(&self) -> Match<'_> {
+        Match {
+            action: self.action.as_deref(),
+            actor_id: self.actor_id.as_deref(),
+            target_id: self.target_id.as_deref(),
+            since: self.since,
+            until: self.until,
         }
     }
-    fn and(&mut self, cond: &str, b: Bind) {
-        self.binds.push(b);
-        self.sql
-            .push_str(&format!(" AND {cond} ${}", self.binds.len()));
-    }
-    fn query<'q>(
-        &'q self,
-        sql: &'q str,
-    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        let mut q = sqlx::query(sql);
-        for b in &self.binds {
-            q = match b {
-                Bind::I(i) => q.bind(*i),
-                Bind::S(s) => q.bind(s.as_str()),
-            };
-        }
-        q
-    }
-}
-
-/// The sequence range `[lo, hi]` a time range covers; None when it holds no event.
-async fn seq_bounds(
-    c: &mut Conn,
-    chain: &str,
-    f: &Filter,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    let mut lo = 1;
-    let mut hi = i64::MAX;
-    if let Some(since) = f.since {
-        let r = sqlx::query(
-            "SELECT seq FROM audit_events WHERE chain = $1 AND at >= $2 ORDER BY at, seq LIMIT 1",
-        )
-        .bind(chain)
-        .bind(since)
-        .fetch_optional(&mut *c)
-        .await?;
-        match r {
-            Some(r) => lo = r.try_get("seq")?,
-            None => return Ok(None),
-        }
-    }
-    if let Some(until) = f.until {
-        let r = sqlx::query("SELECT seq FROM audit_events WHERE chain = $1 AND at < $2 ORDER BY at DESC, seq DESC LIMIT 1")
-            .bind(chain)
-            .bind(until)
-            .fetch_optional(&mut *c)
-            .await?;
-        match r {
-            Some(r) => hi = r.try_get("seq")?,
-            None => return Ok(None),
-        }
-    }
-    Ok((lo <= hi).then_some((lo, hi)))
-}
-
-/// The clause for `f` within the seq range `(after, upto]` (both optional).
-fn clause(chain: &str, f: &Filter, lo: i64, hi: i64) -> Where {
-    let mut w = Where::new(chain);
-    if lo > 1 {
-        w.and("seq >=", Bind::I(lo));
-    }
-    if hi < i64::MAX {
-        w.and("seq <=", Bind::I(hi));
-    }
-    if let Some(a) = &f.action {
-        w.and("action =", Bind::S(a.clone()));
-    }
-    if let Some(a) = &f.actor_id {
-        w.and("actor_id =", Bind::S(a.clone()));
-    }
-    if let Some(t) = &f.target_id {
-        w.and("target_id =", Bind::S(t.clone()));
-    }
-    // Exact even for events written before times were kept monotonic. `at + 0` matches no index
-    // on purpose: the seq bounds already narrow the walk; an index on `at` would make PostgreSQL
-    // read and sort the whole range before the LIMIT (measured: 1-year range, p99 318 ms -> 10 ms).
-    if let Some(s) = f.since {
-        w.and("at + 0 >=", Bind::I(s));
-    }
-    if let Some(u) = f.until {
-        w.and("at + 0 <", Bind::I(u));
-    }
-    w
 }
 
 /// Up to `limit` events matching `f`, newest first, below the seq `before` (a cursor).
@@ -260,8 +171,8 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let upto = before.map_or(i64::MAX, |b| b - 1);
-    let chain = t.chain().to_string();
-    select(t.conn()?, &chain, f, (0, upto), limit, "DESC").await
+    let rows = store::audit::select(t, &f.as_match(), (0, upto), limit, Order::NewestFirst).await?;
+    Ok(rows.into_iter().map(StoredEvent::from).collect())
 }
 
 /// Up to `limit` events matching `f`, oldest first, after the seq `after` and up to `upto`.
@@ -272,31 +183,9 @@ pub async fn batch_ascending(
     upto: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let chain = t.chain().to_string();
-    select(t.conn()?, &chain, f, (after, upto), limit, "ASC").await
-}
-
-/// Events matching `f` with a seq in `(after, upto]`, in seq `order`, at most `limit`.
-async fn select(
-    c: &mut Conn,
-    chain: &str,
-    f: &Filter,
-    (after, upto): (i64, i64),
-    limit: i64,
-    order: &str,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let Some((lo, hi)) = seq_bounds(c, chain, f).await? else {
-        return Ok(Vec::new());
-    };
-    let mut w = clause(chain, f, lo.max(after + 1), hi.min(upto));
-    w.binds.push(Bind::I(limit));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE {} ORDER BY seq {order} LIMIT ${}",
-        w.sql,
-        w.binds.len()
-    );
-    let rows = w.query(&sql).fetch_all(&mut *c).await?;
-    rows.iter().map(from_row).collect()
+    let m = f.as_match();
+    let rows = store::audit::select(t, &m, (after, upto), limit, Order::OldestFirst).await?;
+    Ok(rows.into_iter().map(StoredEvent::from).collect())
 }
 
 /// Who acted, as the trail shows it: the user id and a masked name and email.
@@ -356,13 +245,25 @@ impl EventView {
     }
 }
 
+/// How a viewer names an actor: the account's email and display name in clear, if it can be
+/// read (the viewer masks them). Accounts are identity's business, so the caller supplies it.
+pub type OpenActor = fn(&Keyring, &UserRow) -> Option<(String, String)>;
+
 /// Turns stored events into views, looking actors up once each (a bounded cache).
-#[derive(Default)]
 pub struct Viewer {
     names: HashMap<String, Option<String>>,
+    open: OpenActor,
 }
 
 impl Viewer {
+    /// A viewer that names actors with `open`.
+    pub fn new(open: OpenActor) -> Self {
+        Self {
+            names: HashMap::new(),
+            open,
+        }
+    }
+
     pub async fn view(
         &mut self,
         t: &mut TenantTx,
@@ -376,9 +277,9 @@ impl Viewer {
                     if self.names.len() >= 10_000 {
                         self.names.clear();
                     }
-                    let display = crate::store::users::find_by_id(t.conn()?, id)
+                    let display = store::users::find_by_id(t.conn()?, id)
                         .await?
-                        .and_then(|u| crate::identity::decrypt_user(keyring, &u).ok())
+                        .and_then(|u| (self.open)(keyring, &u))
                         .map(|(email, name)| {
                             format!(
                                 "{} <{}>",
@@ -447,7 +348,7 @@ where
     let chain = tx.chain().to_string();
     let chain = chain.as_str();
     // No head row at all reads as an empty head: any event then shows as beyond it.
-    let head = super::head(tx.conn()?, chain)
+    let head = super::head(&mut tx)
         .await?
         .unwrap_or((0, super::GENESIS.to_string()));
     tx.commit().await?;

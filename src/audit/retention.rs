@@ -4,22 +4,23 @@
 //! removed event (seq and hash) and carries a MAC under a key derived from the master key, so the
 //! remaining chain verifies from the checkpoint on, and a prefix removed any other way does not.
 //!
-//! The database lets the prefix go only while the retention gate names it: on PostgreSQL through
-//! the `audit_remove_prefix` function (the application role has no DELETE on the table), on SQLite
-//! by writing the gate row in the same transaction. This is the one place with a dialect branch
-//! outside the migrations, because SQLite has no stored functions.
+//! The job works on each chain in the transaction `TenantTx::for_retention` opens for it; the
+//! database lets the prefix go only while the retention gate names it
+//! (`store::audit::retention::remove_prefix`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::Row;
 
-use super::{append_chain, Action, Event, PLATFORM_CHAIN};
+use super::{append_org, Action, Event, PLATFORM_CHAIN};
+use crate::clock::SharedClock;
+use crate::config::AuditConfig;
 use crate::crypto::Keyring;
 use crate::shutdown::Shutdown;
-use crate::state::App;
+use crate::store;
 use crate::store::tenant::TenantTx;
-use crate::store::{Conn, Dialect};
+use crate::store::Db;
 
 const MAC_LABEL: &str = "audit-retention-checkpoint";
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -72,30 +73,26 @@ pub fn checkpoint_names(
     }
 }
 
+/// What the retention job works with, and nothing more: it runs outside any request.
+#[derive(Clone)]
+pub struct Job {
+    pub db: Db,
+    /// Signs the checkpoints.
+    pub keyring: Arc<Keyring>,
+    pub clock: SharedClock,
+    pub config: AuditConfig,
+}
+
 /// What one run removed: `(chain, events removed)` for each chain that had expired events.
-pub async fn run_once(app: &App) -> anyhow::Result<Vec<(String, i64)>> {
-    let days = app.config.audit.retention_days;
+pub async fn run_once(job: &Job) -> anyhow::Result<Vec<(String, i64)>> {
+    let days = job.config.retention_days;
     if days <= 0 {
         return Ok(Vec::new());
     }
-    let cutoff = app.clock.now_ms() - days * DAY_MS;
-    let chains: Vec<String> = {
-        let mut c = app.db.acquire().await?;
-        // On PostgreSQL the heads are behind row-level security; a definer function lists them.
-        let sql = match app.db.dialect {
-            Dialect::Postgres => "SELECT audit_chain_names() AS chain",
-            Dialect::Sqlite => "SELECT chain FROM audit_chains ORDER BY chain",
-        };
-        sqlx::query(sql)
-            .fetch_all(&mut *c)
-            .await?
-            .iter()
-            .map(|r| r.try_get("chain"))
-            .collect::<Result<_, _>>()?
-    };
+    let cutoff = job.clock.now_ms() - days * DAY_MS;
     let mut done = Vec::new();
-    for chain in chains {
-        let removed = apply(app, &chain, cutoff).await?;
+    for chain in store::audit::retention::chain_names(&job.db).await? {
+        let removed = apply(job, &chain, cutoff).await?;
         if removed > 0 {
             tracing::info!(chain = %chain, removed, "audit retention removed expired events");
             done.push((chain, removed));
@@ -105,40 +102,16 @@ pub async fn run_once(app: &App) -> anyhow::Result<Vec<(String, i64)>> {
 }
 
 /// Removes the events of `chain` older than `cutoff` and appends the checkpoint; the number removed.
-async fn apply(app: &App, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
+async fn apply(job: &Job, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
     let org = if chain == PLATFORM_CHAIN { "" } else { chain };
-    let mut t = TenantTx::for_retention(&app.db, org).await?;
-    let tx = t.conn()?;
-    // The expired prefix ends before the first event that has not expired (exact even if times
-    // were ever out of order: nothing younger than the cutoff goes).
-    let first_kept = sqlx::query(
-        "SELECT seq FROM audit_events WHERE chain = $1 AND at >= $2 ORDER BY seq LIMIT 1",
-    )
-    .bind(chain)
-    .bind(cutoff)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let through_seq = match first_kept {
-        Some(r) => r.try_get::<i64, _>("seq")? - 1,
-        None => super::head(&mut *tx, chain).await?.map_or(0, |h| h.0),
-    };
-    let first = sqlx::query("SELECT MIN(seq) AS s FROM audit_events WHERE chain = $1")
-        .bind(chain)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get::<Option<i64>, _>("s")?;
-    let Some(first) = first.filter(|f| *f <= through_seq) else {
+    let mut t = TenantTx::for_retention(&job.db, org).await?;
+    let Some((first, through_seq, through_hash)) =
+        store::audit::retention::expired_prefix(&mut t, cutoff).await?
+    else {
         return Ok(0);
     };
-    let through_hash: String =
-        sqlx::query("SELECT hash FROM audit_events WHERE chain = $1 AND seq = $2")
-            .bind(chain)
-            .bind(through_seq)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("hash")?;
     let removed = through_seq - first + 1;
-    let signature = app.keyring.mac(
+    let signature = job.keyring.mac(
         MAC_LABEL,
         signed_bytes(chain, through_seq, &through_hash, removed, cutoff).as_bytes(),
     );
@@ -157,9 +130,9 @@ async fn apply(app: &App, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
         }),
     };
     // The checkpoint first (it locks the chain head, so a concurrent run waits and then finds
-    // nothing to do), then the prefix it names.
-    append_chain(&mut *tx, chain, app.clock.now_ms(), ev).await?;
-    let gone = remove_prefix(app, &mut *tx, chain, through_seq).await?;
+    // nothing to do), then the prefix it names; both on the transaction's own chain.
+    append_org(&mut t, job.clock.now_ms(), ev).await?;
+    let gone = store::audit::retention::remove_prefix(&mut t, through_seq).await?;
     if gone != removed {
         // Another run removed part of it meanwhile: leave everything as it was.
         t.rollback().await?;
@@ -169,48 +142,12 @@ async fn apply(app: &App, chain: &str, cutoff: i64) -> anyhow::Result<i64> {
     Ok(removed)
 }
 
-async fn remove_prefix(
-    app: &App,
-    tx: &mut Conn,
-    chain: &str,
-    through_seq: i64,
-) -> anyhow::Result<i64> {
-    match app.db.dialect {
-        Dialect::Postgres => {
-            let row = sqlx::query("SELECT audit_remove_prefix($1, $2) AS removed")
-                .bind(chain)
-                .bind(through_seq)
-                .fetch_one(&mut *tx)
-                .await?;
-            Ok(row.try_get("removed")?)
-        }
-        Dialect::Sqlite => {
-            sqlx::query("INSERT INTO audit_retention_gate (chain, through_seq) VALUES ($1, $2)")
-                .bind(chain)
-                .bind(through_seq)
-                .execute(&mut *tx)
-                .await?;
-            let removed = sqlx::query("DELETE FROM audit_events WHERE chain = $1 AND seq <= $2")
-                .bind(chain)
-                .bind(through_seq)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query("DELETE FROM audit_retention_gate WHERE chain = $1")
-                .bind(chain)
-                .execute(&mut *tx)
-                .await?;
-            Ok(i64::try_from(removed)?)
-        }
-    }
-}
-
 /// The background job: a run at start and then every `audit.retention_interval_secs`.
-pub fn spawn_job(app: crate::state::AppState, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+pub fn spawn_job(job: Job, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let every = Duration::from_secs(app.config.audit.retention_interval_secs.max(1));
+        let every = Duration::from_secs(job.config.retention_interval_secs.max(1));
         loop {
-            if let Err(e) = run_once(&app).await {
+            if let Err(e) = run_once(&job).await {
                 tracing::error!(error = %format!("{e:#}"), "audit retention failed");
             }
             tokio::select! {

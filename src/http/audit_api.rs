@@ -13,10 +13,10 @@ use super::middleware::RequestCtxExt;
 use super::org_api::{List, Org, OrgWrite};
 use super::problem::{ApiJson, ApiQuery};
 use crate::audit::query::{EventView, Filter};
-use crate::audit::trail::{self, Format};
 use crate::audit::Report;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::tenancy::audit_trail::{self as trail, Format};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

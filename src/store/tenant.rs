@@ -19,6 +19,15 @@ use super::{Conn, Db, Dialect, Tx};
 /// The audit chain of the platform (accounts, sessions, the operator): the chain of no org.
 pub const PLATFORM_CHAIN: &str = "platform";
 
+/// The audit chain of a transaction's org id: the org's own, or the platform's for none (empty).
+pub(super) fn chain_of(org_id: &str) -> &str {
+    if org_id.is_empty() {
+        PLATFORM_CHAIN
+    } else {
+        org_id
+    }
+}
+
 /// What a transaction may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -213,11 +222,12 @@ impl TenantTx {
     /// The audit chain of this transaction: the org's, or the platform's for the operator's and
     /// the retention job's transactions outside any org (empty org id).
     pub fn chain(&self) -> &str {
-        if self.org_id.is_empty() {
-            PLATFORM_CHAIN
-        } else {
-            &self.org_id
-        }
+        chain_of(&self.org_id)
+    }
+
+    /// The engine behind this transaction (the store's few dialect branches).
+    pub(super) fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The database role this transaction works as (PostgreSQL; "sqlite" on SQLite): a health

@@ -6,6 +6,7 @@
 //! gets `NotFound`, never `Forbidden`, so an org's existence does not leak.
 
 pub mod admin;
+pub mod audit_trail;
 mod invitations;
 pub mod items;
 pub mod members;

@@ -398,7 +398,7 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
 
     // Retention, two years on: each chain gets exactly one checkpoint, by nobody, on the chain.
     t.clock.advance_secs(731 * 24 * 3600);
-    let removed = strongroom::audit::retention::run_once(&t.app)
+    let removed = strongroom::audit::retention::run_once(&t.app.retention_job())
         .await
         .expect("retention");
     assert_eq!(removed.len(), 2, "{removed:?}");

@@ -618,12 +618,31 @@ async fn exec(c: &mut sqlx::AnyConnection, sql: &str, chain: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// One stored event, read as the tamperer reads it (the app reads a chain in its org's context).
 async fn row(c: &mut sqlx::AnyConnection, chain: &str, seq: i64) -> StoredEvent {
-    let mut events = strongroom::audit::load_chain(c, chain)
-        .await
-        .expect("chain");
-    events.retain(|e| e.seq == seq);
-    events.pop().expect("row")
+    let r = sqlx::query(
+        "SELECT id, chain, seq, at, actor_id, action, target_type, target_id, ip, metadata, prev_hash, hash \
+         FROM audit_events WHERE chain = $1 AND seq = $2",
+    )
+    .bind(chain)
+    .bind(seq)
+    .fetch_one(&mut *c)
+    .await
+    .expect("row");
+    StoredEvent {
+        id: r.get("id"),
+        chain: r.get("chain"),
+        seq: r.get("seq"),
+        at: r.get("at"),
+        actor_id: r.get("actor_id"),
+        action: r.get("action"),
+        target_type: r.get("target_type"),
+        target_id: r.get("target_id"),
+        ip: r.get("ip"),
+        metadata: serde_json::from_str(&r.get::<String, _>("metadata")).expect("metadata"),
+        prev_hash: r.get("prev_hash"),
+        hash: r.get("hash"),
+    }
 }
 
 async fn insert_event(c: &mut sqlx::AnyConnection, e: &StoredEvent) {
@@ -903,14 +922,19 @@ async fn the_database_refuses_to_edit_or_delete_audit_events() {
             assert!(msg.contains(why), "{chain} {through}: {msg}");
         }
         let mut tx = crate::support::scoped_tx(&t.app, &org, "").await;
-        let platform = strongroom::audit::load_chain(&mut tx, "platform")
+        let events_sql = "SELECT id FROM audit_events WHERE chain = $1";
+        let platform = sqlx::query(events_sql)
+            .bind("platform")
+            .fetch_all(&mut *tx)
             .await
             .expect("q");
         assert!(
             platform.is_empty(),
             "an org's transaction sees no platform event"
         );
-        let foreign = strongroom::audit::load_chain(&mut tx, &other)
+        let foreign = sqlx::query(events_sql)
+            .bind(&other)
+            .fetch_all(&mut *tx)
             .await
             .expect("q");
         assert!(foreign.is_empty(), "nor another org's");
@@ -1059,7 +1083,7 @@ async fn retention_removes_an_old_prefix_behind_a_signed_checkpoint_and_the_rest
         recent.push(new_item(&t, &owner, &org, &ws, &format!("recent {i}")).await);
     }
     t.clock.advance_secs(400 * DAY);
-    let removed = strongroom::audit::retention::run_once(&t.app)
+    let removed = strongroom::audit::retention::run_once(&t.app.retention_job())
         .await
         .expect("retention");
     assert!(removed.contains(&(org.clone(), 7)), "{removed:?}");
@@ -1085,10 +1109,12 @@ async fn retention_removes_an_old_prefix_behind_a_signed_checkpoint_and_the_rest
     assert_eq!(r["events"], 4);
     assert_eq!(r["checkpoint_signatures_checked"], true);
     // Nothing left to do on a second run; the platform chain was trimmed too.
-    assert!(strongroom::audit::retention::run_once(&t.app)
-        .await
-        .expect("again")
-        .is_empty());
+    assert!(
+        strongroom::audit::retention::run_once(&t.app.retention_job())
+            .await
+            .expect("again")
+            .is_empty()
+    );
     assert_eq!(
         strongroom::audit::first_bad_seq(&t.chain("platform").await),
         None
@@ -1120,7 +1146,7 @@ async fn retention_removes_an_old_prefix_behind_a_signed_checkpoint_and_the_rest
 
     // A second retention later removes the first checkpoint with its prefix; still valid.
     t.clock.advance_secs(731 * DAY);
-    let removed = strongroom::audit::retention::run_once(&t.app)
+    let removed = strongroom::audit::retention::run_once(&t.app.retention_job())
         .await
         .expect("retention");
     assert!(removed.iter().any(|(c, _)| c == &org), "{removed:?}");
@@ -1148,7 +1174,7 @@ async fn retention_runs_as_a_background_job_and_can_be_turned_off() {
     let org = new_org(&t, &owner, "Acme").await;
     t.clock.advance_secs(731 * DAY);
     let (trigger, stop) = strongroom::shutdown::channel();
-    let job = strongroom::audit::retention::spawn_job(t.app.clone(), stop);
+    let job = strongroom::audit::retention::spawn_job(t.app.retention_job(), stop);
     let mut found = false;
     for _ in 0..100 {
         if t.chain(&org)
@@ -1171,10 +1197,12 @@ async fn retention_runs_as_a_background_job_and_can_be_turned_off() {
     let (owner, _) = user(&keep, "owner@example.com", "Owner").await;
     let org = new_org(&keep, &owner, "Acme").await;
     keep.clock.advance_secs(3650 * DAY);
-    assert!(strongroom::audit::retention::run_once(&keep.app)
-        .await
-        .expect("run")
-        .is_empty());
+    assert!(
+        strongroom::audit::retention::run_once(&keep.app.retention_job())
+            .await
+            .expect("run")
+            .is_empty()
+    );
     assert_eq!(keep.chain(&org).await.first().map(|e| e.seq), Some(1));
     // Values out of range are refused when the configuration is checked.
     let mut cfg = strongroom::config::Config::default();

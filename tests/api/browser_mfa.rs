@@ -424,7 +424,7 @@ async fn scroll_to(b: &Client, css: &str) {
 /// Audit actions of the platform chain, in order.
 async fn audit_actions(app: &AppState) -> Vec<String> {
     let mut c = app.db.acquire().await.expect("a database connection");
-    let chain = strongroom::audit::load_chain(&mut c, "platform").await;
+    let chain = strongroom::audit::load_platform_chain(&mut c).await;
     let chain = chain.expect("the platform audit chain");
     chain.into_iter().map(|e| e.action).collect()
 }

@@ -454,7 +454,7 @@ async fn audit_chain_verifies_masks_personal_data_and_refuses_edits() {
     .await;
     let _c = t.login("lee@example.com").await;
     let mut c = t.app.db.acquire().await.expect("conn");
-    let events = strongroom::audit::load_chain(&mut c, "platform")
+    let events = strongroom::audit::load_platform_chain(&mut c)
         .await
         .expect("chain");
     assert_eq!(
@@ -490,7 +490,7 @@ async fn audit_chain_verifies_masks_personal_data_and_refuses_edits() {
         );
     }
     assert_eq!(
-        strongroom::audit::load_chain(&mut c, "platform")
+        strongroom::audit::load_platform_chain(&mut c)
             .await
             .expect("chain")
             .len(),

@@ -388,13 +388,6 @@ impl TestApp {
         self.send(Req::get("/api/v1/me").cookie(cookie)).await
     }
 
-    /// A transaction as the app opens one for `org` (and `user`), on a connection of the test's
-    /// own: on PostgreSQL as the app role with the tenant context set, so row-level security holds
-    /// exactly as it does for the app (whose pool and raw transactions are private to its store).
-    pub async fn scoped_tx(&self, org: &str, user: &str) -> sqlx::Transaction<'static, sqlx::Any> {
-        scoped_tx(&self.app, org, user).await
-    }
-
     /// Number of rows in a table.
     pub async fn count(&self, table: &str) -> i64 {
         use sqlx::Row;
@@ -410,17 +403,17 @@ impl TestApp {
     /// Every event of an audit chain (an org id or "platform"), read in that org's context.
     pub async fn chain(&self, chain: &str) -> Vec<strongroom::audit::StoredEvent> {
         let org = if chain == "platform" { "" } else { chain };
-        let mut tx = self.scoped_tx(org, "").await;
-        let events = strongroom::audit::load_chain(&mut tx, chain)
+        let mut tx = strongroom::store::tenant::TenantTx::for_operator_read(&self.app.db, org)
             .await
-            .expect("chain");
+            .expect("begin");
+        let events = strongroom::audit::load_chain(&mut tx).await.expect("chain");
         tx.commit().await.expect("commit");
         events
     }
 
     pub async fn audit_actions(&self) -> Vec<String> {
         let mut c = self.app.db.acquire().await.expect("conn");
-        strongroom::audit::load_chain(&mut c, "platform")
+        strongroom::audit::load_platform_chain(&mut c)
             .await
             .expect("chain")
             .into_iter()
@@ -429,7 +422,9 @@ impl TestApp {
     }
 }
 
-/// See `TestApp::scoped_tx`.
+/// A transaction as the app opens one for `org` (and `user`), on a connection of the test's own:
+/// on PostgreSQL as the app role with the tenant context set, so row-level security holds exactly
+/// as it does for the app (whose pool and raw transactions are private to its store).
 pub async fn scoped_tx(app: &App, org: &str, user: &str) -> sqlx::Transaction<'static, sqlx::Any> {
     let pg = backend_is_postgres();
     let pool = sqlx::any::AnyPoolOptions::new()

@@ -18,11 +18,12 @@ use time::PrimitiveDateTime;
 
 use super::*;
 use crate::audit::query::{self, EventView, Filter};
-use crate::audit::{trail, Action, Report};
+use crate::audit::{Action, Report};
 use crate::error::AppError;
 use crate::http::problem::{ApiForm, ApiQuery};
 use crate::state::AppState;
 use crate::store::tenant::Mode;
+use crate::tenancy::audit_trail as trail;
 
 /// Events per page.
 const AUDIT_PAGE: i64 = 50;

@@ -1,20 +1,32 @@
 //! The org audit trail as its admins see it: filtered pages, exports and verification. Owners and
-//! admins only; to anyone else in the org the trail does not exist (404).
+//! admins only; to anyone else in the org the trail does not exist (404). An org feature built on
+//! the audit core (`audit::query`), with actors named through identity.
 
 use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::json;
 
-use super::query::{self, EventView, Filter, Viewer};
-use super::{Action, Report};
+use super::{OrgRole, OrgScope, Page};
+use crate::audit::query::{self, EventView, Filter, Viewer};
+use crate::audit::{self, Action, Report};
+use crate::crypto::Keyring;
 use crate::error::{AppError, AppResult};
 use crate::identity::RequestCtx;
 use crate::state::AppState;
 use crate::store::tenant::{Mode, TenantTx};
-use crate::tenancy::{OrgRole, OrgScope, Page};
+use crate::store::users::UserRow;
 
 /// Rows read per query when exporting.
 const EXPORT_BATCH: i64 = 500;
+
+/// A viewer that names actors by their (masked) email and display name.
+pub fn viewer() -> Viewer {
+    Viewer::new(open_actor)
+}
+
+fn open_actor(keyring: &Keyring, u: &UserRow) -> Option<(String, String)> {
+    crate::identity::decrypt_user(keyring, u).ok()
+}
 
 /// Owners and admins; anyone else in the org meets a trail that does not exist.
 pub fn require_auditor(scope: &OrgScope) -> AppResult<()> {
@@ -47,10 +59,10 @@ pub async fn list(
 ) -> AppResult<Page<EventView>> {
     require_auditor(scope)?;
     let before = query::decode_cursor(cursor)?;
-    let limit = crate::tenancy::page_limit(limit)?;
+    let limit = super::page_limit(limit)?;
     let events = query::page(scope.tx(), f, before, limit + 1).await?;
     let more = events.len() as i64 > limit;
-    let mut viewer = Viewer::default();
+    let mut viewer = viewer();
     let mut items = Vec::with_capacity(events.len());
     for e in events.into_iter().take(usize::try_from(limit).unwrap_or(0)) {
         items.push(viewer.view(scope.tx(), &app.keyring, e).await?);
@@ -182,7 +194,7 @@ impl Export {
                         .unwrap_or_default(),
                     v.target.and_then(|t| t.id).unwrap_or_default(),
                     v.ip.unwrap_or_default(),
-                    super::canonical(&v.metadata),
+                    audit::canonical(&v.metadata),
                     v.prev_hash,
                     v.hash,
                 ]),
@@ -209,14 +221,12 @@ pub async fn export(
     require_auditor(scope)?;
     limit_scans(app, scope.org_id()).await?;
     let org_id = scope.org_id().to_string();
-    let upto = super::head(scope.tx().conn()?, &org_id)
-        .await?
-        .map_or(0, |h| h.0);
+    let upto = audit::head(scope.tx()).await?.map_or(0, |h| h.0);
     let fmt = match format {
         Format::JsonLines => "jsonl",
         Format::Csv => "csv",
     };
-    crate::tenancy::audit_org(
+    super::audit_org(
         scope,
         ctx,
         Action::AuditExported,
@@ -234,7 +244,7 @@ pub async fn export(
         format,
         after: 0,
         upto,
-        viewer: Viewer::default(),
+        viewer: viewer(),
         header: false,
         done: false,
     };
