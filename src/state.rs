@@ -65,8 +65,7 @@ impl App {
         let blobs = Blobs::local(&config.data_dir.join("objects")).await?;
         let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new(clock.clone()));
         let trusted_proxies = config.trusted_proxy_nets();
-        let webauthn =
-            crate::identity::passkeys::build_webauthn(&config.public_url()).map(Arc::new);
+        let webauthn = crate::crypto::relying_party(&config.public_url()).map(Arc::new);
         if webauthn.is_none() {
             tracing::warn!("passkeys are unavailable: the public URL must use a domain name (localhost works for trials)");
         }

@@ -340,6 +340,18 @@ impl Keyring {
     }
 }
 
+/// The WebAuthn relying party for the configured public URL (built once, at start-up); None when
+/// the URL cannot be one (an IP address, for instance), in which case passkeys are unavailable.
+pub fn relying_party(public_url: &str) -> Option<webauthn_rs::Webauthn> {
+    let origin = url::Url::parse(public_url).ok()?;
+    let host = origin.host_str()?.to_string();
+    webauthn_rs::WebauthnBuilder::new(&host, &origin)
+        .ok()?
+        .rp_name("Strongroom")
+        .build()
+        .ok()
+}
+
 /// 256 bits from the OS RNG, base64url without padding.
 pub fn new_token() -> String {
     let mut b = [0u8; 32];

@@ -29,18 +29,6 @@ pub struct PasskeyView {
     pub last_used_at: Option<String>,
 }
 
-/// The relying party for the configured public URL; None when the URL cannot be one (an IP
-/// address, for instance), in which case passkeys are unavailable.
-pub fn build_webauthn(public_url: &str) -> Option<Webauthn> {
-    let origin = Url::parse(public_url).ok()?;
-    let host = origin.host_str()?.to_string();
-    WebauthnBuilder::new(&host, &origin)
-        .ok()?
-        .rp_name("Strongroom")
-        .build()
-        .ok()
-}
-
 fn webauthn(app: &App) -> AppResult<&Webauthn> {
     app.webauthn.as_deref().ok_or_else(|| AppError::Forbidden {
         code: "passkeys_unavailable",
