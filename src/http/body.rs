@@ -1,7 +1,8 @@
 //! Request bodies are read in full (within `max_body_bytes`) before any handler runs. A handler
 //! opens its one database transaction while its extractors run, before it reads the body; were the
 //! body still arriving then, a slow client would hold that transaction (on SQLite, the one writer)
-//! for as long as it cares to trickle bytes. Read first, no client can.
+//! for as long as it cares to trickle bytes. Read first, no client can. Then the handler runs to
+//! its end whatever the client does (`run_to_completion`).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -34,6 +35,20 @@ pub async fn read_first(req: Request, next: Next) -> Response {
             } else {
                 StatusCode::BAD_REQUEST
             })
+        }
+    }
+}
+
+/// Runs the rest of the request (its handler and every database call in it) in a task of its
+/// own, awaited here. A client that hangs up, or the request timeout, drops only this wait: the
+/// work runs to its end, so a transaction is never abandoned half-begun on a pooled connection
+/// (a connection left inside a `BEGIN READ ONLY` would refuse the next request's writes).
+pub async fn run_to_completion(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
 }

@@ -74,6 +74,7 @@ pub fn router(app: AppState) -> Router {
         .merge(api)
         .merge(ops::router())
         .merge(pages::router(app.clone()))
+        .layer(mw::from_fn(body::run_to_completion))
         .layer(mw::from_fn(body::read_first))
         .layer(Extension(doc))
         .layer(mw::from_fn_with_state(

@@ -460,3 +460,50 @@ async fn a_read_then_write_waits_for_another_writer_instead_of_failing_busy() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["title"], "After the other writer");
 }
+
+/// A client that hangs up mid-request abandons no transaction: the request runs to its end on
+/// the server, so no pooled connection is left inside a half-begun (read-only) transaction that
+/// would then refuse the next request's writes. Many reads are dropped at different points, then
+/// every write must still succeed.
+#[tokio::test]
+async fn reads_a_client_abandons_leave_no_transaction_behind() {
+    let t = TestApp::new().await;
+    let (c, org) = setup(&t, "gone@example.com", "Gone").await;
+    let ws = post(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces"),
+        json!({"name": "Board", "kind": "board"}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("ws")
+        .to_string();
+    let item = post(
+        &t,
+        &c,
+        &format!("/api/v1/orgs/{org}/workspaces/{ws}/items"),
+        json!({"title": "Read me"}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("item")
+        .to_string();
+    let read = format!("/api/v1/orgs/{org}/workspaces/{ws}/items/{item}");
+    for i in 0..200u64 {
+        // Dropped after a few hundred microseconds: before, during or after its BEGIN.
+        let wait = std::time::Duration::from_micros(50 + (i * 37) % 900);
+        let _ = tokio::time::timeout(wait, t.send(Req::get(&read).cookie(&c))).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for n in 0..30 {
+        let r = t
+            .send(
+                Req::post(&format!("/api/v1/orgs/{org}/workspaces/{ws}/items"))
+                    .cookie(&c)
+                    .json(json!({ "title": format!("Write {n}") })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "write {n}: {}", r.text());
+    }
+}
