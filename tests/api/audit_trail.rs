@@ -574,6 +574,16 @@ async fn copy_database(t: &TestApp, n: usize) -> (String, Option<String>) {
         let mut c = sqlx::PgConnection::connect(&format!("{base}/postgres"))
             .await
             .expect("connect");
+        // A template must have no session: the app's pool is closed, but a connection it was
+        // still handing back (or a background task's) may linger for a moment.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut c)
+        .await
+        .expect("end lingering sessions");
         sqlx::query(&format!("CREATE DATABASE {copy} TEMPLATE {name}"))
             .execute(&mut c)
             .await
