@@ -19,6 +19,14 @@ async fn setup(t: &TestApp, email: &str, org_name: &str) -> (String, String) {
     (c, r.json()["id"].as_str().expect("id").to_string())
 }
 
+/// The id of what a `post` created.
+async fn post_id(t: &TestApp, c: &str, path: &str, body: Value) -> String {
+    post(t, c, path, body).await["id"]
+        .as_str()
+        .expect("an id")
+        .to_string()
+}
+
 async fn post(t: &TestApp, c: &str, path: &str, body: Value) -> Value {
     let r = t.send(Req::post(path).cookie(c).json(body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.text());
@@ -138,56 +146,41 @@ async fn ids_swapped_across_workspaces_and_orgs_find_nothing_and_change_nothing(
     let t = TestApp::new().await;
     let (a, org_a) = setup(&t, "amy@example.com", "A").await;
     let (b, org_b) = setup(&t, "bea@example.com", "B").await;
-    let ws_a = post(
+    let ws_a = post_id(
         &t,
         &a,
         &format!("/api/v1/orgs/{org_a}/workspaces"),
         json!({"name": "A1", "kind": "board"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let ws_a2 = post(
+    .await;
+    let ws_a2 = post_id(
         &t,
         &a,
         &format!("/api/v1/orgs/{org_a}/workspaces"),
         json!({"name": "A2", "kind": "board"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let ws_b = post(
+    .await;
+    let ws_b = post_id(
         &t,
         &b,
         &format!("/api/v1/orgs/{org_b}/workspaces"),
         json!({"name": "B1", "kind": "board"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let item_a = post(
+    .await;
+    let item_a = post_id(
         &t,
         &a,
         &format!("/api/v1/orgs/{org_a}/workspaces/{ws_a}/items"),
         json!({"title": "Secret A"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let item_b = post(
+    .await;
+    let item_b = post_id(
         &t,
         &b,
         &format!("/api/v1/orgs/{org_b}/workspaces/{ws_b}/items"),
         json!({"title": "Secret B"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    .await;
     let bea_id = t.me(&b).await.json()["id"]
         .as_str()
         .expect("id")
@@ -268,16 +261,13 @@ async fn ids_swapped_across_workspaces_and_orgs_find_nothing_and_change_nothing(
 async fn members_see_only_their_workspaces_and_contents_are_encrypted() {
     let t = TestApp::new().await;
     let (owner, org) = setup(&t, "oli@example.com", "Org").await;
-    let open = post(
+    let open = post_id(
         &t,
         &owner,
         &format!("/api/v1/orgs/{org}/workspaces"),
         json!({"name": "Open room", "kind": "deal"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    .await;
     post(
         &t,
         &owner,
@@ -414,16 +404,13 @@ async fn a_read_then_write_waits_for_another_writer_instead_of_failing_busy() {
     }
     let t = TestApp::new().await;
     let (c, org) = setup(&t, "busy@example.com", "Busy").await;
-    let ws = post(
+    let ws = post_id(
         &t,
         &c,
         &format!("/api/v1/orgs/{org}/workspaces"),
         json!({"name": "Board", "kind": "board"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("ws")
-        .to_string();
+    .await;
     // Warm the app's connections first (their set-up is not what is measured).
     post(
         &t,
@@ -469,26 +456,20 @@ async fn a_read_then_write_waits_for_another_writer_instead_of_failing_busy() {
 async fn reads_a_client_abandons_leave_no_transaction_behind() {
     let t = TestApp::new().await;
     let (c, org) = setup(&t, "gone@example.com", "Gone").await;
-    let ws = post(
+    let ws = post_id(
         &t,
         &c,
         &format!("/api/v1/orgs/{org}/workspaces"),
         json!({"name": "Board", "kind": "board"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("ws")
-        .to_string();
-    let item = post(
+    .await;
+    let item = post_id(
         &t,
         &c,
         &format!("/api/v1/orgs/{org}/workspaces/{ws}/items"),
         json!({"title": "Read me"}),
     )
-    .await["id"]
-        .as_str()
-        .expect("item")
-        .to_string();
+    .await;
     let read = format!("/api/v1/orgs/{org}/workspaces/{ws}/items/{item}");
     for i in 0..200u64 {
         // Dropped after a few hundred microseconds: before, during or after its BEGIN.
