@@ -73,9 +73,11 @@ fn ua_ad(id: &str) -> FieldAd<'_> {
     }
 }
 
-/// Verifies email and password. Every wrong-password answer costs the same work whatever the
+/// Verifies email and password. Every answer but success costs the same work whatever the
 /// account's state (unknown, verified, unverified, verified with a pending signup): one lookup
 /// query, two password hashes, one audit append. So neither answer nor timing tells them apart.
+/// Only the right password of a verified account stops after the first hash: whoever sends it
+/// learns nothing from the timing that the session it gets does not already say.
 ///
 /// The attempt is reserved before the password is checked (from the device's own budget when the
 /// client signed in to this account before, else from the account's), with the per-address limit.
@@ -104,17 +106,25 @@ pub async fn login(
         let mut conn = app.db.read().await?;
         store::users::login_candidate(&mut conn, &bidx, now).await?
     };
-    // Both hashes, always: against the account's password (or a dummy) and against the password
-    // of a pending signup for this address (or a dummy).
-    let (account, signup) = tokio::join!(
+    // Against the account's password (or a dummy); then, unless that opened a verified account,
+    // against the password of a pending signup for this address (or a dummy), so every failure
+    // and the "not verified" answer cost two hashes.
+    let account = app
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
+    let verified_ok = account.ok && user.as_ref().is_some_and(|u| u.email_verified_at.is_some());
+    let signup_ok = if verified_ok {
+        false
+    } else {
         app.hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str())),
-        app.hasher.verify(password, signup_hash.as_deref()),
-    );
-    let (account, signup_ok) = (account?, signup?.ok);
+            .verify(password, signup_hash.as_deref())
+            .await?
+            .ok
+    };
     let uid = user.as_ref().map(|u| u.id.clone());
     match user {
-        Some(u) if account.ok && u.email_verified_at.is_some() => {
+        Some(u) if verified_ok => {
             let mut out = start_session(app, ctx, u, password, account.needs_rehash).await;
             if let Ok(o) = &mut out {
                 attempt.succeeded(app).await;
