@@ -150,7 +150,7 @@ async fn run(cli: Cli) -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(p) => return config_error(&p),
             };
-            strongroom::logging::init(&cfg.log_level);
+            let _log = strongroom::logging::init(&cfg.log_level);
             if let Err(e) = strongroom::private_dir::create(&cfg.data_dir) {
                 eprintln!("cannot create the data dir: {e}");
                 return ExitCode::FAILURE;
@@ -247,7 +247,7 @@ async fn run(cli: Cli) -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(p) => return config_error(&p),
             };
-            strongroom::logging::init(&cfg.log_level);
+            let _log = strongroom::logging::init(&cfg.log_level);
             for w in cfg.warnings() {
                 tracing::warn!("{w}");
             }

@@ -2,14 +2,19 @@
 //! cross-origin guard, per-IP limits on auth routes, problem bodies for bare errors, one log line
 //! and metrics per request.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service};
 
 use super::problem::{for_status, problem};
 use crate::error::AppError;
@@ -28,50 +33,166 @@ pub const CSP: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Outermost: assigns the request id and client address, logs and measures the request, turns
-/// bare or plain-text error answers (a layer's 413, 405, 408) into problem documents and adds
-/// the security headers.
-pub async fn envelope(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // Always our own id: a client-sent one would let callers write into our logs.
-    let id = uuid::Uuid::now_v7().to_string();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let ip = client_ip(peer, req.headers(), &app.trusted_proxies);
-    req.extensions_mut().insert(RequestId(id.clone()));
-    req.extensions_mut().insert(ClientIp(ip));
-    let method = method_label(req.method());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+/// The outermost layer: assigns the request id and client address, refuses cross-site writes,
+/// logs and measures the request, turns bare or plain-text error answers (a layer's 413, 405, 408)
+/// into problem documents and adds the security headers. A plain tower service rather than a
+/// `from_fn` middleware: nothing is cloned or boxed per request but the one response future.
+#[derive(Clone)]
+pub struct EnvelopeLayer(pub AppState);
 
-    let mut res = next.run(req).await;
+impl<S> Layer<S> for EnvelopeLayer {
+    type Service = Envelope<S>;
+    fn layer(&self, inner: S) -> Envelope<S> {
+        Envelope {
+            inner,
+            app: self.0.clone(),
+        }
+    }
+}
 
-    let status = res.status();
-    if (status.is_client_error() || status.is_server_error()) && !has_our_body(res.headers()) {
-        let extra: Vec<_> = [header::RETRY_AFTER, header::ALLOW]
-            .into_iter()
-            .filter_map(|h| res.headers().get(&h).cloned().map(|v| (h, v)))
-            .collect();
-        res = for_status(status);
-        res.headers_mut().extend(extra);
+#[derive(Clone)]
+pub struct Envelope<S> {
+    inner: S,
+    app: AppState,
+}
+
+impl<S, B> Service<Request> for Envelope<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    security_headers(res.headers_mut(), app.config.is_https());
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert("x-request-id", v);
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let started = Instant::now();
+        // Always our own id: a client-sent one would let callers write into our logs.
+        let id = request_id();
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let ip = client_ip(peer, req.headers(), &self.app.trusted_proxies);
+        let method = method_label(req.method());
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| "unmatched".into());
+        let done = Done {
+            app: self.app.clone(),
+            started,
+            id,
+            method,
+            route,
+        };
+        if !is_safe_method(req.method()) && !same_origin(&self.app, req.headers()) {
+            let refused = problem(
+                StatusCode::FORBIDDEN,
+                "cross_origin_request",
+                Some("State-changing requests must come from this site.".into()),
+            );
+            return Box::pin(std::future::ready(Ok(done.finish(refused))));
+        }
+        req.extensions_mut().insert(RequestId(done.id.clone()));
+        req.extensions_mut().insert(ClientIp(ip));
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = match fut.await {
+                Ok(res) => res.map(Body::new),
+                Err(never) => match never {},
+            };
+            Ok(done.finish(res))
+        })
     }
-    let elapsed = started.elapsed();
-    metrics::counter!("http_requests_total", "method" => method, "status" => status.as_u16().to_string())
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method)
-        .record(elapsed.as_secs_f64());
-    tracing::info!(request_id = %id, method = %method, route = %route, status = status.as_u16(),
-        latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "request");
-    res
+}
+
+/// What the envelope still has to do once the answer is there.
+struct Done {
+    app: AppState,
+    started: Instant,
+    id: String,
+    method: &'static str,
+    route: String,
+}
+
+impl Done {
+    fn finish(self, mut res: Response) -> Response {
+        let status = res.status();
+        if (status.is_client_error() || status.is_server_error()) && !has_our_body(res.headers()) {
+            let extra: Vec<_> = [header::RETRY_AFTER, header::ALLOW]
+                .into_iter()
+                .filter_map(|h| res.headers().get(&h).cloned().map(|v| (h, v)))
+                .collect();
+            res = for_status(status);
+            res.headers_mut().extend(extra);
+        }
+        security_headers(res.headers_mut(), self.app.config.is_https());
+        if let Ok(v) = HeaderValue::from_str(&self.id) {
+            res.headers_mut().insert("x-request-id", v);
+        }
+        let elapsed = self.started.elapsed();
+        let method = self.method;
+        metrics::counter!("http_requests_total", "method" => method, "status" => status_label(status))
+            .increment(1);
+        metrics::histogram!("http_request_duration_seconds", "method" => method)
+            .record(elapsed.as_secs_f64());
+        crate::logging::access(
+            &self.id,
+            method,
+            &self.route,
+            status.as_u16(),
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        );
+        res
+    }
+}
+
+/// The status as a metric label, without an allocation for the common ones.
+fn status_label(s: StatusCode) -> metrics::SharedString {
+    const COMMON: [(u16, &str); 14] = [
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (303, "303"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (409, "409"),
+        (413, "413"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+    ];
+    match COMMON.iter().find(|(c, _)| *c == s.as_u16()) {
+        Some((_, l)) => metrics::SharedString::const_str(l),
+        None => s.as_u16().to_string().into(),
+    }
+}
+
+fn is_safe_method(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// A UUIDv7: the time in milliseconds, then 74 bits from the thread's CSPRNG (no system call per
+/// request, unlike the `uuid` crate's default generator).
+fn request_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random: [u8; 10] = rand::random();
+    uuid::Builder::from_unix_timestamp_millis(ms, &random)
+        .into_uuid()
+        .to_string()
 }
 
 /// A fixed set of labels: a client-chosen method must not create new metric series.
@@ -102,27 +223,33 @@ fn has_our_body(h: &HeaderMap) -> bool {
 }
 
 fn security_headers(h: &mut HeaderMap, https: bool) {
-    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+    const HEADERS: [(HeaderName, &str); 8] = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=(), browsing-topics=()",
+        ),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (k, v) in HEADERS {
         h.entry(k).or_insert(HeaderValue::from_static(v));
-    };
-    set(h, "content-security-policy", CSP);
-    set(h, "x-frame-options", "DENY");
-    set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "same-origin");
-    set(
-        h,
-        "permissions-policy",
-        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), browsing-topics=()",
-    );
-    set(h, "cross-origin-opener-policy", "same-origin");
-    set(h, "cross-origin-resource-policy", "same-origin");
-    set(h, "cache-control", "no-store");
+    }
     if https {
-        set(
-            h,
-            "strict-transport-security",
-            "max-age=63072000; includeSubDomains",
-        );
+        h.entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static(
+                "max-age=63072000; includeSubDomains",
+            ));
     }
 }
 
@@ -164,21 +291,7 @@ fn parse_forwarded(s: &str) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
-/// Refuses state-changing requests that a browser says come from another site.
-pub async fn cross_origin_guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(req).await;
-    }
-    if !same_origin(&app, req.headers()) {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "cross_origin_request",
-            Some("State-changing requests must come from this site.".into()),
-        );
-    }
-    next.run(req).await
-}
-
+/// Whether a state-changing request may proceed: not one a browser says comes from another site.
 fn same_origin(app: &AppState, h: &HeaderMap) -> bool {
     let allowed = |origin: &str| {
         let ours =

@@ -22,6 +22,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::{middleware as mw, Extension, Router};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -70,46 +71,46 @@ pub fn router(app: AppState) -> Router {
     let (api, doc) = api(&app);
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
     let cfg = &app.config;
-    let mut r = Router::new()
+    // The routes that reach the database read their body first and run to their end; the
+    // operations routes (health, readiness, metrics) take no body and open no transaction.
+    let routes = Router::new()
         .merge(api)
-        .merge(ops::router())
         .merge(pages::router(app.clone()))
         .layer(mw::from_fn(body::run_to_completion))
         .layer(mw::from_fn(body::read_first))
-        .layer(Extension(doc))
-        .layer(mw::from_fn_with_state(
-            app.clone(),
-            middleware::cross_origin_guard,
-        ))
-        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(cfg.request_timeout_secs),
-        ));
-    if !cfg.allowed_origins.is_empty() {
+        .merge(ops::router());
+    // Every other layer in one stack, outermost first: one boxed service per route, not one per
+    // layer.
+    let cors = (!cfg.allowed_origins.is_empty()).then(|| {
         let origins: Vec<HeaderValue> = cfg
             .allowed_origins
             .iter()
             .filter_map(|o| o.trim_end_matches('/').parse().ok())
             .collect();
-        r = r.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_credentials(true)
-                .allow_methods([
-                    Method::GET,
-                    Method::POST,
-                    Method::PUT,
-                    Method::PATCH,
-                    Method::DELETE,
-                ])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
-        );
-    }
-    r.layer(CatchPanicLayer::custom(|_| {
-        problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
-    }))
-    .layer(mw::from_fn_with_state(app.clone(), middleware::envelope))
-    .with_state(app)
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+    });
+    let stack = ServiceBuilder::new()
+        .layer(middleware::EnvelopeLayer(app.clone()))
+        .layer(CatchPanicLayer::custom(|_| {
+            problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+        }))
+        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
+        .option_layer(cors)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(cfg.request_timeout_secs),
+        ))
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(Extension(doc));
+    routes.layer(stack).with_state(app)
 }
