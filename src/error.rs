@@ -41,6 +41,25 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A wrong second-factor code sent by a signed-in session (enrolment, removal, step-up): 422
+    /// with the stable code `invalid_code`. Not 401: the session is valid, and a client reading
+    /// 401 would sign its user out.
+    pub fn wrong_code() -> Self {
+        Self::Invalid {
+            code: "invalid_code",
+            detail: "The code is not correct, or was already used.".into(),
+        }
+    }
+
+    /// A wrong password sent by a signed-in session (step-up): 422 `invalid_credentials`, for the
+    /// same reason.
+    pub fn wrong_password() -> Self {
+        Self::Invalid {
+            code: "invalid_credentials",
+            detail: "The password is not correct.".into(),
+        }
+    }
+
     pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
         AppError::Invalid {
             code,

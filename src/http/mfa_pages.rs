@@ -142,18 +142,27 @@ async fn totp_start_submit(State(app): State<AppState>, FullSession(s): FullSess
         return Redirect::to("/login").into_response();
     };
     match mfa::start_totp(&app, &s).await {
-        Ok(e) => {
-            let qr_b64 = base64::engine::general_purpose::STANDARD.encode(e.qr_svg.as_bytes());
-            render(
-                &app,
-                StatusCode::OK,
-                "totp_setup.html",
-                context! { title => "Set up an authenticator app", signed_in => true, secret => e.secret, qr_b64 },
-            )
-        }
+        Ok(e) => totp_setup(&app, StatusCode::OK, &e, None),
         Err(e) if needs_reauth(&e) => reauth_prompt(&app),
         Err(e) => account_outcome(&app, &s, Err(e), "").await,
     }
+}
+
+/// The setup page: the secret as a QR code and as text, and the form for the first code. With an
+/// error (a wrong code) it is tied to the code field.
+fn totp_setup(
+    app: &App,
+    status: StatusCode,
+    e: &mfa::TotpEnrolment,
+    code_error: Option<String>,
+) -> Response {
+    let qr_b64 = base64::engine::general_purpose::STANDARD.encode(e.qr_svg.as_bytes());
+    render(
+        app,
+        status,
+        "totp_setup.html",
+        context! { title => "Set up an authenticator app", signed_in => true, secret => e.secret, qr_b64, code_error },
+    )
 }
 
 fn show_codes(app: &App, title: &str, codes: Vec<String>) -> Response {
@@ -178,6 +187,22 @@ async fn totp_confirm_submit(
     match mfa::confirm_totp(&app, &ctx.0, &s, &f.code).await {
         Ok(codes) => show_codes(&app, "Authenticator app is on", codes),
         Err(e) if needs_reauth(&e) => reauth_prompt(&app),
+        // A wrong code: the same secret again (the user has scanned it), not a new one.
+        Err(
+            e @ AppError::Invalid {
+                code: "invalid_code",
+                ..
+            },
+        ) => match mfa::pending_totp(&app, &s).await {
+            Ok(Some(pending)) => totp_setup(
+                &app,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &pending,
+                Some(e.to_string()),
+            ),
+            Ok(None) => account_outcome(&app, &s, Err(e), "").await,
+            Err(other) => account_outcome(&app, &s, Err(other), "").await,
+        },
         Err(e) => account_outcome(&app, &s, Err(e), "").await,
     }
 }

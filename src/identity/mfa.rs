@@ -115,6 +115,30 @@ pub async fn start_totp(app: &App, s: &AuthSession) -> AppResult<TotpEnrolment> 
         });
     }
     tx.commit().await?;
+    enrolment(&secret, uri)
+}
+
+/// The enrolment still waiting for its first code, shown again with the same secret (the one the
+/// user may already have scanned) after a wrong code. None when nothing is pending.
+pub async fn pending_totp(app: &App, s: &AuthSession) -> AppResult<Option<TotpEnrolment>> {
+    let (_, addr, _) = user_email(app, &s.user_id).await?;
+    let row = {
+        let mut c = app.db.read().await?;
+        store::mfa::get_totp(&mut c, &s.user_id).await?
+    };
+    let Some(row) = row.filter(|r| !r.confirmed) else {
+        return Ok(None);
+    };
+    let secret = app
+        .keyring
+        .open_field(&secret_ad(&s.user_id), &row.secret_ct)?;
+    let uri = totp(&secret, &addr)?
+        .to_url()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("totp url: {e:?}")))?;
+    enrolment(&secret, uri).map(Some)
+}
+
+fn enrolment(secret: &[u8], uri: String) -> AppResult<TotpEnrolment> {
     let qr = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|e| AppError::Internal(anyhow::anyhow!("qr: {e}")))?;
     let qr_svg = qr
@@ -122,7 +146,7 @@ pub async fn start_totp(app: &App, s: &AuthSession) -> AppResult<TotpEnrolment> 
         .min_dimensions(200, 200)
         .build();
     Ok(TotpEnrolment {
-        secret: base32_secret(&secret),
+        secret: base32_secret(secret),
         otpauth_uri: uri,
         qr_svg,
     })
@@ -179,7 +203,7 @@ pub async fn confirm_totp(
     if !check_totp(app, &mut tx, &s.user_id, code, false).await?
         || !store::mfa::confirm_totp(&mut tx, &s.user_id, now).await?
     {
-        return Err(AppError::InvalidCode);
+        return Err(AppError::wrong_code());
     }
     app.limiter.forgive(&key).await;
     let codes = new_recovery_codes(app, &mut tx, &s.user_id, now).await?;
@@ -259,7 +283,7 @@ pub async fn disable_totp(
                 )
                 .await?;
                 tx.commit().await?;
-                return Err(AppError::InvalidCode);
+                return Err(AppError::wrong_code());
             }
             forgive_mfa_guess(app, s, ctx).await;
         }
@@ -566,9 +590,9 @@ pub async fn reauthenticate(
     if ok {
         Ok(())
     } else if method == "password" {
-        Err(AppError::InvalidCredentials)
+        Err(AppError::wrong_password())
     } else {
-        Err(AppError::InvalidCode)
+        Err(AppError::wrong_code())
     }
 }
 

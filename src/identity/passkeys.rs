@@ -356,7 +356,11 @@ pub async fn finish_reauthentication(
     .await;
     let ok = verified.is_ok();
     super::mfa::finish_reauthentication(app, ctx, s, ok, "passkey").await?;
-    verified
+    // The session stays valid: a passkey that does not verify is a 422, not a 401.
+    verified.map_err(|e| match e {
+        AppError::InvalidCode => AppError::wrong_code(),
+        e => e,
+    })
 }
 
 fn parse_assertion(credential: serde_json::Value) -> AppResult<PublicKeyCredential> {

@@ -273,7 +273,10 @@ async fn step_up_expires_after_ten_minutes_and_guards_sensitive_actions() {
                 .json(json!({"password": "not my password at all"})),
         )
         .await;
-    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // A wrong password from a valid session is 422, not 401 (which would read as "signed out").
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong.code(), "invalid_credentials");
+    assert_eq!(t.me(&cookie).await.status, StatusCode::OK);
     let r = t
         .send(
             Req::post("/api/v1/me/reauthenticate")
@@ -330,6 +333,7 @@ async fn removing_totp_needs_proof_signs_out_other_sessions_and_emails() {
                 .json(json!({"code": "000000"})),
         )
         .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "invalid_code");
     t.clock.advance_secs(30);
     let r = t
@@ -552,7 +556,7 @@ async fn removing_totp_by_code_is_limited_and_audited() {
     assert_eq!(
         statuses
             .iter()
-            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY)
             .count(),
         10,
         "{statuses:?}"
@@ -708,7 +712,8 @@ async fn password_change_is_a_step_up_action_and_failed_step_ups_are_audited() {
                 .json(json!({"password": "not the password at all"})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_credentials");
     assert!(t
         .audit_actions()
         .await
@@ -730,4 +735,58 @@ async fn password_change_is_a_step_up_action_and_failed_step_ups_are_audited() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.text().contains("Confirm it is you"));
+}
+
+/// A wrong code while setting up an authenticator app is the user's typo, not a lost session:
+/// 422 `invalid_code` on the API (401 would make a client sign its user out), the session still
+/// works, and the pending secret survives, so the one already scanned still confirms. The page
+/// shows the same secret again with the error tied to the code field.
+#[tokio::test]
+async fn a_wrong_code_at_totp_setup_keeps_the_session_and_the_scanned_secret() {
+    let t = TestApp::new().await;
+    t.verified_user("hal@example.com", "Hal").await;
+    let cookie = t.login("hal@example.com").await;
+    let r = t
+        .send(Req::post("/api/v1/me/mfa/totp").cookie(&cookie))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let secret = r.json()["secret"].as_str().expect("secret").to_string();
+    let confirm = |code: String| {
+        Req::post("/api/v1/me/mfa/totp/confirm")
+            .cookie(&cookie)
+            .json(json!({ "code": code }))
+    };
+    let right = code_at(&t, &secret, 0);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let r = t.send(confirm(wrong.to_string())).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.code(), "invalid_code");
+    assert_eq!(t.me(&cookie).await.status, StatusCode::OK);
+    assert_eq!(t.me(&cookie).await.json()["mfa"]["totp"], false);
+
+    // The same on the page: 422, the same secret shown again, the error on the field.
+    let r = t
+        .send(
+            Req::post("/account/mfa/totp/confirm")
+                .cookie(&cookie)
+                .form(&[("code", wrong)]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let page = r.text();
+    assert!(page.contains(&format!(">{secret}</code>")), "{page}");
+    assert!(
+        page.contains(r#"aria-invalid="true" aria-describedby="code-error""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"id="code-error""#), "{page}");
+
+    // The secret scanned at the start still confirms.
+    let r = t.send(confirm(right)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(t.me(&cookie).await.json()["mfa"]["totp"], true);
 }
