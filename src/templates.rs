@@ -11,6 +11,7 @@ use minijinja::{Environment, Value};
 const SOURCES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("message.html", include_str!("../templates/message.html")),
+    ("error.html", include_str!("../templates/error.html")),
     // Sign-up, sign-in and recovery.
     ("signup.html", include_str!("../templates/signup.html")),
     ("verify.html", include_str!("../templates/verify.html")),

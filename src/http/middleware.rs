@@ -86,12 +86,21 @@ where
             .get::<MatchedPath>()
             .map(|m| m.as_str().to_string())
             .unwrap_or_else(|| "unmatched".into());
+        // A browser on a page gets error pages; API clients, and anyone on the API or the
+        // operations routes, get problem documents.
+        let wants_html = !is_machine_path(req.uri().path())
+            && req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"));
         let done = Done {
             app: self.app.clone(),
             started,
             id,
             method,
             route,
+            wants_html,
         };
         if !is_safe_method(req.method()) && !same_origin(&self.app, req.headers()) {
             let refused = problem(
@@ -121,17 +130,32 @@ struct Done {
     id: String,
     method: &'static str,
     route: String,
+    wants_html: bool,
 }
 
 impl Done {
     fn finish(self, mut res: Response) -> Response {
         let status = res.status();
-        if (status.is_client_error() || status.is_server_error()) && !has_our_body(res.headers()) {
+        let is_error = status.is_client_error() || status.is_server_error();
+        // Bare errors (a layer's or the router's) get a body of ours; for a browser, so does a
+        // problem document from a layer (a panic's 500, a limiter's 429) on a page route.
+        let replace = is_error
+            && (!has_our_body(res.headers()) || (self.wants_html && is_problem(res.headers())));
+        if replace {
             let extra: Vec<_> = [header::RETRY_AFTER, header::ALLOW]
                 .into_iter()
                 .filter_map(|h| res.headers().get(&h).cloned().map(|v| (h, v)))
                 .collect();
-            res = for_status(status);
+            res = if self.wants_html {
+                let retry_after = res
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                super::pages::error_page(&self.app, status, retry_after, &self.id)
+            } else {
+                for_status(status)
+            };
             res.headers_mut().extend(extra);
         }
         security_headers(res.headers_mut(), self.app.config.is_https());
@@ -220,6 +244,19 @@ fn has_our_body(h: &HeaderMap) -> bool {
     ["application/problem+json", "application/json", "text/html"]
         .iter()
         .any(|t| essence.eq_ignore_ascii_case(t))
+}
+
+/// The routes read by programs, never by people: the API and the operations routes.
+fn is_machine_path(path: &str) -> bool {
+    path.starts_with("/api/")
+        || path.starts_with("/.well-known/")
+        || matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+fn is_problem(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/problem+json"))
 }
 
 fn security_headers(h: &mut HeaderMap, https: bool) {

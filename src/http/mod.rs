@@ -78,7 +78,8 @@ pub fn router(app: AppState) -> Router {
         .merge(pages::router(app.clone()))
         .layer(mw::from_fn(body::run_to_completion))
         .layer(mw::from_fn(body::read_first))
-        .merge(ops::router());
+        .merge(ops::router())
+        .fallback(pages::fallback);
     // Every other layer in one stack, outermost first: one boxed service per route, not one per
     // layer.
     let cors = (!cfg.allowed_origins.is_empty()).then(|| {

@@ -45,6 +45,8 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/account/password", post(password_submit))
         .route("/logout", post(logout_submit))
         .route("/static/style.css", get(stylesheet))
+        .route("/favicon.ico", get(favicon))
+        .route("/static/favicon.svg", get(favicon))
         .merge(public_auth)
 }
 
@@ -124,6 +126,74 @@ async fn stylesheet() -> Response {
         include_str!("../../static/style.css"),
     )
         .into_response()
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../static/favicon.svg"),
+    )
+        .into_response()
+}
+
+/// What no route matched. A page address with a trailing slash (`/orgs/`) goes to the address
+/// without it; anything else is a bare 404, which the envelope answers as an HTML page or a problem
+/// document. A path that would start with `//` once trimmed is not redirected: the browser would
+/// read it as another host.
+pub async fn fallback(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let trimmed = path.trim_end_matches('/');
+    let safe = !trimmed.is_empty() && !trimmed.starts_with("//") && !trimmed.contains('\\');
+    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD)
+        && path.len() > trimmed.len()
+        && safe
+        && !path.starts_with("/api/")
+    {
+        let target = match uri.query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        return Redirect::permanent(&target).into_response();
+    }
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// The page for an error answer to a browser: words for the status, the wait for a 429, the
+/// request id for a 5xx.
+pub(super) fn error_page(
+    app: &App,
+    status: StatusCode,
+    retry_after: Option<u64>,
+    request_id: &str,
+) -> Response {
+    let (title, message) = match status.as_u16() {
+        404 => ("Page not found", "There is nothing at this address. Check the link, or start again from your home page.".to_string()),
+        405 => ("Not available this way", "This address does not answer that kind of request. Use the buttons and links on the pages.".to_string()),
+        408 => ("That took too long", "The request took too long to arrive. Please try again.".to_string()),
+        413 => ("Too large", "What you sent is larger than this server accepts.".to_string()),
+        429 => ("Too many requests", format!("You have made too many requests for now. {}", wait_words(retry_after))),
+        s if s >= 500 => ("Something went wrong", "Something went wrong on our side. Please try again in a moment.".to_string()),
+        _ => ("This request cannot be answered", "The request was not understood. Please go back and try again.".to_string()),
+    };
+    let request_id = (status.as_u16() >= 500).then_some(request_id);
+    render(
+        app,
+        status,
+        "error.html",
+        context! { title, message, request_id },
+    )
+}
+
+/// "Try again in N minutes", rounded up; under a minute, "in a minute".
+pub(super) fn wait_words(retry_after: Option<u64>) -> String {
+    match retry_after {
+        None => "Please wait a little and try again.".into(),
+        Some(s) if s <= 60 => "Try again in a minute.".into(),
+        Some(s) => format!("Try again in {} minutes.", s.div_ceil(60)),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -505,4 +575,18 @@ async fn logout_submit(
         }
     }
     (jar.add(clear_cookie(&app)), Redirect::to("/login")).into_response()
+}
+
+#[cfg(test)]
+mod error_page_tests {
+    use super::wait_words;
+
+    #[test]
+    fn the_wait_is_said_in_whole_minutes_rounded_up() {
+        assert_eq!(wait_words(Some(1)), "Try again in a minute.");
+        assert_eq!(wait_words(Some(60)), "Try again in a minute.");
+        assert_eq!(wait_words(Some(61)), "Try again in 2 minutes.");
+        assert_eq!(wait_words(Some(900)), "Try again in 15 minutes.");
+        assert_eq!(wait_words(None), "Please wait a little and try again.");
+    }
 }

@@ -317,3 +317,77 @@ async fn a_request_that_stalls_is_cut_off_with_408() {
     let (status, _) = server.stop().await;
     assert!(status.success());
 }
+
+/// Browsers get error pages, API clients problem documents: an unknown address, a method the route
+/// does not take (a GET of /logout), an API path even when the client says it wants HTML.
+#[tokio::test]
+async fn browsers_get_error_pages_and_api_clients_problem_documents() {
+    let t = TestApp::new().await;
+    let html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+    let r = t
+        .send(Req::get("/no/such/page").header("accept", html))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/html")));
+    let page = r.text();
+    assert!(page.contains("Page not found"), "{page}");
+    assert!(page.contains(r#"href="/static/style.css""#), "{page}");
+    assert!(
+        !page.contains("request-id"),
+        "no reference on a 404: {page}"
+    );
+    assert!(r.header("content-security-policy").is_some());
+
+    // The same address for an API client: a problem document.
+    let r = t.send(Req::get("/no/such/page")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    assert_eq!(r.code(), "not_found");
+
+    // A GET of a POST-only page route: a 405 page that keeps `Allow`.
+    let r = t.send(Req::get("/logout").header("accept", html)).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.text().contains("Not available this way"), "{}", r.text());
+    assert!(r.header("allow").is_some_and(|a| a.contains("POST")));
+
+    // API paths stay machine-readable whatever the Accept header says.
+    let r = t
+        .send(Req::get("/api/v1/no-such-route").header("accept", html))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+}
+
+#[tokio::test]
+async fn favicon_and_trailing_slashes() {
+    let t = TestApp::new().await;
+    let r = t.send(Req::get("/favicon.ico")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type").as_deref(), Some("image/svg+xml"));
+    assert!(r.text().starts_with("<svg"));
+
+    // A page address with a trailing slash goes to the one without, query kept.
+    let r = t.send(Req::get("/orgs/?x=1")).await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.header("location").as_deref(), Some("/orgs?x=1"));
+    // Never to another host: `//evil.example/` trimmed would be a protocol-relative URL.
+    for hostile in ["//evil.example/", "/\\evil.example/"] {
+        let r = t.send(Req::get(hostile)).await;
+        assert_ne!(r.status, StatusCode::PERMANENT_REDIRECT, "{hostile}");
+        assert!(r.header("location").is_none(), "{hostile}");
+    }
+    // Not for API paths, and not for changes.
+    let r = t.send(Req::get("/api/v1/me/")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = t.send(Req::post("/orgs/")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
