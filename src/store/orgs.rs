@@ -152,6 +152,29 @@ pub async fn member_role(t: &mut TenantTx, user_id: &str) -> Result<Option<Strin
         .transpose()
 }
 
+/// Whether `user_id` can see workspace `ws_id` of this org: an org owner or admin (they see every
+/// workspace), or a member holding a role in it.
+pub async fn can_see_workspace(
+    t: &mut TenantTx,
+    user_id: &str,
+    ws_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.read()?;
+    let row = sqlx::query(
+        "SELECT 1 AS ok FROM org_members m \
+         LEFT JOIN workspace_members wm \
+                ON wm.org_id = m.org_id AND wm.workspace_id = $3 AND wm.user_id = m.user_id \
+         WHERE m.org_id = $1 AND m.user_id = $2 \
+           AND (m.role IN ('owner', 'admin') OR wm.user_id IS NOT NULL)",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(ws_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.is_some())
+}
+
 pub struct MemberRow {
     pub user_id: String,
     pub role: String,

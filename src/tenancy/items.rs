@@ -109,6 +109,15 @@ async fn validate(
                 "assignee_id: a member of this organization.",
             ));
         }
+        // An item no one assigned to it could open helps nobody, and would tell its title to
+        // someone kept out of the workspace (in notifications, later).
+        let ws_id = ws.id().to_string();
+        if !store::orgs::can_see_workspace(ws.org.tx(), a, &ws_id).await? {
+            return Err(AppError::invalid(
+                "assignee_without_access",
+                "assignee_id: this person cannot see this workspace; give them a role in it first.",
+            ));
+        }
     }
     let due = match (&v.due_on, current) {
         (Some(d), _) => d.clone(),

@@ -106,6 +106,7 @@ async fn orgs_members_invitations_boards_items_and_comments_through_forms() {
     let mia = user(&t, "mia@example.com", "Mia").await;
     let outsider = user(&t, "oscar@example.com", "Oscar").await;
     let mia_id = user_id(&t, &mia).await;
+    let owner_id = user_id(&t, &owner).await;
 
     // The org switcher, with the header link, and creating an org (a bad name stays on the page).
     let html = page(&t, &owner, "/orgs").await;
@@ -380,7 +381,7 @@ async fn orgs_members_invitations_boards_items_and_comments_through_forms() {
         &[
             ("title", "Press <kit>"),
             ("status", "done"),
-            ("assignee_id", &mia_id),
+            ("assignee_id", &owner_id),
             ("due_on", "2026-12-31"),
         ],
     )
@@ -388,12 +389,27 @@ async fn orgs_members_invitations_boards_items_and_comments_through_forms() {
     assert_eq!(loc, format!("{item_path}?done=saved"));
     let html = page(&t, &owner, &loc).await;
     assert!(html.contains("id=\"item-status-value\">done<"));
-    assert!(html.contains("id=\"item-assignee\">Mia<"));
+    assert!(html.contains("id=\"item-assignee\">Olga<"));
     assert!(html.contains("id=\"item-due-value\">2026-12-31<"));
+    // Mia is in the org but holds no role in this workspace: not offered as an assignee, and
+    // refused if sent anyway.
+    assert!(
+        !html.contains(&format!("<option value=\"{mia_id}\"")),
+        "{html}"
+    );
+    let html = submit_err(
+        &t,
+        &owner,
+        &item_path,
+        &[("title", "Press <kit>"), ("assignee_id", &mia_id)],
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(html.contains("cannot see this workspace"), "{html}");
     let html = page(&t, &owner, &ws_path).await;
     assert!(
         column(&html, "done").contains("Press &lt;kit&gt;")
-            && column(&html, "done").contains("Mia")
+            && column(&html, "done").contains("Olga")
     );
     assert!(!column(&html, "doing").contains("Press"));
 

@@ -488,3 +488,106 @@ async fn reads_a_client_abandons_leave_no_transaction_behind() {
         assert_eq!(r.status, StatusCode::CREATED, "write {n}: {}", r.text());
     }
 }
+
+/// An assignee must be able to see the item's workspace: an org member without a role in it is
+/// refused (422 `assignee_without_access`, nothing stored), on create and on update; once given a
+/// role, or as an org admin (who sees every workspace), they can be assigned.
+#[tokio::test]
+async fn an_assignee_must_be_able_to_see_the_workspace() {
+    let t = TestApp::new().await;
+    let (owner, org) = setup(&t, "ola@example.com", "Org").await;
+    let ws = post_id(
+        &t,
+        &owner,
+        &format!("/api/v1/orgs/{org}/workspaces"),
+        json!({"name": "Deal", "kind": "deal"}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for (email, role) in [("max@example.com", "member"), ("ada@example.com", "admin")] {
+        post(
+            &t,
+            &owner,
+            &format!("/api/v1/orgs/{org}/invitations"),
+            json!({"email": email, "role": role}),
+        )
+        .await;
+        let token = t.mail_to(email).await.token("/invitations/accept");
+        t.verified_user(email, "Someone").await;
+        let c = t.login(email).await;
+        let r = t
+            .send(
+                Req::post("/api/v1/invitations/accept")
+                    .cookie(&c)
+                    .json(json!({ "token": token })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        ids.push(
+            t.me(&c).await.json()["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    let (max, ada) = (ids[0].clone(), ids[1].clone());
+    let items = format!("/api/v1/orgs/{org}/workspaces/{ws}/items");
+    let before = t.count("items").await;
+    let r = t
+        .send(
+            Req::post(&items)
+                .cookie(&owner)
+                .json(json!({"title": "NDA", "assignee_id": max})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.code(), "assignee_without_access");
+    assert_eq!(t.count("items").await, before, "nothing stored");
+
+    // On update too; the item keeps its assignee (none).
+    let item = post_id(&t, &owner, &items, json!({"title": "NDA"})).await;
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &format!("{items}/{item}"))
+                .cookie(&owner)
+                .json(json!({"assignee_id": max})),
+        )
+        .await;
+    assert_eq!(r.code(), "assignee_without_access");
+    let r = t
+        .send(Req::get(&format!("{items}/{item}")).cookie(&owner))
+        .await;
+    assert_eq!(r.json()["assignee_id"], Value::Null);
+
+    // An org admin sees every workspace: assignable as is.
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &format!("{items}/{item}"))
+                .cookie(&owner)
+                .json(json!({"assignee_id": ada})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // With a viewer role in the workspace, the member is assignable.
+    let r = t
+        .send(
+            Req::new(
+                Method::PUT,
+                &format!("/api/v1/orgs/{org}/workspaces/{ws}/members/{max}"),
+            )
+            .cookie(&owner)
+            .json(json!({"role": "viewer"})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = t
+        .send(
+            Req::new(Method::PATCH, &format!("{items}/{item}"))
+                .cookie(&owner)
+                .json(json!({"assignee_id": max})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["assignee_id"], max.as_str());
+}

@@ -295,9 +295,30 @@ pub(super) async fn item_view(
         let (updates, more_comments) =
             all!(|c| items::list_updates(app, ws, item_id, c.as_deref(), Some(PAGE)))?;
         let (members, _) = org_members(app, &mut ws.org).await?;
-        Ok::<_, AppError>((item, org, view, updates, more_comments, members))
+        // Only those who can see the workspace can be assigned (org owners and admins see all).
+        let (in_ws, _) =
+            all!(|c| workspaces::list_workspace_members(app, ws, c.as_deref(), Some(PAGE)))?;
+        let in_ws: std::collections::HashSet<String> =
+            in_ws.into_iter().map(|m| m.user_id).collect();
+        let assignable: Vec<bool> = members
+            .iter()
+            .map(|m| {
+                matches!(
+                    m.role,
+                    crate::tenancy::OrgRole::Owner | crate::tenancy::OrgRole::Admin
+                ) || in_ws.contains(&m.user_id)
+            })
+            .collect();
+        Ok::<_, AppError>((
+            item,
+            org,
+            view,
+            updates,
+            more_comments,
+            (members, assignable),
+        ))
     };
-    let (item, org, view, updates, more_comments, members) = match loaded.await {
+    let (item, org, view, updates, more_comments, (members, assignable)) = match loaded.await {
         Ok(v) => v,
         Err(e) => return denied(app, &e),
     };
@@ -328,17 +349,19 @@ pub(super) async fn item_view(
         .collect();
     let mut assignees: Vec<Assignee<'_>> = members
         .iter()
-        .map(|m| Assignee {
+        .zip(&assignable)
+        .filter(|(_, ok)| **ok)
+        .map(|(m, _)| Assignee {
             user_id: &m.user_id,
             name: &m.display_name,
         })
         .collect();
     // Keep the current assignee selectable even when not listed, so saving does not clear it.
     if let Some(a) = item.assignee_id.as_deref() {
-        if !names.contains_key(a) {
+        if !assignees.iter().any(|x| x.user_id == a) {
             assignees.push(Assignee {
                 user_id: a,
-                name: UNKNOWN_MEMBER,
+                name: name_of(&names, a),
             });
         }
     }
