@@ -183,6 +183,16 @@ impl TenantTx {
         Self::open(db, org_id, user_id, Mode::Write).await
     }
 
+    /// Showing what an emailed invitation is for (org, role, inviter) to whoever holds its token,
+    /// before it is accepted: read-only, no acting user; the token (checked by the caller) is the
+    /// authority.
+    pub(crate) async fn for_invitation_preview(
+        db: &Db,
+        org_id: &str,
+    ) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, "", Mode::Read).await
+    }
+
     /// The audit retention job: trims one org's chain, or the platform's (`org_id` empty); no
     /// acting user.
     pub(crate) async fn for_retention(db: &Db, org_id: &str) -> Result<TenantTx, sqlx::Error> {

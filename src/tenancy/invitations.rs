@@ -85,6 +85,12 @@ pub async fn create_invitation(
         .key()
         .open_string("orgs", "name", scope.org_id(), &org.name_ct)?;
     let inviter = scope.user_id().to_string();
+    let inviter_name = match store::users::find_by_id(scope.tx().conn()?, &inviter).await? {
+        Some(u) => app
+            .keyring
+            .open_field_string(&crate::identity::name_ad(&u.id), &u.display_name_ct)?,
+        None => String::new(),
+    };
     let row = store::orgs::NewInvitation {
         id: &id,
         email_bidx: &bidx,
@@ -114,6 +120,7 @@ pub async fn create_invitation(
     );
     let invite = Invite {
         org_name: &org_name,
+        inviter: &inviter_name,
         role,
         accept_url: &format!(
             "{}/invitations/accept?token={token}",
@@ -158,6 +165,7 @@ async fn reserve_invitation(app: &App, scope: &mut OrgScope, bidx: &str) -> AppR
 /// clients do not make it clickable. Every invitation carries a one-click opt-out.
 struct Invite<'a> {
     org_name: &'a str,
+    inviter: &'a str,
     role: OrgRole,
     accept_url: &'a str,
     optout_url: &'a str,
@@ -166,15 +174,17 @@ struct Invite<'a> {
 impl Invite<'_> {
     fn email(&self, to: &str) -> mail::Email {
         let body = format!(
-            "Someone invited you to join an organization on Strongroom, as {role}.\n\n\
+            "You were invited to join an organization on Strongroom, as {role}.\n\n\
+             The person who invited you calls themselves: {inviter}\n\
              The organization calls itself: {name}\n\
-             (This name was chosen by the people who created the organization, not by Strongroom. \
+             (These names were chosen by those people, not by Strongroom. \
              Strongroom never asks for your password by email.)\n\n\
              To accept, sign in (or create an account) with this email address, then open this link \
              within 7 days:\n\n{accept}\n\n\
              If you did not expect this, ignore this message.\n\n\
              Don't want invitations from this organization? One click stops them:\n{optout}\n",
             role = self.role.as_str(),
+            inviter = mail::quote_untrusted(self.inviter),
             name = mail::quote_untrusted(self.org_name),
             accept = self.accept_url,
             optout = self.optout_url,
@@ -292,6 +302,61 @@ pub async fn revoke_invitation(
 
 /// Accepts an invitation for the signed-in user; the same `invalid_token` for a used, revoked,
 /// expired or unknown token and for the wrong account.
+/// What an invitation link is for, shown before it is accepted.
+pub struct InvitationPreview {
+    pub org_name: String,
+    pub role: OrgRole,
+    /// The inviter's display name, as they chose it.
+    pub inviter: String,
+}
+
+/// The org, role and inviter of a live invitation, for whoever holds its token (signed in or
+/// not: the token is the secret). None for an unknown, used, revoked or expired token: all look
+/// the same. Reads only.
+pub async fn preview_invitation(app: &App, token: &str) -> AppResult<Option<InvitationPreview>> {
+    if token.is_empty() || token.len() > 128 {
+        return Ok(None);
+    }
+    let hash = app.keyring.hash_token(token);
+    let found = {
+        let mut c = app.db.read().await?;
+        store::orgs::find_invitation_token(&mut c, &hash).await?
+    };
+    let Some((inv_id, org_id)) = found else {
+        return Ok(None);
+    };
+    let now = app.clock.now_ms();
+    let mut tx = TenantTx::for_invitation_preview(&app.db, &org_id).await?;
+    let Some(inv) = store::orgs::get_invitation(&mut tx, &inv_id).await? else {
+        return Ok(None);
+    };
+    if inv.accepted_at.is_some() || inv.revoked_at.is_some() || inv.expires_at <= now {
+        return Ok(None);
+    }
+    let Some(org) = store::orgs::get_org(&mut tx).await? else {
+        return Ok(None);
+    };
+    let Some((version, wrapped)) = store::get_data_key(tx.conn()?, &org_id).await? else {
+        return Ok(None);
+    };
+    let inviter = store::users::find_by_id(tx.conn()?, &inv.invited_by).await?;
+    tx.commit().await?;
+    let key = app
+        .keyring
+        .open_tenant_key(&org_id, &crate::crypto::WrappedKey { version, wrapped })?;
+    let inviter = match inviter {
+        Some(u) => app
+            .keyring
+            .open_field_string(&crate::identity::name_ad(&u.id), &u.display_name_ct)?,
+        None => "A former member".into(),
+    };
+    Ok(Some(InvitationPreview {
+        org_name: key.open_string("orgs", "name", &org_id, &org.name_ct)?,
+        role: OrgRole::parse(&inv.role).unwrap_or(OrgRole::Member),
+        inviter,
+    }))
+}
+
 pub async fn accept_invitation(
     app: &App,
     ctx: &RequestCtx,

@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 pub use invitations::{
     accept_invitation, create_invitation, list_invitations, opt_out_of_invitations,
-    optout_token_is_valid, revoke_invitation, InvitationView,
+    optout_token_is_valid, preview_invitation, revoke_invitation, InvitationPreview,
+    InvitationView,
 };
 pub use members::{change_member_role, list_members, remove_member, MemberView};
 pub use orgs::{create_org, delete_org, get_org, list_orgs, update_org, OrgView};

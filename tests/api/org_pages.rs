@@ -204,6 +204,30 @@ async fn orgs_members_invitations_boards_items_and_comments_through_forms() {
         !html.contains(&token)
             && !html.contains("<form method=\"post\" action=\"/invitations/accept\"")
     );
+    // Who invited whom to what, as which role: in the email, and on the page signed out and in.
+    let mail = t.mail_to("zed@example.com").await;
+    assert!(
+        mail.body.contains("\"Olga\"") && mail.body.contains("as admin"),
+        "{}",
+        mail.body
+    );
+    for html in [html.clone(), page(&t, &mia, &accept).await] {
+        assert!(html.contains("id=\"invitation-inviter\">Olga<"), "{html}");
+        assert!(
+            html.contains(&format!("id=\"invitation-org\">{escaped_org}<")),
+            "{html}"
+        );
+        assert!(html.contains("id=\"invitation-role\">member<"), "{html}");
+    }
+    // A revoked (Zed's) or unknown token shows none of it.
+    let revoked = mail.token("/invitations/accept");
+    for bad in ["nonsense".to_string(), revoked] {
+        let html = t
+            .send(Req::get(&format!("/invitations/accept?token={bad}")))
+            .await
+            .text();
+        assert!(!html.contains("invitation-org") && html.contains("invalid-invitation"));
+    }
     let html = page(&t, &mia, &accept).await;
     assert!(html.contains("action=\"/invitations/accept\"") && html.contains(&token));
     let r = t

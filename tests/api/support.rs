@@ -464,10 +464,18 @@ fn parse_eml(raw: &str) -> Mail {
             .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
             .unwrap_or_default()
     };
+    // A body with any non-ASCII character (a display name, say) is sent quoted-printable.
+    let body = if get("Content-Transfer-Encoding").eq_ignore_ascii_case("quoted-printable") {
+        let bytes = quoted_printable::decode(body, quoted_printable::ParseMode::Robust)
+            .expect("quoted-printable body");
+        String::from_utf8(bytes).expect("utf-8 body")
+    } else {
+        body.to_string()
+    };
     Mail {
         to: get("To"),
         subject: get("Subject"),
-        body: body.to_string(),
+        body,
         head: head.to_string(),
     }
 }

@@ -29,15 +29,23 @@ pub(super) async fn accept_page(
     FullSession(s): FullSession,
     ApiQuery(q): ApiQuery<TokenForm>,
 ) -> Response {
+    // Who invited you to what, as role: for the signed-out invitee too (the token is the secret).
+    let preview = match tenancy::preview_invitation(&app, &q.token).await {
+        Ok(p) => p,
+        Err(e) => return denied(&app, &e),
+    };
+    let invitation = preview.as_ref().map(|p| {
+        context! { org => p.org_name, role => p.role.as_str(), inviter => p.inviter }
+    });
     if s.is_none() {
         return render(
             &app,
             StatusCode::OK,
             "invitation_accept.html",
-            context! { title => ACCEPT_TITLE, signed_in => false },
+            context! { title => ACCEPT_TITLE, signed_in => false, invitation },
         );
     }
-    if q.token.is_empty() {
+    if preview.is_none() {
         return show(
             &app,
             &Outcome::failed(&AppError::InvalidToken),
@@ -49,7 +57,7 @@ pub(super) async fn accept_page(
         &app,
         &Outcome::default(),
         "invitation_accept.html",
-        context! { title => ACCEPT_TITLE, token => q.token },
+        context! { title => ACCEPT_TITLE, token => q.token, invitation },
     )
 }
 
