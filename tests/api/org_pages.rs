@@ -540,6 +540,13 @@ async fn orgs_members_invitations_boards_items_and_comments_through_forms() {
     assert_eq!(loc, format!("{org_path}?done=role"));
     let html = page(&t, &mia, &org_path).await;
     assert!(html.contains("id=\"send-invitation\"") && html.contains("olga@example.com"));
+    // An admin may leave; the only owner gets no Leave button, a hint instead.
+    assert!(html.contains("id=\"leave-org\" class=\"danger\""), "{html}");
+    let html = page(&t, &owner, &org_path).await;
+    assert!(
+        !html.contains("id=\"leave-org\"") && html.contains("id=\"sole-owner\""),
+        "{html}"
+    );
     let owner_id = user_id(&t, &owner).await;
     let html = submit_err(
         &t,

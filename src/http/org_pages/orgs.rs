@@ -133,6 +133,10 @@ pub(super) async fn org_view(
         Ok(v) => v,
         Err(e) => return denied(app, &e),
     };
+    // The only owner cannot leave (the service refuses it): no button, a hint instead. With more
+    // members than one page shows, the count is unknown and the service still has the last word.
+    let sole_owner =
+        owner && !more_members && members.iter().filter(|m| m.role == OrgRole::Owner).count() == 1;
     let roles: &[&str] = if owner {
         &["member", "admin", "owner"]
     } else {
@@ -144,7 +148,7 @@ pub(super) async fn org_view(
         "org.html",
         context! {
             title => org.name.clone(), org => Value::from_serialize(&org), me => s.user_id.as_str(),
-            is_admin => admin, is_owner => owner, roles,
+            is_admin => admin, is_owner => owner, sole_owner, roles,
             members => Value::from_serialize(&members), more_members,
             invitations => Value::from_serialize(&invitations),
             workspaces => Value::from_serialize(&workspaces), more_workspaces, form,
