@@ -85,12 +85,9 @@ pub async fn create_invitation(
         .key()
         .open_string("orgs", "name", scope.org_id(), &org.name_ct)?;
     let inviter = scope.user_id().to_string();
-    let inviter_name = match store::users::find_by_id(scope.tx().conn()?, &inviter).await? {
-        Some(u) => app
-            .keyring
-            .open_field_string(&crate::identity::name_ad(&u.id), &u.display_name_ct)?,
-        None => String::new(),
-    };
+    let inviter_name = display_name(app, scope.tx().conn()?, &inviter)
+        .await?
+        .unwrap_or_default();
     let row = store::orgs::NewInvitation {
         id: &id,
         email_bidx: &bidx,
@@ -302,6 +299,17 @@ pub async fn revoke_invitation(
 
 /// Accepts an invitation for the signed-in user; the same `invalid_token` for a used, revoked,
 /// expired or unknown token and for the wrong account.
+/// A user's display name (None: the account is gone).
+async fn display_name(app: &App, c: &mut store::Conn, user_id: &str) -> AppResult<Option<String>> {
+    let Some(u) = store::users::find_by_id(c, user_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(app.keyring.open_field_string(
+        &crate::identity::name_ad(&u.id),
+        &u.display_name_ct,
+    )?))
+}
+
 /// What an invitation link is for, shown before it is accepted.
 pub struct InvitationPreview {
     pub org_name: String,
@@ -339,17 +347,13 @@ pub async fn preview_invitation(app: &App, token: &str) -> AppResult<Option<Invi
     let Some((version, wrapped)) = store::get_data_key(tx.conn()?, &org_id).await? else {
         return Ok(None);
     };
-    let inviter = store::users::find_by_id(tx.conn()?, &inv.invited_by).await?;
+    let inviter = display_name(app, tx.conn()?, &inv.invited_by)
+        .await?
+        .unwrap_or_else(|| "A former member".into());
     tx.commit().await?;
     let key = app
         .keyring
         .open_tenant_key(&org_id, &crate::crypto::WrappedKey { version, wrapped })?;
-    let inviter = match inviter {
-        Some(u) => app
-            .keyring
-            .open_field_string(&crate::identity::name_ad(&u.id), &u.display_name_ct)?,
-        None => "A former member".into(),
-    };
     Ok(Some(InvitationPreview {
         org_name: key.open_string("orgs", "name", &org_id, &org.name_ct)?,
         role: OrgRole::parse(&inv.role).unwrap_or(OrgRole::Member),

@@ -236,6 +236,29 @@ impl Req {
 }
 
 impl TestApp {
+    /// Invites `email` into `org` with `role` (as `admin`) and accepts as `invitee` (already
+    /// signed in).
+    pub async fn join(&self, admin: &str, org: &str, email: &str, role: &str, invitee: &str) {
+        let r = self
+            .send(
+                Req::post(&format!("/api/v1/orgs/{org}/invitations"))
+                    .cookie(admin)
+                    .json(serde_json::json!({"email": email, "role": role})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let token = self.mail_to(email).await.token("/invitations/accept");
+        let r = self
+            .send(
+                Req::post("/api/v1/invitations/accept")
+                    .cookie(invitee)
+                    .json(serde_json::json!({ "token": token })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json()["role"], role);
+    }
+
     pub async fn new() -> Self {
         Self::with(|_| {}).await
     }

@@ -23,28 +23,6 @@ async fn create_org(t: &TestApp, cookie: &str, name: &str) -> String {
     r.json()["id"].as_str().expect("id").to_string()
 }
 
-/// Invites `email` into `org` with `role` and accepts as `invitee` (already signed in).
-async fn join(t: &TestApp, admin: &str, org: &str, email: &str, role: &str, invitee: &str) {
-    let r = t
-        .send(
-            Req::post(&format!("/api/v1/orgs/{org}/invitations"))
-                .cookie(admin)
-                .json(json!({"email": email, "role": role})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let token = t.mail_to(email).await.token("/invitations/accept");
-    let r = t
-        .send(
-            Req::post("/api/v1/invitations/accept")
-                .cookie(invitee)
-                .json(json!({ "token": token })),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.json()["role"], role);
-}
-
 fn user_id(t: &TestApp, me: Value) -> String {
     let _ = t;
     me["id"].as_str().expect("id").to_string()
@@ -93,7 +71,8 @@ async fn orgs_are_created_listed_paginated_and_renamed_by_admins_only() {
 
     let org = &ids[0];
     let member = user(&t, "mem@example.com").await;
-    join(&t, &owner, org, "mem@example.com", "member", &member).await;
+    t.join(&owner, org, "mem@example.com", "member", &member)
+        .await;
     assert_eq!(
         t.send(Req::get(&format!("/api/v1/orgs/{org}")).cookie(&member))
             .await
@@ -333,9 +312,11 @@ async fn roles_guard_roles_and_the_last_owner_stays() {
     let owner = user(&t, "own@example.com").await;
     let org = create_org(&t, &owner, "Org").await;
     let admin = user(&t, "adm@example.com").await;
-    join(&t, &owner, &org, "adm@example.com", "admin", &admin).await;
+    t.join(&owner, &org, "adm@example.com", "admin", &admin)
+        .await;
     let member = user(&t, "mem@example.com").await;
-    join(&t, &owner, &org, "mem@example.com", "member", &member).await;
+    t.join(&owner, &org, "mem@example.com", "member", &member)
+        .await;
     let owner_id = user_id(&t, t.me(&owner).await.json());
     let member_id = user_id(&t, t.me(&member).await.json());
     let admin_id = user_id(&t, t.me(&admin).await.json());
@@ -435,7 +416,8 @@ async fn deleting_an_org_needs_the_owner_a_step_up_and_destroys_its_key() {
     let owner = user(&t, "own@example.com").await;
     let org = create_org(&t, &owner, "Doomed").await;
     let admin = user(&t, "adm@example.com").await;
-    join(&t, &owner, &org, "adm@example.com", "admin", &admin).await;
+    t.join(&owner, &org, "adm@example.com", "admin", &admin)
+        .await;
     assert_eq!(
         t.send(Req::delete(&format!("/api/v1/orgs/{org}")).cookie(&admin))
             .await
@@ -605,7 +587,8 @@ async fn an_org_can_require_mfa_of_its_members() {
     let (owner, _, _) = crate::mfa::user_with_totp(&t, "own@example.com").await;
     let org = create_org(&t, &owner, "Strict").await;
     let member = user(&t, "mem@example.com").await;
-    join(&t, &owner, &org, "mem@example.com", "member", &member).await;
+    t.join(&owner, &org, "mem@example.com", "member", &member)
+        .await;
     let plain = user(&t, "pla@example.com").await;
     let plain_org = create_org(&t, &plain, "Lax").await;
     let r = t

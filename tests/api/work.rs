@@ -505,24 +505,9 @@ async fn an_assignee_must_be_able_to_see_the_workspace() {
     .await;
     let mut ids = Vec::new();
     for (email, role) in [("max@example.com", "member"), ("ada@example.com", "admin")] {
-        post(
-            &t,
-            &owner,
-            &format!("/api/v1/orgs/{org}/invitations"),
-            json!({"email": email, "role": role}),
-        )
-        .await;
-        let token = t.mail_to(email).await.token("/invitations/accept");
         t.verified_user(email, "Someone").await;
         let c = t.login(email).await;
-        let r = t
-            .send(
-                Req::post("/api/v1/invitations/accept")
-                    .cookie(&c)
-                    .json(json!({ "token": token })),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        t.join(&owner, &org, email, role, &c).await;
         ids.push(
             t.me(&c).await.json()["id"]
                 .as_str()
