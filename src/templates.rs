@@ -12,6 +12,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("message.html", include_str!("../templates/message.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("logout.html", include_str!("../templates/logout.html")),
     // Sign-up, sign-in and recovery.
     ("signup.html", include_str!("../templates/signup.html")),
     ("verify.html", include_str!("../templates/verify.html")),

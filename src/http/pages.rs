@@ -43,7 +43,7 @@ pub fn router(app: AppState) -> Router<AppState> {
             post(revoke_others_submit),
         )
         .route("/account/password", post(password_submit))
-        .route("/logout", post(logout_submit))
+        .route("/logout", get(logout_page).post(logout_submit))
         .route("/static/style.css", get(stylesheet))
         .route("/favicon.ico", get(favicon))
         .route("/static/favicon.svg", get(favicon))
@@ -555,6 +555,20 @@ async fn password_submit(
         "Password changed. Your other sessions were signed out.",
     )
     .await
+}
+
+/// A link to /logout (typed, bookmarked) asks; only the button (a POST) signs out, so a page
+/// elsewhere cannot sign anyone out with an image or a link.
+async fn logout_page(State(app): State<AppState>, MaybeAuthed(s): MaybeAuthed) -> Response {
+    if s.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    render(
+        &app,
+        StatusCode::OK,
+        "logout.html",
+        context! { title => "Sign out", signed_in => true },
+    )
 }
 
 async fn logout_submit(

@@ -351,7 +351,9 @@ async fn browsers_get_error_pages_and_api_clients_problem_documents() {
     assert_eq!(r.code(), "not_found");
 
     // A GET of a POST-only page route: a 405 page that keeps `Allow`.
-    let r = t.send(Req::get("/logout").header("accept", html)).await;
+    let r = t
+        .send(Req::get("/account/reauthenticate").header("accept", html))
+        .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.text().contains("Not available this way"), "{}", r.text());
     assert!(r.header("allow").is_some_and(|a| a.contains("POST")));
@@ -390,4 +392,32 @@ async fn favicon_and_trailing_slashes() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = t.send(Req::post("/orgs/")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// GET /logout asks (a page with the button); only the POST signs out. Signed out, it goes to
+/// the sign-in page.
+#[tokio::test]
+async fn a_link_to_logout_asks_and_only_the_button_signs_out() {
+    let t = TestApp::new().await;
+    let r = t.send(Req::get("/logout")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location").as_deref(), Some("/login"));
+    t.verified_user("lou@example.com", "Lou").await;
+    let c = t.login("lou@example.com").await;
+    let r = t.send(Req::get("/logout").cookie(&c)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = r.text();
+    assert!(
+        page.contains(r#"<form method="post" action="/logout">"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"id="confirm-sign-out""#), "{page}");
+    assert_eq!(
+        t.me(&c).await.status,
+        StatusCode::OK,
+        "a GET signs nobody out"
+    );
+    let r = t.send(Req::post("/logout").cookie(&c)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(t.me(&c).await.status, StatusCode::UNAUTHORIZED);
 }
