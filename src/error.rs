@@ -29,6 +29,9 @@ pub enum AppError {
     /// Visible but not allowed (403).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// Conflicts with the current state (409), e.g. removing a status some item still holds.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
     /// Too many attempts (429, `Retry-After`).
     #[error("Too many attempts. Try again in {retry_after} seconds.")]
     RateLimited { retry_after: u64 },

@@ -45,8 +45,9 @@ const ITEM_READ_BUDGET: usize = 5;
 const ITEM_LIST_BUDGET: usize = 5;
 /// An item creation: the session lookup, BEGIN, the tenant context with the authorization, the
 /// insert (returning the row, so no read after it), the audit append (the chain head read and
-/// advanced in one `UPDATE … RETURNING`, the event inserted, the head's hash set), COMMIT.
-const ITEM_CREATE_BUDGET: usize = 8;
+/// advanced in one `UPDATE … RETURNING`, the event inserted, the head's hash set), the item's
+/// search terms (keyed hashes, one multi-row insert), COMMIT.
+const ITEM_CREATE_BUDGET: usize = 9;
 /// `/api/v1/me`: the session lookup and the account read (its second factors with it), no
 /// transaction.
 const ME_BUDGET: usize = 2;

@@ -311,6 +311,14 @@ impl TenantKey {
     ) -> Result<String, CryptoError> {
         String::from_utf8(self.open(table, column, row, ciphertext)?).map_err(|_| CryptoError::Open)
     }
+
+    /// The keyed hash a search term is stored and looked up by (this tenant's blind-index key):
+    /// equal terms match, the term itself is not stored. 128 bits, hex.
+    pub fn search_term(&self, term: &str) -> String {
+        let mut h = hmac_hex(&self.key.blind_index, format!("search|{term}").as_bytes());
+        h.truncate(32);
+        h
+    }
 }
 
 impl Keyring {

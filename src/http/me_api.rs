@@ -8,11 +8,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::middleware::RequestCtxExt;
+use super::org_api::PageQuery;
+use super::problem::ApiQuery;
 use super::problem::{ApiJson, ApiPath};
 use super::session::Authed;
+use crate::error::AppError;
 use crate::error::AppResult;
 use crate::identity::{self, SessionView, UserView};
 use crate::state::AppState;
+use crate::tenancy::home::{self, AssignedList};
+use crate::tenancy::notifications::{self, NotificationPage};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -20,7 +25,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(list_sessions, revoke_other_sessions))
         .routes(routes!(revoke_session))
+        .routes(routes!(assigned))
+        .routes(routes!(list_notifications))
+        .routes(routes!(read_notifications))
+        .routes(routes!(
+            get_notification_settings,
+            update_notification_settings
+        ))
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadBody {
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+    #[serde(default)]
+    all: Option<bool>,
+}
+
+type Settings = std::collections::BTreeMap<String, notifications::Channels>;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -101,4 +124,67 @@ async fn revoke_session(
 ) -> AppResult<StatusCode> {
     identity::revoke_session(&app, &ctx.0, &s, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Items assigned to the caller across their orgs, overdue first.
+#[utoipa::path(get, path = "/api/v1/me/assigned", tag = "me", responses((status = 200, body = AssignedList), (status = 401)))]
+async fn assigned(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+) -> AppResult<ApiJson<AssignedList>> {
+    Ok(ApiJson(home::assigned(&app, &s).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "me", params(PageQuery),
+    responses((status = 200, body = NotificationPage), (status = 401)))]
+async fn list_notifications(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<ApiJson<NotificationPage>> {
+    Ok(ApiJson(
+        notifications::list(&app, &s, q.cursor.as_deref(), q.limit).await?,
+    ))
+}
+
+/// `{ids}` or `{all: true}`.
+#[utoipa::path(post, path = "/api/v1/me/notifications/read", tag = "me", request_body = ReadBody,
+    responses((status = 204), (status = 401), (status = 422)))]
+async fn read_notifications(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+    ApiJson(b): ApiJson<ReadBody>,
+) -> AppResult<StatusCode> {
+    let ids = match (b.ids, b.all) {
+        (Some(ids), None | Some(false)) => Some(ids),
+        (None, Some(true)) => None,
+        _ => {
+            return Err(AppError::invalid(
+                "invalid_body",
+                "Send {\"ids\": [...]} or {\"all\": true}.",
+            ))
+        }
+    };
+    notifications::mark_read(&app, &s, ids).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/me/notification-settings", tag = "me",
+    responses((status = 200, body = Object), (status = 401)))]
+async fn get_notification_settings(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+) -> AppResult<ApiJson<Settings>> {
+    Ok(ApiJson(notifications::settings(&app, &s).await?))
+}
+
+/// Per kind: `{in_app, email}`; kinds left out keep their setting.
+#[utoipa::path(patch, path = "/api/v1/me/notification-settings", tag = "me", request_body = Object,
+    responses((status = 200, body = Object), (status = 401), (status = 422)))]
+async fn update_notification_settings(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+    ApiJson(b): ApiJson<Settings>,
+) -> AppResult<ApiJson<Settings>> {
+    Ok(ApiJson(notifications::update_settings(&app, &s, b).await?))
 }

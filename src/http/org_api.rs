@@ -19,6 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::identity::AuthSession;
 use crate::state::AppState;
 use crate::store::tenant::Mode;
+use crate::tenancy::search::SearchResults;
 use crate::tenancy::{self, InvitationView, MemberView, OrgRole, OrgScope, OrgView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accept_invitation))
         .routes(routes!(admin_read_org))
         .routes(routes!(admin_read_members))
+        .routes(routes!(search))
 }
 
 /// The caller's scope in the org named by the `{org_id}` path parameter.
@@ -349,4 +351,24 @@ async fn admin_read_members(
     Ok(ApiJson(AdminMembers {
         items: tenancy::admin::read_members(&app, &ctx.0, &s, &org_id, Some(&b.reason)).await?,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words; each must be a word, or the start of a word, of the item or comment.
+    #[serde(default)]
+    q: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/search", tag = "orgs", params(("org_id" = String, Path), SearchQuery),
+    responses((status = 200, body = SearchResults), (status = 404), (status = 422)))]
+async fn search(
+    State(app): State<AppState>,
+    Org(mut scope, _): Org,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> AppResult<ApiJson<SearchResults>> {
+    Ok(ApiJson(
+        crate::tenancy::search::search(&app, &mut scope, &q.q).await?,
+    ))
 }

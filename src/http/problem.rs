@@ -86,6 +86,7 @@ impl IntoResponse for AppError {
             AppError::InvalidCode => problem(StatusCode::UNAUTHORIZED, "invalid_code", detail),
             AppError::NotFound => problem(StatusCode::NOT_FOUND, "not_found", None),
             AppError::Forbidden { code, .. } => problem(StatusCode::FORBIDDEN, code, detail),
+            AppError::Conflict { code, .. } => problem(StatusCode::CONFLICT, code, detail),
             AppError::RateLimited { retry_after } => {
                 let mut r = problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
                 r.headers_mut()

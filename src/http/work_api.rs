@@ -35,6 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_item, list_items))
         .routes(routes!(get_item, update_item, delete_item))
         .routes(routes!(create_update, list_updates))
+        .routes(routes!(set_statuses))
+        .routes(routes!(move_item))
 }
 
 /// The caller's scope in the workspace named by `{ws_id}` of the org named by `{org_id}`.
@@ -138,6 +140,11 @@ pub struct ItemBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     fields: Option<Value>,
+    /// Markdown.
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    labels: Option<Vec<String>>,
 }
 
 impl From<ItemBody> for ItemInput {
@@ -148,8 +155,26 @@ impl From<ItemBody> for ItemInput {
             assignee_id: b.assignee_id,
             due_on: b.due_on,
             fields: b.fields,
+            description: b.description,
+            labels: b.labels,
         }
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusesBody {
+    /// In board order.
+    statuses: Vec<workspaces::StatusDef>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    status: String,
+    /// The item it goes before, in the target status; last when absent or null.
+    #[serde(default)]
+    before_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -364,5 +389,42 @@ async fn list_updates(
         )
         .await?
         .into(),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{org_id}/workspaces/{ws_id}/statuses", tag = "work",
+    params(("org_id" = String, Path), ("ws_id" = String, Path)), request_body = StatusesBody,
+    responses((status = 200, body = WorkspaceView), (status = 403), (status = 404), (status = 409), (status = 422)))]
+async fn set_statuses(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Ws(mut ws): Ws,
+    ApiJson(b): ApiJson<StatusesBody>,
+) -> AppResult<ApiJson<WorkspaceView>> {
+    Ok(ApiJson(
+        workspaces::set_statuses(&app, &ctx.0, &mut ws, b.statuses).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/workspaces/{ws_id}/items/{item_id}/move", tag = "work",
+    params(("org_id" = String, Path), ("ws_id" = String, Path), ("item_id" = String, Path)), request_body = MoveBody,
+    responses((status = 200, body = ItemView), (status = 403), (status = 404), (status = 422)))]
+async fn move_item(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Ws(mut ws): Ws,
+    PathParams(params): PathParams,
+    ApiJson(b): ApiJson<MoveBody>,
+) -> AppResult<ApiJson<ItemView>> {
+    Ok(ApiJson(
+        items::move_item(
+            &app,
+            &ctx.0,
+            &mut ws,
+            &param(&params, "item_id")?,
+            &b.status,
+            b.before_id.as_deref(),
+        )
+        .await?,
     ))
 }

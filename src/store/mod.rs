@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod mfa;
+pub mod notifications;
 pub mod orgs;
 pub mod outbox;
 pub mod sessions;
@@ -286,6 +287,12 @@ impl Db {
     /// list of "my orgs") and no tenant's data.
     pub async fn begin_for_user(&self, user_id: &str) -> Result<Tx, sqlx::Error> {
         self.begin_scoped("", user_id, tenant::Mode::Read).await
+    }
+
+    /// A write transaction with only a user context: changes to that user's own rows of the
+    /// user-scoped tables (notifications, their settings) and nothing of any tenant.
+    pub async fn begin_for_user_write(&self, user_id: &str) -> Result<Tx, sqlx::Error> {
+        self.begin_scoped("", user_id, tenant::Mode::Write).await
     }
 }
 

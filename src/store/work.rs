@@ -310,10 +310,13 @@ pub struct ItemRow {
     pub created_by: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub position: i64,
+    pub description_ct: Option<Vec<u8>>,
+    pub labels_ct: Option<Vec<u8>>,
 }
 
 const ITEM_COLS: &str =
-    "id, title_ct, status, assignee_id, due_on, fields_ct, created_by, created_at, updated_at";
+    "id, title_ct, status, assignee_id, due_on, fields_ct, created_by, created_at, updated_at, position, description_ct, labels_ct";
 
 fn item_from(r: &sqlx::any::AnyRow) -> Result<ItemRow, sqlx::Error> {
     Ok(ItemRow {
@@ -326,6 +329,9 @@ fn item_from(r: &sqlx::any::AnyRow) -> Result<ItemRow, sqlx::Error> {
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        position: r.try_get("position")?,
+        description_ct: r.try_get("description_ct")?,
+        labels_ct: r.try_get("labels_ct")?,
     })
 }
 
@@ -335,6 +341,8 @@ pub struct ItemValues<'a> {
     pub assignee_id: Option<&'a str>,
     pub due_on: Option<&'a str>,
     pub fields_ct: Vec<u8>,
+    pub description_ct: Vec<u8>,
+    pub labels_ct: Vec<u8>,
 }
 
 pub async fn insert_item(
@@ -344,11 +352,14 @@ pub async fn insert_item(
     v: ItemValues<'_>,
     created_by: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<i64, sqlx::Error> {
     let (c, org_id) = t.write()?;
     sqlx::query(
-        "INSERT INTO items (id, org_id, workspace_id, title_ct, status, assignee_id, due_on, fields_ct, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        "INSERT INTO items (id, org_id, workspace_id, title_ct, status, assignee_id, due_on, fields_ct, created_by, created_at, updated_at, \
+         description_ct, labels_ct, position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, \
+         (SELECT COALESCE(MAX(position), 0) + $13 FROM items WHERE org_id = $2 AND workspace_id = $3)) \
+         RETURNING position",
     )
     .bind(id)
     .bind(org_id)
@@ -360,10 +371,17 @@ pub async fn insert_item(
     .bind(v.fields_ct)
     .bind(created_by)
     .bind(now)
-    .execute(&mut *c)
-    .await
-    .map(|_| ())
+    .bind(v.description_ct)
+    .bind(v.labels_ct)
+    .bind(POSITION_STEP)
+    .fetch_one(&mut *c)
+    .await?
+    .try_get("position")
 }
+
+/// The gap left between neighbouring positions in a column: a move between two cards takes the
+/// middle, and a column is renumbered only when two neighbours have no gap left.
+pub const POSITION_STEP: i64 = 1 << 16;
 
 pub async fn update_item(
     t: &mut TenantTx,
@@ -374,7 +392,8 @@ pub async fn update_item(
 ) -> Result<bool, sqlx::Error> {
     let (c, org_id) = t.write()?;
     let r = sqlx::query(
-        "UPDATE items SET title_ct = $4, status = $5, assignee_id = $6, due_on = $7, fields_ct = $8, updated_at = $9 \
+        "UPDATE items SET title_ct = $4, status = $5, assignee_id = $6, due_on = $7, fields_ct = $8, updated_at = $9, \
+         description_ct = $10, labels_ct = $11 \
          WHERE org_id = $1 AND workspace_id = $2 AND id = $3",
     )
     .bind(org_id)
@@ -386,9 +405,177 @@ pub async fn update_item(
     .bind(v.due_on)
     .bind(v.fields_ct)
     .bind(now)
+    .bind(v.description_ct)
+    .bind(v.labels_ct)
     .execute(&mut *c)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Every item of a workspace with its (sealed) status and position, in board order.
+pub async fn item_places(
+    t: &mut TenantTx,
+    ws_id: &str,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
+    sqlx::query(
+        "SELECT id, status, position FROM items WHERE org_id = $1 AND workspace_id = $2 ORDER BY position, id",
+    )
+    .bind(org_id)
+    .bind(ws_id)
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("position")?)))
+    .collect()
+}
+
+/// Puts an item in a column (its sealed status) at a position.
+pub async fn place_item(
+    t: &mut TenantTx,
+    ws_id: &str,
+    id: &str,
+    status: &str,
+    position: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let (c, org_id) = t.write()?;
+    let r = sqlx::query(
+        "UPDATE items SET status = $4, position = $5, updated_at = $6 WHERE org_id = $1 AND workspace_id = $2 AND id = $3",
+    )
+    .bind(org_id)
+    .bind(ws_id)
+    .bind(id)
+    .bind(status)
+    .bind(position)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Renumbers items (a column whose neighbours ran out of room between them).
+pub async fn set_positions(
+    t: &mut TenantTx,
+    ws_id: &str,
+    places: &[(String, i64)],
+) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
+    for (id, position) in places {
+        sqlx::query(
+            "UPDATE items SET position = $4 WHERE org_id = $1 AND workspace_id = $2 AND id = $3",
+        )
+        .bind(org_id)
+        .bind(ws_id)
+        .bind(id)
+        .bind(position)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Removes the search terms of one item or comment.
+pub async fn remove_terms(t: &mut TenantTx, target_id: &str) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
+    sqlx::query("DELETE FROM search_terms WHERE org_id = $1 AND target_id = $2")
+        .bind(org_id)
+        .bind(target_id)
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
+/// A comment's sealed body.
+pub async fn update_body(t: &mut TenantTx, id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
+    sqlx::query("SELECT body_ct FROM item_updates WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| r.try_get("body_ct"))
+        .transpose()
+}
+
+/// Adds the search terms (keyed hashes) of one item or comment.
+pub async fn add_terms(
+    t: &mut TenantTx,
+    ws_id: &str,
+    item_id: &str,
+    target_id: &str,
+    terms: &[String],
+) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
+    // A few terms per statement: one round trip for a typical title.
+    for chunk in terms.chunks(50) {
+        let mut sql = String::from(
+            "INSERT INTO search_terms (org_id, workspace_id, item_id, target_id, term) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("($1, $2, $3, $4, ${})", i + 5));
+        }
+        let mut q = sqlx::query(&sql)
+            .bind(org_id)
+            .bind(ws_id)
+            .bind(item_id)
+            .bind(target_id);
+        for term in chunk {
+            q = q.bind(term);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// Items and comments of the org carrying every one of `terms`, in the workspaces `user_id` may
+/// see (every workspace when `all_workspaces`): `(workspace_id, item_id, target_id)`.
+pub async fn search(
+    t: &mut TenantTx,
+    terms: &[String],
+    all_workspaces: bool,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let user_id = t.user_id().to_string();
+    let (c, org_id) = t.read()?;
+    let mut sql = String::from(
+        "SELECT s.workspace_id, s.item_id, s.target_id FROM search_terms s WHERE s.org_id = $1 AND s.term IN (",
+    );
+    for i in 0..terms.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("${}", i + 5));
+    }
+    sql.push_str(
+        ") AND ($3 = 1 OR s.workspace_id IN (SELECT wm.workspace_id FROM workspace_members wm \
+         WHERE wm.org_id = $1 AND wm.user_id = $2)) \
+         GROUP BY s.workspace_id, s.item_id, s.target_id HAVING COUNT(DISTINCT s.term) = $4 \
+         ORDER BY s.target_id DESC",
+    );
+    sql.push_str(&format!(" LIMIT {}", limit.clamp(1, 200)));
+    let mut q = sqlx::query(&sql)
+        .bind(org_id)
+        .bind(user_id)
+        .bind(i64::from(all_workspaces))
+        .bind(i64::try_from(terms.len()).unwrap_or(i64::MAX));
+    for term in terms {
+        q = q.bind(term);
+    }
+    q.fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("workspace_id")?,
+                r.try_get("item_id")?,
+                r.try_get("target_id")?,
+            ))
+        })
+        .collect()
 }
 
 pub async fn get_item(
@@ -484,5 +671,50 @@ pub async fn list_updates(
     .await?
     .iter()
     .map(|r| Ok((r.try_get("id")?, r.try_get("body_ct")?, r.try_get("author_id")?, r.try_get("created_at")?)))
+    .collect()
+}
+
+/// The items assigned to the transaction's user, with their workspace, in the workspaces they
+/// can see (all of them when `all_workspaces`: org owners and admins).
+pub async fn assigned_to(
+    t: &mut TenantTx,
+    all_workspaces: bool,
+    limit: i64,
+) -> Result<Vec<(WorkspaceRow, ItemRow)>, sqlx::Error> {
+    let user_id = t.user_id().to_string();
+    let (c, org_id) = t.read()?;
+    let cols = ITEM_COLS
+        .split(", ")
+        .map(|c| format!("i.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::query(&format!(
+        "SELECT {cols}, w.id AS ws_id, w.kind AS ws_kind, w.name_ct AS ws_name_ct, \
+         w.description_ct AS ws_description_ct, w.statuses AS ws_statuses, w.created_at AS ws_created_at \
+         FROM items i JOIN workspaces w ON w.org_id = i.org_id AND w.id = i.workspace_id \
+         WHERE i.org_id = $1 AND i.assignee_id = $2 \
+         AND ($3 = 1 OR EXISTS (SELECT 1 FROM workspace_members wm WHERE wm.org_id = $1 AND wm.workspace_id = w.id AND wm.user_id = $2)) \
+         ORDER BY i.due_on, i.id LIMIT $4"
+    ))
+    .bind(org_id)
+    .bind(&user_id)
+    .bind(i64::from(all_workspaces))
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            WorkspaceRow {
+                id: r.try_get("ws_id")?,
+                kind: r.try_get("ws_kind")?,
+                name_ct: r.try_get("ws_name_ct")?,
+                description_ct: r.try_get("ws_description_ct")?,
+                statuses: r.try_get("ws_statuses")?,
+                created_at: r.try_get("ws_created_at")?,
+            },
+            item_from(r)?,
+        ))
+    })
     .collect()
 }

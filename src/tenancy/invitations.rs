@@ -126,6 +126,10 @@ pub async fn create_invitation(
         optout_url: &optout,
     };
     mail::enqueue(scope.tx().conn()?, &app.keyring, now, &invite.email(&addr)).await?;
+    // Someone who already has an account also sees it in the app (the email carries the link).
+    if let Some(user) = store::users::find_by_email_bidx(scope.tx().conn()?, &bidx).await? {
+        super::notifications::invited(app, scope, &user.id, &org_name, now).await?;
+    }
     let stored = store::orgs::get_invitation(scope.tx(), &id)
         .await?
         .ok_or(AppError::NotFound)?;

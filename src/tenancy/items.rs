@@ -22,6 +22,11 @@ pub struct ItemView {
     pub created_by: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Markdown, as written (pages render it sanitised).
+    pub description: String,
+    pub labels: Vec<String>,
+    /// The item's place in its status column: smaller comes first.
+    pub position: i64,
 }
 
 /// Fields of an item; on update, absent fields keep their value and `assignee_id`/`due_on` set to
@@ -33,9 +38,85 @@ pub struct ItemInput {
     pub assignee_id: Option<Option<String>>,
     pub due_on: Option<Option<String>>,
     pub fields: Option<Value>,
+    pub description: Option<String>,
+    pub labels: Option<Vec<String>>,
 }
 
 const MAX_FIELDS_BYTES: usize = 16 * 1024;
+const MAX_DESCRIPTION_CHARS: usize = 20_000;
+const MAX_LABELS: usize = 10;
+
+/// The values an item is stored with, validated.
+struct Checked {
+    title: String,
+    status: String,
+    assignee: Option<String>,
+    due: Option<String>,
+    fields: Value,
+    description: String,
+    labels: Vec<String>,
+}
+
+impl Checked {
+    fn seal<'a>(
+        &self,
+        key: &crate::crypto::TenantKey,
+        id: &str,
+        status: &'a str,
+    ) -> work::ItemValues<'a> {
+        work::ItemValues {
+            title_ct: key.seal("items", "title", id, self.title.as_bytes()),
+            status,
+            assignee_id: None,
+            due_on: None,
+            fields_ct: key.seal(
+                "items",
+                "fields",
+                id,
+                &serde_json::to_vec(&self.fields).unwrap_or_default(),
+            ),
+            description_ct: key.seal("items", "description", id, self.description.as_bytes()),
+            labels_ct: key.seal(
+                "items",
+                "labels",
+                id,
+                &serde_json::to_vec(&self.labels).unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// The words search finds this item by.
+    fn words(&self) -> Vec<&str> {
+        let mut w = vec![self.title.as_str(), self.description.as_str()];
+        w.extend(self.labels.iter().map(String::as_str));
+        w
+    }
+}
+
+/// 0 to 10 distinct labels (case-insensitively) of 1 to 30 characters, nothing hidden.
+fn check_labels(labels: &[String]) -> AppResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(labels.len());
+    for l in labels {
+        crate::text::check_name("labels", l)?;
+        let l = l.trim();
+        if l.is_empty() || l.chars().count() > 30 || l.chars().any(char::is_control) {
+            return Err(AppError::invalid(
+                "invalid_labels",
+                "labels: up to 10 labels of 1 to 30 characters.",
+            ));
+        }
+        if !out.iter().any(|o| o.to_lowercase() == l.to_lowercase()) {
+            out.push(l.to_string());
+        }
+    }
+    if out.len() > MAX_LABELS {
+        return Err(AppError::invalid(
+            "invalid_labels",
+            "labels: up to 10 labels of 1 to 30 characters.",
+        ));
+    }
+    Ok(out)
+}
 
 fn view(ws: &mut WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
     let key = ws.org.key.clone();
@@ -51,6 +132,17 @@ fn view(ws: &mut WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
         created_by: r.created_by.clone(),
         created_at: crate::clock::rfc3339(r.created_at),
         updated_at: crate::clock::rfc3339(r.updated_at),
+        description: match &r.description_ct {
+            Some(ct) => key.open_string("items", "description", &r.id, ct)?,
+            None => String::new(),
+        },
+        labels: match &r.labels_ct {
+            Some(ct) => {
+                serde_json::from_slice(&key.open("items", "labels", &r.id, ct)?).unwrap_or_default()
+            }
+            None => Vec::new(),
+        },
+        position: r.position,
     })
 }
 
@@ -62,7 +154,7 @@ async fn validate(
     id: &str,
     v: &ItemInput,
     current: Option<&ItemView>,
-) -> AppResult<(String, String, Option<String>, Option<String>, Value)> {
+) -> AppResult<Checked> {
     let _ = app;
     let title = match (&v.title, current) {
         (Some(t), _) => t.trim().to_string(),
@@ -147,7 +239,34 @@ async fn validate(
         ));
     }
     let _ = id;
-    Ok((title, status, assignee, due, fields))
+    let description = match (&v.description, current) {
+        (Some(d), _) => d.trim_end().to_string(),
+        (None, Some(c)) => c.description.clone(),
+        (None, None) => String::new(),
+    };
+    if v.description.is_some() {
+        crate::text::check_free_text("description", &description)?;
+        if description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(AppError::invalid(
+                "invalid_description",
+                "description: at most 20,000 characters.",
+            ));
+        }
+    }
+    let labels = match (&v.labels, current) {
+        (Some(l), _) => check_labels(l)?,
+        (None, Some(c)) => c.labels.clone(),
+        (None, None) => Vec::new(),
+    };
+    Ok(Checked {
+        title,
+        status,
+        assignee,
+        due,
+        fields,
+        description,
+        labels,
+    })
 }
 
 pub async fn create_item(
@@ -161,24 +280,22 @@ pub async fn create_item(
     let now = app.clock.now_ms();
     let key = ws.org.key.clone();
     let key = &*key;
-    let (title, status, assignee, due, fields) = validate(app, ws, &id, &input, None).await?;
+    let c = validate(app, ws, &id, &input, None).await?;
     let limit = app.config.rate_limits.items_per_account;
     crate::ratelimit::creation(&*app.limiter, "item", ws.org.user_id(), limit).await?;
-    let sealed_status = seal_text(key, "items", "status", &id, &status);
-    let values = work::ItemValues {
-        title_ct: key.seal("items", "title", &id, title.as_bytes()),
-        status: &sealed_status,
-        assignee_id: assignee.as_deref(),
-        due_on: due.as_deref(),
-        fields_ct: key.seal(
-            "items",
-            "fields",
-            &id,
-            &serde_json::to_vec(&fields).unwrap_or_default(),
-        ),
-    };
+    let sealed_status = seal_text(key, "items", "status", &id, &c.status);
+    let mut values = c.seal(key, &id, &sealed_status);
+    values.assignee_id = c.assignee.as_deref();
+    values.due_on = c.due.as_deref();
     let author = ws.org.user_id().to_string();
-    work::insert_item(&mut ws.org.tx, ws.ws_id.as_str(), &id, values, &author, now).await?;
+    let position =
+        work::insert_item(&mut ws.org.tx, ws.ws_id.as_str(), &id, values, &author, now).await?;
+    let ws_id = ws.ws_id.clone();
+    super::search::index(&mut ws.org, &ws_id, &id, &id, &c.words()).await?;
+    if let Some(a) = &c.assignee {
+        super::notifications::item_assigned(app, &mut ws.org, a, &ws_id, &id, &c.title, now)
+            .await?;
+    }
     audit_org(
         &mut ws.org,
         ctx,
@@ -193,14 +310,17 @@ pub async fn create_item(
     let at = crate::clock::rfc3339(now);
     Ok(ItemView {
         id,
-        title,
-        status,
-        assignee_id: assignee,
-        due_on: due,
-        fields,
+        title: c.title,
+        status: c.status,
+        assignee_id: c.assignee,
+        due_on: c.due,
+        fields: c.fields,
         created_by: author,
         created_at: at.clone(),
         updated_at: at,
+        description: c.description,
+        labels: c.labels,
+        position,
     })
 }
 
@@ -242,23 +362,28 @@ pub async fn update_item(
     let now = app.clock.now_ms();
     let key = ws.org.key.clone();
     let key = &*key;
-    let (title, status, assignee, due, fields) =
-        validate(app, ws, item_id, &input, Some(&current)).await?;
-    let status = seal_text(key, "items", "status", item_id, &status);
-    let values = work::ItemValues {
-        title_ct: key.seal("items", "title", item_id, title.as_bytes()),
-        status: &status,
-        assignee_id: assignee.as_deref(),
-        due_on: due.as_deref(),
-        fields_ct: key.seal(
-            "items",
-            "fields",
-            item_id,
-            &serde_json::to_vec(&fields).unwrap_or_default(),
-        ),
-    };
+    let c = validate(app, ws, item_id, &input, Some(&current)).await?;
+    let status = seal_text(key, "items", "status", item_id, &c.status);
+    let mut values = c.seal(key, item_id, &status);
+    values.assignee_id = c.assignee.as_deref();
+    values.due_on = c.due.as_deref();
     if !work::update_item(&mut ws.org.tx, ws.ws_id.as_str(), item_id, values, now).await? {
         return Err(AppError::NotFound);
+    }
+    let ws_id = ws.ws_id.clone();
+    if c.title != current.title
+        || c.description != current.description
+        || c.labels != current.labels
+    {
+        super::search::reindex(&mut ws.org, &ws_id, item_id, item_id, &c.words()).await?;
+    }
+    if let Some(a) = c
+        .assignee
+        .as_deref()
+        .filter(|a| current.assignee_id.as_deref() != Some(*a))
+    {
+        super::notifications::item_assigned(app, &mut ws.org, a, &ws_id, item_id, &c.title, now)
+            .await?;
     }
     audit_org(
         &mut ws.org,
@@ -323,7 +448,7 @@ pub async fn create_update(
     let now = app.clock.now_ms();
     // The item is checked in the same transaction as the insert: a concurrent delete cannot slip
     // between them.
-    work::get_item(&mut ws.org.tx, ws.ws_id.as_str(), item_id)
+    let item = work::get_item(&mut ws.org.tx, ws.ws_id.as_str(), item_id)
         .await?
         .ok_or(AppError::NotFound)?;
     ws.require(WsRole::Editor)?;
@@ -353,6 +478,16 @@ pub async fn create_update(
         },
     )
     .await?;
+    let ws_id = ws.ws_id.clone();
+    super::search::index(&mut ws.org, &ws_id, item_id, &id, &[body.as_str()]).await?;
+    if body.contains('@') {
+        let title = ws
+            .org
+            .key()
+            .open_string("items", "title", item_id, &item.title_ct)?;
+        super::notifications::mentions(app, &mut ws.org, &body, &ws_id, item_id, &title, now)
+            .await?;
+    }
     audit_org(
         &mut ws.org,
         ctx,
@@ -405,4 +540,91 @@ pub async fn list_updates(
         })
         .collect::<AppResult<Vec<_>>>()?;
     Ok(page(items, limit, |u| u.id.clone()))
+}
+
+/// Moves an item to status `status`, before item `before_id` of that status (last when None):
+/// a board's drag and drop. The item takes the middle of the gap between its new neighbours; a
+/// column with no gap left is renumbered first.
+pub async fn move_item(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &mut WorkspaceScope,
+    item_id: &str,
+    status: &str,
+    before_id: Option<&str>,
+) -> AppResult<ItemView> {
+    get_item(app, ws, item_id).await?;
+    ws.require(WsRole::Editor)?;
+    if !ws.statuses().iter().any(|s| s == status) {
+        return Err(AppError::invalid(
+            "invalid_status",
+            format!("status: one of {}.", ws.statuses().join(", ")),
+        ));
+    }
+    if before_id == Some(item_id) {
+        return Err(AppError::invalid(
+            "invalid_before_id",
+            "before_id: another item of the target status.",
+        ));
+    }
+    let key = ws.org.key.clone();
+    let ws_id = ws.ws_id.clone();
+    // The target column in board order, without the moving item.
+    let mut column: Vec<(String, i64)> = Vec::new();
+    for (id, stored, position) in work::item_places(&mut ws.org.tx, &ws_id).await? {
+        if id != item_id && open_text(&key, "items", "status", &id, &stored)?.0 == status {
+            column.push((id, position));
+        }
+    }
+    let at = match before_id {
+        None => column.len(),
+        Some(b) => column.iter().position(|(id, _)| id == b).ok_or_else(|| {
+            AppError::invalid(
+                "invalid_before_id",
+                "before_id: another item of the target status.",
+            )
+        })?,
+    };
+    let step = work::POSITION_STEP;
+    let gap = |col: &[(String, i64)]| -> Option<i64> {
+        let prev = if at == 0 { None } else { Some(col[at - 1].1) };
+        let next = col.get(at).map(|(_, p)| *p);
+        match (prev, next) {
+            (None, None) => Some(step),
+            (Some(p), None) => p.checked_add(step),
+            (None, Some(n)) => n.checked_sub(step),
+            (Some(p), Some(n)) => (n - p >= 2).then(|| p + (n - p) / 2),
+        }
+    };
+    let position = match gap(&column) {
+        Some(p) => p,
+        None => {
+            // No room left between the neighbours: renumber the column, leaving room everywhere.
+            let mut renumbered = Vec::with_capacity(column.len());
+            for (i, (id, _)) in column.iter().enumerate() {
+                let i = i64::try_from(i).unwrap_or(i64::MAX / step - 1);
+                renumbered.push((id.clone(), (i + 1).saturating_mul(2 * step)));
+            }
+            work::set_positions(&mut ws.org.tx, &ws_id, &renumbered).await?;
+            column = renumbered;
+            gap(&column).unwrap_or(0)
+        }
+    };
+    let now = app.clock.now_ms();
+    let sealed = seal_text(&key, "items", "status", item_id, status);
+    if !work::place_item(&mut ws.org.tx, &ws_id, item_id, &sealed, position, now).await? {
+        return Err(AppError::NotFound);
+    }
+    audit_org(
+        &mut ws.org,
+        ctx,
+        Action::ItemUpdated,
+        ("item", item_id),
+        json!({ "workspace_id": ws_id, "moved": true }),
+        now,
+    )
+    .await?;
+    let view = get_item(app, ws, item_id).await?;
+    ws.org.commit().await?;
+    Ok(view)
 }

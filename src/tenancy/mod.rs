@@ -7,10 +7,13 @@
 
 pub mod admin;
 pub mod audit_trail;
+pub mod home;
 mod invitations;
 pub mod items;
 pub mod members;
+pub mod notifications;
 mod orgs;
+pub mod search;
 pub mod workspaces;
 
 use std::sync::Arc;

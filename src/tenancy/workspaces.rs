@@ -55,6 +55,22 @@ pub struct WorkspaceScope {
     pub(super) ws_id: String,
     role: WsRole,
     statuses: Vec<String>,
+    columns: Vec<StatusDef>,
+}
+
+/// A status (a board's column): a stable key, which items hold, and a name people read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct StatusDef {
+    pub key: String,
+    pub name: String,
+}
+
+/// A stored status: a bare name (before statuses had keys: it is both) or a key with its name.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredStatus {
+    Bare(String),
+    Def(StatusDef),
 }
 
 impl WorkspaceScope {
@@ -64,8 +80,13 @@ impl WorkspaceScope {
     pub fn role(&self) -> WsRole {
         self.role
     }
+    /// The status keys, in board order.
     pub fn statuses(&self) -> &[String] {
         &self.statuses
+    }
+    /// The statuses with their names, in board order.
+    pub fn columns(&self) -> &[StatusDef] {
+        &self.columns
     }
     pub fn require(&self, role: WsRole) -> AppResult<()> {
         if self.role >= role {
@@ -124,7 +145,8 @@ pub async fn authorize_workspace(
         org,
         ws_id: ws_id.to_string(),
         role,
-        statuses,
+        statuses: statuses.iter().map(|s| s.key.clone()).collect(),
+        columns: statuses,
     })
 }
 
@@ -132,7 +154,7 @@ async fn reseal_legacy(
     mut org: OrgScope,
     ws_id: &str,
     stored: &str,
-    statuses: &[String],
+    statuses: &[StatusDef],
 ) -> AppResult<()> {
     let sealed = seal_statuses(org.key(), ws_id, statuses);
     work::reseal_statuses(org.tx(), ws_id, stored, &sealed).await?;
@@ -154,7 +176,10 @@ pub struct WorkspaceView {
     pub kind: String,
     pub name: String,
     pub description: String,
+    /// The status keys, in board order.
     pub statuses: Vec<String>,
+    /// The statuses with their names, in board order.
+    pub columns: Vec<StatusDef>,
     /// The caller's effective role.
     pub role: WsRole,
     pub created_at: String,
@@ -199,22 +224,43 @@ pub(crate) fn open_text(
     Ok((key.open_string(table, column, row, &ct)?, false))
 }
 
-fn seal_statuses(key: &crate::crypto::TenantKey, ws_id: &str, list: &[String]) -> String {
+fn seal_statuses(key: &crate::crypto::TenantKey, ws_id: &str, list: &[StatusDef]) -> String {
     let json = serde_json::to_string(list).unwrap_or_else(|_| "[]".into());
     seal_text(key, "workspaces", "statuses", ws_id, &json)
 }
 
-/// The status names, and whether the column still held them in plaintext.
+/// The statuses of a stored workspace row.
+pub(crate) fn open_columns(
+    key: &crate::crypto::TenantKey,
+    ws_id: &str,
+    stored: &str,
+) -> AppResult<Vec<StatusDef>> {
+    Ok(open_statuses(key, ws_id, stored)?.0)
+}
+
+/// The statuses, and whether the column still held them in plaintext.
 fn open_statuses(
     key: &crate::crypto::TenantKey,
     ws_id: &str,
     stored: &str,
-) -> AppResult<(Vec<String>, bool)> {
+) -> AppResult<(Vec<StatusDef>, bool)> {
     let (json, legacy) = open_text(key, "workspaces", "statuses", ws_id, stored)?;
-    Ok((serde_json::from_str(&json).unwrap_or_default(), legacy))
+    let list: Vec<StoredStatus> = serde_json::from_str(&json).unwrap_or_default();
+    let list = list
+        .into_iter()
+        .map(|s| match s {
+            StoredStatus::Bare(name) => StatusDef {
+                key: name.clone(),
+                name,
+            },
+            StoredStatus::Def(d) => d,
+        })
+        .collect();
+    Ok((list, legacy))
 }
 
 fn view(org: &OrgScope, w: &work::WorkspaceRow, role: WsRole) -> AppResult<WorkspaceView> {
+    let columns = open_statuses(org.key(), &w.id, &w.statuses)?.0;
     Ok(WorkspaceView {
         id: w.id.clone(),
         kind: w.kind.clone(),
@@ -227,7 +273,8 @@ fn view(org: &OrgScope, w: &work::WorkspaceRow, role: WsRole) -> AppResult<Works
             &w.id,
             &w.description_ct,
         )?,
-        statuses: open_statuses(org.key(), &w.id, &w.statuses)?.0,
+        statuses: columns.iter().map(|s| s.key.clone()).collect(),
+        columns,
         role,
         created_at: crate::clock::rfc3339(w.created_at),
     })
@@ -253,24 +300,118 @@ fn text(field: &'static str, v: &str, max: usize, required: bool) -> AppResult<S
     Ok(t)
 }
 
-fn statuses(list: Option<Vec<String>>) -> AppResult<Vec<String>> {
-    let list = list.unwrap_or_else(|| vec!["todo".into(), "doing".into(), "done".into()]);
-    for s in &list {
-        crate::text::check_name("statuses", s)?;
+/// The statuses a new workspace starts with.
+fn default_statuses() -> Vec<StatusDef> {
+    [("todo", "To do"), ("doing", "Doing"), ("done", "Done")]
+        .into_iter()
+        .map(|(key, name)| StatusDef {
+            key: key.into(),
+            name: name.into(),
+        })
+        .collect()
+}
+
+/// Statuses given as bare names (create and PATCH): each name is its own key.
+fn statuses(list: Option<Vec<String>>) -> AppResult<Vec<StatusDef>> {
+    let Some(list) = list else {
+        return Ok(default_statuses());
+    };
+    check_statuses(
+        list.into_iter()
+            .map(|s| StatusDef {
+                key: s.clone(),
+                name: s,
+            })
+            .collect(),
+    )
+}
+
+/// 1 to 20 statuses, keys and names of 1 to 40 characters with nothing hidden, distinct keys and
+/// distinct names.
+fn check_statuses(list: Vec<StatusDef>) -> AppResult<Vec<StatusDef>> {
+    let mut list = list;
+    for s in &mut list {
+        crate::text::check_name("statuses", &s.key)?;
+        crate::text::check_name("statuses", &s.name)?;
+        s.key = s.key.trim().to_string();
+        s.name = s.name.trim().to_string();
     }
+    let fine = |t: &str| (1..=40).contains(&t.chars().count()) && !t.chars().any(char::is_control);
+    let distinct = |f: fn(&StatusDef) -> String| {
+        list.iter()
+            .map(f)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == list.len()
+    };
     let ok = !list.is_empty()
         && list.len() <= 20
-        && list
-            .iter()
-            .all(|s| (1..=40).contains(&s.chars().count()) && !s.chars().any(char::is_control))
-        && list.iter().collect::<std::collections::BTreeSet<_>>().len() == list.len();
+        && list.iter().all(|s| fine(&s.key) && fine(&s.name))
+        && distinct(|s| s.key.clone())
+        && distinct(|s| s.name.to_lowercase());
     if !ok {
         return Err(AppError::invalid(
             "invalid_statuses",
-            "statuses: 1 to 20 distinct names of 1 to 40 characters.",
+            "statuses: 1 to 20 statuses with distinct keys and names of 1 to 40 characters.",
         ));
     }
     Ok(list)
+}
+
+/// Replaces a workspace's statuses (workspace editors): add, rename (same key, new name), reorder
+/// (the list's order) and remove; a status some item still holds cannot be removed (409).
+pub async fn set_statuses(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &mut WorkspaceScope,
+    list: Vec<StatusDef>,
+) -> AppResult<WorkspaceView> {
+    ws.require(WsRole::Editor)?;
+    let list = check_statuses(list)?;
+    let keep: std::collections::HashSet<&str> = list.iter().map(|s| s.key.as_str()).collect();
+    let removed: Vec<String> = ws
+        .statuses()
+        .iter()
+        .filter(|k| !keep.contains(k.as_str()))
+        .cloned()
+        .collect();
+    if !removed.is_empty() {
+        let key = ws.org.key.clone();
+        for (item_id, stored, _) in work::item_places(&mut ws.org.tx, ws.ws_id.as_str()).await? {
+            let status = open_text(&key, "items", "status", &item_id, &stored)?.0;
+            if removed.contains(&status) {
+                return Err(AppError::Conflict {
+                    code: "status_in_use",
+                    detail: format!(
+                        "The status \"{status}\" still holds items; move them to another status first."
+                    ),
+                });
+            }
+        }
+    }
+    let now = app.clock.now_ms();
+    let sealed = seal_statuses(ws.org.key(), ws.ws_id.as_str(), &list);
+    work::update_workspace(
+        &mut ws.org.tx,
+        ws.ws_id.as_str(),
+        None,
+        None,
+        Some(&sealed),
+        now,
+    )
+    .await?;
+    audit_org(
+        &mut ws.org,
+        ctx,
+        Action::WorkspaceUpdated,
+        ("workspace", ws.ws_id.as_str()),
+        json!({ "statuses": list.len() }),
+        now,
+    )
+    .await?;
+    let view = get_workspace(app, ws).await?;
+    ws.org.commit().await?;
+    Ok(view)
 }
 
 pub struct WorkspaceInput {
@@ -497,6 +638,7 @@ pub async fn set_workspace_member(
     store::orgs::member_role(ws.org.tx(), user_id)
         .await?
         .ok_or(AppError::NotFound)?;
+    let before = work::workspace_role(&mut ws.org.tx, ws.ws_id.as_str(), user_id).await?;
     work::set_workspace_role(
         &mut ws.org.tx,
         ws.ws_id.as_str(),
@@ -514,6 +656,18 @@ pub async fn set_workspace_member(
         now,
     )
     .await?;
+    if before.is_none() {
+        let ws_id = ws.ws_id.clone();
+        let row = work::get_workspace(&mut ws.org.tx, &ws_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let name = ws
+            .org
+            .key()
+            .open_string("workspaces", "name", &ws_id, &row.name_ct)?;
+        super::notifications::workspace_added(app, &mut ws.org, user_id, &ws_id, &name, now)
+            .await?;
+    }
     ws.org.commit().await?;
     Ok(WorkspaceMemberView {
         user_id: user_id.to_string(),

@@ -9,6 +9,7 @@ mod abuse;
 mod audit;
 mod audit_page;
 mod audit_trail;
+mod boards;
 mod browser;
 mod browser_mfa;
 mod cli;

@@ -103,6 +103,13 @@ fn needs() -> BTreeMap<(&'static str, &'static str), Need> {
             "/api/v1/admin/orgs/{org_id}".to_string(),
             Superadmin,
         ),
+        ("get", format!("{o}/search"), Org(OrgNeed::Member)),
+        ("put", format!("{w}/statuses"), Ws(WsNeed::Editor)),
+        (
+            "post",
+            format!("{w}/items/{{item_id}}/move"),
+            Ws(WsNeed::Editor),
+        ),
         (
             "get",
             format!("{o}/audit-events"),
@@ -458,6 +465,10 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                 ("post", "items") => json!({"title": "New item"}),
                 ("patch", "{item_id}") => json!({"title": "Renamed"}),
                 ("post", "updates") => json!({"body": "A comment"}),
+                ("put", "statuses") => json!({"statuses": [
+                    {"key": "todo", "name": "To do"}, {"key": "doing", "name": "Doing"},
+                    {"key": "done", "name": "Done"}]}),
+                ("post", "move") => json!({"status": "doing"}),
                 ("post", "{org_id}") | ("post", "members") => {
                     json!({"reason": "matrix bypass attempt"})
                 }

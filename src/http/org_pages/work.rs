@@ -237,6 +237,19 @@ pub(super) struct EditForm {
     status: Option<String>,
     assignee_id: Option<String>,
     due_on: Option<String>,
+    /// Markdown.
+    description: Option<String>,
+    /// Comma-separated.
+    labels: Option<String>,
+}
+
+/// Labels typed as one comma-separated field.
+fn split_labels(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -374,6 +387,8 @@ pub(super) async fn item_view(
         status: Some(item.status.clone()),
         assignee_id: item.assignee_id.clone(),
         due_on: item.due_on.clone(),
+        description: Some(item.description.clone()),
+        labels: Some(item.labels.join(", ")),
     });
     show(
         app,
@@ -406,6 +421,8 @@ pub(super) async fn update_item_submit(
         assignee_id: f.assignee_id.as_deref().map(non_empty),
         due_on: f.due_on.as_deref().map(non_empty),
         fields: None,
+        description: f.description.clone(),
+        labels: f.labels.as_deref().map(split_labels),
     };
     match items::update_item(&app, &ctx.0, &mut ws, &item_id, input).await {
         Ok(item) => item_done(&ws, &item.id, "saved"),

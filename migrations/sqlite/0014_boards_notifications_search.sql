@@ -1,0 +1,44 @@
+-- Boards: an item's place in its column, its Markdown description and its labels (both sealed
+-- under the org key like the title). Legacy rows sit at position 0 and keep their creation order.
+ALTER TABLE items ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE items ADD COLUMN description_ct BLOB;
+ALTER TABLE items ADD COLUMN labels_ct BLOB;
+
+-- In-app notifications: written in the org's transaction by the action that causes them, read by
+-- their recipient across orgs. The target holds ids only; its text (an item's title, a workspace's
+-- name) is sealed under the org key.
+CREATE TABLE notifications (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    actor_id TEXT,
+    target TEXT NOT NULL,
+    text_ct BLOB NOT NULL,
+    read_at BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX notifications_user ON notifications(user_id, id);
+CREATE INDEX notifications_org ON notifications(org_id);
+
+-- Per-user notification settings: one row per kind changed from its default (in-app and email on).
+CREATE TABLE notification_settings (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    in_app BIGINT NOT NULL,
+    email BIGINT NOT NULL,
+    PRIMARY KEY (user_id, kind)
+);
+
+-- Search without plaintext at rest: a keyed hash (under a key derived from the org's data key) of
+-- each word and word prefix of an item's title, description and labels and of a comment's body.
+CREATE TABLE search_terms (
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    workspace_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    term TEXT NOT NULL,
+    PRIMARY KEY (org_id, term, target_id),
+    FOREIGN KEY (org_id, workspace_id, item_id) REFERENCES items(org_id, workspace_id, id) ON DELETE CASCADE
+);
+CREATE INDEX search_terms_target ON search_terms(org_id, target_id);

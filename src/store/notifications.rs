@@ -1,0 +1,201 @@
+//! Notifications and their per-user settings. A notification is written in the transaction of the
+//! org whose action caused it (`TenantTx`), and read or marked read by its recipient alone, in a
+//! transaction with only that user's context (on PostgreSQL, row-level security lets a user see
+//! their own notifications and nothing else).
+
+use sqlx::Row;
+
+use super::tenant::TenantTx;
+use super::Conn;
+
+pub struct NewNotification<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub kind: &'a str,
+    pub actor_id: &'a str,
+    pub target: &'a str,
+    pub text_ct: Vec<u8>,
+    pub now: i64,
+}
+
+pub async fn insert(t: &mut TenantTx, n: NewNotification<'_>) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
+    sqlx::query(
+        "INSERT INTO notifications (id, user_id, org_id, kind, actor_id, target, text_ct, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(n.id)
+    .bind(n.user_id)
+    .bind(org_id)
+    .bind(n.kind)
+    .bind(n.actor_id)
+    .bind(n.target)
+    .bind(n.text_ct)
+    .bind(n.now)
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
+}
+
+/// A user's setting for one kind: `(in_app, email)`, or None for the defaults.
+pub async fn setting(
+    c: &mut Conn,
+    user_id: &str,
+    kind: &str,
+) -> Result<Option<(bool, bool)>, sqlx::Error> {
+    sqlx::query("SELECT in_app, email FROM notification_settings WHERE user_id = $1 AND kind = $2")
+        .bind(user_id)
+        .bind(kind)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| {
+            Ok((
+                r.try_get::<i64, _>("in_app")? != 0,
+                r.try_get::<i64, _>("email")? != 0,
+            ))
+        })
+        .transpose()
+}
+
+/// Every setting a user changed: `(kind, in_app, email)`.
+pub async fn settings(
+    c: &mut Conn,
+    user_id: &str,
+) -> Result<Vec<(String, bool, bool)>, sqlx::Error> {
+    sqlx::query("SELECT kind, in_app, email FROM notification_settings WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("kind")?,
+                r.try_get::<i64, _>("in_app")? != 0,
+                r.try_get::<i64, _>("email")? != 0,
+            ))
+        })
+        .collect()
+}
+
+pub async fn put_setting(
+    c: &mut Conn,
+    user_id: &str,
+    kind: &str,
+    in_app: bool,
+    email: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notification_settings (user_id, kind, in_app, email) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id, kind) DO UPDATE SET in_app = excluded.in_app, email = excluded.email",
+    )
+    .bind(user_id)
+    .bind(kind)
+    .bind(i64::from(in_app))
+    .bind(i64::from(email))
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
+}
+
+pub struct NotificationRow {
+    pub id: String,
+    pub org_id: String,
+    pub kind: String,
+    pub actor_id: Option<String>,
+    pub target: String,
+    pub text_ct: Vec<u8>,
+    pub read_at: Option<i64>,
+    pub created_at: i64,
+    /// The org's current data key, wrapped.
+    pub key_version: i64,
+    pub key_wrapped: Vec<u8>,
+    /// The actor's display name, sealed (None: the account is gone).
+    pub actor_name_ct: Option<Vec<u8>>,
+}
+
+/// A user's notifications, newest first, from orgs they still belong to (an invitation's also
+/// from an org they have not joined), with what opens them.
+pub async fn list(
+    c: &mut Conn,
+    user_id: &str,
+    before: &str,
+    limit: i64,
+) -> Result<Vec<NotificationRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT n.id, n.org_id, n.kind, n.actor_id, n.target, n.text_ct, n.read_at, n.created_at, \
+         k.version, k.wrapped, u.display_name_ct \
+         FROM notifications n \
+         JOIN data_keys k ON k.id = n.org_id AND k.version = (SELECT MAX(k2.version) FROM data_keys k2 WHERE k2.id = n.org_id) \
+         LEFT JOIN users u ON u.id = n.actor_id \
+         WHERE n.user_id = $1 AND ($2 = '' OR n.id < $2) \
+         AND (n.kind = 'invited' OR EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = n.org_id AND m.user_id = $1)) \
+         ORDER BY n.id DESC LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(NotificationRow {
+            id: r.try_get("id")?,
+            org_id: r.try_get("org_id")?,
+            kind: r.try_get("kind")?,
+            actor_id: r.try_get("actor_id")?,
+            target: r.try_get("target")?,
+            text_ct: r.try_get("text_ct")?,
+            read_at: r.try_get("read_at")?,
+            created_at: r.try_get("created_at")?,
+            key_version: r.try_get("version")?,
+            key_wrapped: r.try_get("wrapped")?,
+            actor_name_ct: r.try_get("display_name_ct")?,
+        })
+    })
+    .collect()
+}
+
+/// How many of a user's notifications are unread (those `list` would show).
+pub async fn unread_count(c: &mut Conn, user_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM notifications n WHERE n.user_id = $1 AND n.read_at IS NULL \
+         AND (n.kind = 'invited' OR EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = n.org_id AND m.user_id = $1))",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *c)
+    .await?
+    .try_get("n")
+}
+
+/// Marks some (or all, with `ids` None) of a user's notifications read.
+pub async fn mark_read(
+    c: &mut Conn,
+    user_id: &str,
+    ids: Option<&[String]>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    match ids {
+        None => {
+            sqlx::query(
+                "UPDATE notifications SET read_at = $2 WHERE user_id = $1 AND read_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+        }
+        Some(ids) => {
+            for id in ids {
+                sqlx::query(
+                    "UPDATE notifications SET read_at = $3 WHERE user_id = $1 AND id = $2 AND read_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! Search within an org without its words at rest. Each item (title, description, labels) and
+//! each comment is indexed as keyed hashes (HMAC-SHA256 under a key derived from the org's data
+//! key, `TenantKey::search_term`) of its words and of their prefixes of 3 to 12 characters; a
+//! query is hashed the same way and matched by equality. The database holds no word of the text,
+//! and a hash from one org means nothing in another. The cost, stated: someone who reads the
+//! database sees which items share a (hashed) word and how often words recur within an org
+//! (frequency leakage), though not which words; there is no ranking by relevance and no fuzzy
+//! matching (a query word must be a word, or the start of a word, of the text); and each text
+//! stores up to 400 hashes. Results are restricted to the workspaces the caller may see in SQL,
+//! then each hit is opened with the org key.
+
+use super::OrgRole;
+use super::OrgScope;
+use crate::error::{AppError, AppResult};
+use crate::state::App;
+use crate::store::work;
+
+const MIN_PREFIX: usize = 3;
+const MAX_PREFIX: usize = 12;
+const MAX_TERMS: usize = 400;
+
+/// The words of `text`, lowercased: runs of letters and digits of 2 to 40 characters.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| (2..=40).contains(&w.chars().count()))
+        .map(str::to_lowercase)
+}
+
+/// What a text is indexed by: each word (`w:`) and each prefix of 3 to 12 characters (`p:`).
+fn index_terms(texts: &[&str]) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for t in texts {
+        for w in words(t) {
+            let n = w.chars().count();
+            for len in MIN_PREFIX..=n.min(MAX_PREFIX) {
+                out.insert(format!("p:{}", w.chars().take(len).collect::<String>()));
+            }
+            out.insert(format!("w:{w}"));
+            if out.len() >= MAX_TERMS {
+                return out.into_iter().collect();
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// What a query word is looked up by: words of 3 to 12 characters match any word they start;
+/// shorter and longer ones match whole words.
+fn query_terms(q: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words(q) {
+        let n = w.chars().count();
+        let t = if (MIN_PREFIX..=MAX_PREFIX).contains(&n) {
+            format!("p:{w}")
+        } else {
+            format!("w:{w}")
+        };
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn hashed(org: &OrgScope, terms: Vec<String>) -> Vec<String> {
+    terms.iter().map(|t| org.key().search_term(t)).collect()
+}
+
+/// Indexes a new item or comment (`target_id`) of item `item_id`.
+pub(super) async fn index(
+    org: &mut OrgScope,
+    ws_id: &str,
+    item_id: &str,
+    target_id: &str,
+    texts: &[&str],
+) -> AppResult<()> {
+    let terms = hashed(org, index_terms(texts));
+    work::add_terms(org.tx(), ws_id, item_id, target_id, &terms).await?;
+    Ok(())
+}
+
+/// Replaces the index of a changed item or comment.
+pub(super) async fn reindex(
+    org: &mut OrgScope,
+    ws_id: &str,
+    item_id: &str,
+    target_id: &str,
+    texts: &[&str],
+) -> AppResult<()> {
+    work::remove_terms(org.tx(), target_id).await?;
+    index(org, ws_id, item_id, target_id, texts).await
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SearchHit {
+    /// `item` or `comment`.
+    pub kind: String,
+    pub id: String,
+    pub workspace_id: String,
+    pub item_id: String,
+    /// The item's title.
+    pub title: String,
+    /// The comment's first 200 characters (empty for an item).
+    pub snippet: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SearchResults {
+    pub items: Vec<SearchHit>,
+}
+
+/// Items and comments of the org with every word of `q` (see the module documentation), newest
+/// first, from the workspaces the caller may see; at most 50.
+pub async fn search(app: &App, org: &mut OrgScope, q: &str) -> AppResult<SearchResults> {
+    let _ = app;
+    if q.chars().count() > 200 {
+        return Err(AppError::invalid(
+            "invalid_query",
+            "q: at most 200 characters.",
+        ));
+    }
+    let terms = query_terms(q);
+    if terms.is_empty() {
+        return Ok(SearchResults { items: Vec::new() });
+    }
+    if terms.len() > 10 {
+        return Err(AppError::invalid("invalid_query", "q: at most 10 words."));
+    }
+    let hashed = hashed(org, terms);
+    let all = org.role() >= OrgRole::Admin;
+    let hits = work::search(org.tx(), &hashed, all, 50).await?;
+    let mut items = Vec::with_capacity(hits.len());
+    for (ws_id, item_id, target_id) in hits {
+        let Some(item) = work::get_item(org.tx(), &ws_id, &item_id).await? else {
+            continue;
+        };
+        let title = org
+            .key()
+            .open_string("items", "title", &item.id, &item.title_ct)?;
+        let (kind, snippet) = if target_id == item_id {
+            ("item", String::new())
+        } else {
+            let Some(ct) = work::update_body(org.tx(), &target_id).await? else {
+                continue;
+            };
+            let body = org
+                .key()
+                .open_string("item_updates", "body", &target_id, &ct)?;
+            ("comment", body.chars().take(200).collect())
+        };
+        items.push(SearchHit {
+            kind: kind.into(),
+            id: target_id,
+            workspace_id: ws_id,
+            item_id,
+            title,
+            snippet,
+        });
+    }
+    org.commit().await?;
+    Ok(SearchResults { items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{index_terms, query_terms};
+
+    #[test]
+    fn a_query_word_finds_the_words_it_starts_and_whole_short_words() {
+        let idx = index_terms(&["Quarterly Revenue report", "Q3"]);
+        for q in query_terms("revenue QUART q3") {
+            assert!(idx.contains(&q), "{q} not indexed");
+        }
+        assert!(!idx.contains(&query_terms("venue")[0]));
+        assert!(query_terms("a !").is_empty());
+    }
+}
