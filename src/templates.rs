@@ -44,6 +44,24 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("item.html", include_str!("../templates/item.html")),
     (
+        "item_delete.html",
+        include_str!("../templates/item_delete.html"),
+    ),
+    ("home.html", include_str!("../templates/home.html")),
+    (
+        "notifications.html",
+        include_str!("../templates/notifications.html"),
+    ),
+    (
+        "notification_settings.html",
+        include_str!("../templates/notification_settings.html"),
+    ),
+    ("search.html", include_str!("../templates/search.html")),
+    (
+        "org_settings.html",
+        include_str!("../templates/org_settings.html"),
+    ),
+    (
         "invitation_accept.html",
         include_str!("../templates/invitation_accept.html"),
     ),
@@ -53,6 +71,21 @@ const SOURCES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The page's clock (`now_ms`, set by every render), else the system's.
+fn now_of(state: &minijinja::State) -> i64 {
+    state
+        .lookup("now_ms")
+        .and_then(|v| i64::try_from(v).ok())
+        .unwrap_or_else(|| {
+            i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis()),
+            )
+            .unwrap_or(0)
+        })
+}
+
 /// The one template environment (see the module documentation).
 pub struct Templates(Environment<'static>);
 
@@ -60,6 +93,19 @@ impl Templates {
     /// Compiles every template; the first that does not compile is the error.
     pub fn load() -> anyhow::Result<Self> {
         let mut env = Environment::new();
+        // Human dates: relative words with the exact UTC time on hover, against the `now_ms` every
+        // page gets (the app's clock).
+        env.add_filter("when", |state: &minijinja::State, v: String| {
+            Value::from_safe_string(crate::humanize::time_html(&v, now_of(state)))
+        });
+        env.add_filter("due", |state: &minijinja::State, v: String| {
+            crate::humanize::due_words(&v, now_of(state))
+        });
+        env.add_filter("device", |v: String| crate::humanize::device(&v));
+        // User-written Markdown, parsed and sanitised (`crate::markdown`).
+        env.add_filter("markdown", |v: String| {
+            Value::from_safe_string(crate::markdown::to_html(&v))
+        });
         for (name, src) in SOURCES {
             env.add_template(name, src)
                 .with_context(|| format!("template {name} does not compile"))?;

@@ -97,7 +97,7 @@
     if (action === "register") run = register();
     else if (action === "reauth")
       run = authenticate("/api/v1/me/reauthenticate/passkey/start", "/api/v1/me/reauthenticate/passkey/finish", "/account?confirmed=1");
-    else run = authenticate("/api/v1/auth/passkey/start", "/api/v1/auth/passkey/finish", "/account");
+    else run = authenticate("/api/v1/auth/passkey/start", "/api/v1/auth/passkey/finish", "/");
     run.catch((e) => status(e.message || "The passkey was not accepted."));
   });
 })();

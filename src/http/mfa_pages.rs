@@ -90,11 +90,7 @@ async fn finish(
         return Redirect::to("/login").into_response();
     };
     match mfa::complete_mfa(app, &ctx.0, &p, factor).await {
-        Ok(out) => (
-            jar.add(session_cookie(app, out.token)),
-            Redirect::to("/account"),
-        )
-            .into_response(),
+        Ok(out) => (jar.add(session_cookie(app, out.token)), Redirect::to("/")).into_response(),
         Err(e) => {
             let passkeys = has_passkeys(app, &p).await;
             render_error(
@@ -256,6 +252,7 @@ struct ReauthForm {
 async fn reauth_submit(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
+    jar: axum_extra::extract::cookie::CookieJar,
     FullSession(s): FullSession,
     ApiForm(f): ApiForm<ReauthForm>,
 ) -> Response {
@@ -268,6 +265,11 @@ async fn reauth_submit(
         (None, Some(f.code.as_str()))
     };
     match mfa::reauthenticate(&app, &ctx.0, &s, password, code).await {
+        // Back to the page that asked for it (the `next` cookie, followed by `/`), else the
+        // account page.
+        Ok(()) if jar.get(super::session::next_cookie_name(&app)).is_some() => {
+            Redirect::to("/").into_response()
+        }
         Ok(()) => Redirect::to("/account?confirmed=1").into_response(),
         Err(e) => {
             let (status, error) = page_error(&e);

@@ -3,6 +3,8 @@
 pub mod audit_api;
 pub mod auth_api;
 pub mod body;
+pub mod chrome;
+pub mod home_pages;
 pub mod me_api;
 pub mod mfa_api;
 pub mod mfa_pages;

@@ -28,7 +28,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .merge(super::mfa_pages::public_router())
         .layer(mw::from_fn_with_state(app, auth_rate_limit));
     Router::new()
-        .route("/", get(home))
+        .merge(super::home_pages::router())
         .route("/signup", get(signup_page))
         .route("/login", get(login_page))
         .route("/forgot-password", get(forgot_page))
@@ -45,13 +45,20 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/account/password", post(password_submit))
         .route("/logout", get(logout_page).post(logout_submit))
         .route("/static/style.css", get(stylesheet))
+        .route("/static/board.js", get(board_js))
         .route("/favicon.ico", get(favicon))
         .route("/static/favicon.svg", get(favicon))
         .merge(public_auth)
+        .layer(mw::from_fn(super::chrome::scope))
 }
 
 /// The page `name` (from the one template environment, `App::templates`) with `status`.
 pub(super) fn render(app: &App, status: StatusCode, name: &str, ctx: Value) -> Response {
+    let now_ms = app.clock.now_ms();
+    let ctx = match super::chrome::current() {
+        Some(chrome) => context! { chrome, now_ms, ..ctx },
+        None => context! { now_ms, ..ctx },
+    };
     match app.templates.render(name, ctx) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -114,10 +121,6 @@ pub(super) fn message(app: &App, title: &str, msg: &str, link: Option<(&str, &st
     )
 }
 
-async fn home(FullSession(s): FullSession) -> Redirect {
-    Redirect::to(if s.is_some() { "/account" } else { "/login" })
-}
-
 async fn stylesheet() -> Response {
     (
         [
@@ -125,6 +128,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/style.css"),
+    )
+        .into_response()
+}
+
+async fn board_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/board.js"),
     )
         .into_response()
 }
@@ -293,7 +307,7 @@ struct LoginForm {
 
 async fn login_page(State(app): State<AppState>, FullSession(s): FullSession) -> Response {
     if s.is_some() {
-        return Redirect::to("/account").into_response();
+        return Redirect::to("/").into_response();
     }
     render(
         &app,
@@ -312,7 +326,7 @@ async fn login_submit(
     match identity::login(&app, &ctx.0, &f.email, &f.password).await {
         Ok(out) => {
             let next = if out.user.is_some() {
-                "/account"
+                "/"
             } else {
                 "/login/mfa"
             };

@@ -97,12 +97,17 @@ impl FromRequestParts<AppState> for FullSession {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(FullSession(
-            MaybeAuthed::from_request_parts(parts, app)
-                .await?
-                .0
-                .filter(AuthSession::is_full),
-        ))
+        let s = MaybeAuthed::from_request_parts(parts, app)
+            .await?
+            .0
+            .filter(AuthSession::is_full);
+        // A page shown to a signed-in user carries its header (org switcher, bell).
+        if let Some(s) = &s {
+            if parts.method == axum::http::Method::GET {
+                super::chrome::load(app, s).await;
+            }
+        }
+        Ok(FullSession(s))
     }
 }
 
@@ -179,5 +184,60 @@ impl FromRequestParts<AppState> for MaybeAuthed {
             parts.extensions.insert(s.clone());
         }
         Ok(MaybeAuthed(s))
+    }
+}
+
+/// Where to go after signing in (a page that needed it, e.g. an invitation's acceptance), kept
+/// for a day in an HttpOnly, SameSite=Lax cookie; `/` forwards to it once signed in.
+pub fn next_cookie_name(app: &AppState) -> &'static str {
+    if app.config.is_https() {
+        "__Host-strongroom_next"
+    } else {
+        "strongroom_next"
+    }
+}
+
+/// The cookie remembering `path` (a local path: anything else is refused by `safe_next`).
+pub fn next_cookie(app: &AppState, path: &str) -> Cookie<'static> {
+    let mut c = Cookie::new(next_cookie_name(app), path.to_string());
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_path("/");
+    c.set_secure(app.config.is_https());
+    c.set_max_age(time::Duration::days(1));
+    c
+}
+
+/// A path this site may send someone to after sign-in: local (`/…`, never `//…` or `/\…`, which
+/// browsers read as another host), printable, and short.
+pub fn safe_next(path: &str) -> Option<&str> {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && path.len() <= 512
+        && path.chars().all(|c| c.is_ascii_graphic());
+    ok.then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(
+            safe_next("/invitations/accept?token=abc"),
+            Some("/invitations/accept?token=abc")
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/a b",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
     }
 }

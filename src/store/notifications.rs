@@ -115,10 +115,12 @@ pub struct NotificationRow {
 
 /// A user's notifications, newest first, from orgs they still belong to (an invitation's also
 /// from an org they have not joined), with what opens them.
+/// With `only`, that one notification (if it is the user's).
 pub async fn list(
     c: &mut Conn,
     user_id: &str,
     before: &str,
+    only: Option<&str>,
     limit: i64,
 ) -> Result<Vec<NotificationRow>, sqlx::Error> {
     sqlx::query(
@@ -127,13 +129,14 @@ pub async fn list(
          FROM notifications n \
          JOIN data_keys k ON k.id = n.org_id AND k.version = (SELECT MAX(k2.version) FROM data_keys k2 WHERE k2.id = n.org_id) \
          LEFT JOIN users u ON u.id = n.actor_id \
-         WHERE n.user_id = $1 AND ($2 = '' OR n.id < $2) \
+         WHERE n.user_id = $1 AND ($2 = '' OR n.id < $2) AND ($4 = '' OR n.id = $4) \
          AND (n.kind = 'invited' OR EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = n.org_id AND m.user_id = $1)) \
          ORDER BY n.id DESC LIMIT $3",
     )
     .bind(user_id)
     .bind(before)
     .bind(limit)
+    .bind(only.unwrap_or(""))
     .fetch_all(&mut *c)
     .await?
     .iter()

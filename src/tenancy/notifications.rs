@@ -343,9 +343,39 @@ pub async fn list(
     };
     let limit = super::page_limit(limit)?;
     let mut tx = app.db.begin_for_user(&s.user_id).await?;
-    let rows = store::notifications::list(&mut tx, &s.user_id, &before, limit + 1).await?;
+    let rows = store::notifications::list(&mut tx, &s.user_id, &before, None, limit + 1).await?;
     let unread = store::notifications::unread_count(&mut tx, &s.user_id).await?;
     tx.commit().await?;
+    let mut items = views(app, rows)?;
+    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(0) {
+        items.truncate(usize::try_from(limit).unwrap_or(0));
+        items.last().map(|n| n.id.clone())
+    } else {
+        None
+    };
+    Ok(NotificationPage {
+        items,
+        unread,
+        next_cursor,
+    })
+}
+
+/// One of the caller's notifications (None: not theirs, or none such).
+pub async fn find(app: &App, s: &AuthSession, id: &str) -> AppResult<Option<NotificationView>> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Ok(None);
+    }
+    let mut tx = app.db.begin_for_user(&s.user_id).await?;
+    let rows = store::notifications::list(&mut tx, &s.user_id, "", Some(id), 1).await?;
+    tx.commit().await?;
+    Ok(views(app, rows)?.into_iter().next())
+}
+
+/// Rows opened: each text with its org's key, each actor's name with the platform key.
+fn views(
+    app: &App,
+    rows: Vec<store::notifications::NotificationRow>,
+) -> AppResult<Vec<NotificationView>> {
     let mut keys: std::collections::HashMap<String, crate::crypto::TenantKey> =
         std::collections::HashMap::new();
     let mut items = Vec::with_capacity(rows.len());
@@ -380,17 +410,7 @@ pub async fn list(
             at: crate::clock::rfc3339(r.created_at),
         });
     }
-    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(0) {
-        items.truncate(usize::try_from(limit).unwrap_or(0));
-        items.last().map(|n| n.id.clone())
-    } else {
-        None
-    };
-    Ok(NotificationPage {
-        items,
-        unread,
-        next_cursor,
-    })
+    Ok(items)
 }
 
 /// The caller's unread count (the bell).

@@ -18,8 +18,8 @@ use strongroom::state::{App, AppState};
 use tokio::net::TcpListener;
 
 use crate::browser::{
-    absent, click, expect_heading, fill, find, goto, path, screenshot, text, verification_link,
-    wait_until_answers, CHROMEDRIVER, CHROMIUM, CHROMIUM_ARGS,
+    absent, click, expect_heading, fill, find, goto, path, screenshot, sign_out, text,
+    verification_link, wait_until_answers, CHROMEDRIVER, CHROMIUM, CHROMIUM_ARGS,
 };
 use crate::support::{self, PASSWORD};
 
@@ -84,7 +84,7 @@ async fn totp_flow(cx: Ctx) {
     assert!(status.contains("on") && !status.contains("off"), "{status}");
 
     // Sign out; the password alone now leads to the second step.
-    click(b, "#sign-out").await;
+    sign_out(b).await;
     expect_heading(b, "Sign in").await;
     password_login(b, base, email).await;
     wait_for_path(b, "/login/mfa").await;
@@ -111,8 +111,10 @@ async fn totp_flow(cx: Ctx) {
     // The next step's code (the enrolment used this step's, and each step works once).
     fill(b, "#code", &totp_code(&secret, 30)).await;
     click(b, "#submit-code").await;
+    expect_heading(b, "Home").await;
+    assert_eq!(path(b).await, "/");
+    goto(b, &format!("{base}/account")).await;
     expect_heading(b, "Account security").await;
-    assert_eq!(path(b).await, "/account");
     assert_eq!(text(b, "#me-email").await, email);
 }
 
@@ -140,10 +142,12 @@ async fn passkey_flow(cx: Ctx) {
     screenshot(b, "mfa-06-passkey-renamed").await;
 
     // Sign out, then back in with the passkey alone.
-    click(b, "#sign-out").await;
+    sign_out(b).await;
     expect_heading(b, "Sign in").await;
     click(b, "#passkey-login").await;
-    wait_for_path(b, "/account").await;
+    wait_for_path(b, "/").await;
+    expect_heading(b, "Home").await;
+    goto(b, &format!("{base}/account")).await;
     expect_heading(b, "Account security").await;
     assert_eq!(text(b, "#me-email").await, email);
     screenshot(b, "mfa-07-passwordless").await;
@@ -153,14 +157,16 @@ async fn passkey_flow(cx: Ctx) {
     }
 
     // The passkey as the second factor after the password.
-    click(b, "#sign-out").await;
+    sign_out(b).await;
     expect_heading(b, "Sign in").await;
     password_login(b, base, email).await;
     wait_for_path(b, "/login/mfa").await;
     expect_heading(b, "Two-step sign-in").await;
     screenshot(b, "mfa-08-mfa-step-passkey").await;
     click(b, "#passkey-second-factor").await;
-    wait_for_path(b, "/account").await;
+    wait_for_path(b, "/").await;
+    expect_heading(b, "Home").await;
+    goto(b, &format!("{base}/account")).await;
     expect_heading(b, "Account security").await;
     assert_eq!(text(b, "#me-email").await, email);
 
@@ -278,8 +284,10 @@ async fn sign_up_and_in(cx: &Ctx, email: &str, name: &str) {
     click(b, "#confirm").await;
     expect_heading(b, "Email confirmed").await;
     password_login(b, base, email).await;
+    expect_heading(b, "Home").await;
+    assert_eq!(path(b).await, "/");
+    goto(b, &format!("{base}/account")).await;
     expect_heading(b, "Account security").await;
-    assert_eq!(path(b).await, "/account");
     assert_eq!(text(b, "#me-email").await, email);
 }
 

@@ -26,6 +26,7 @@ pub(super) const ACCEPT_TITLE: &str = "Join an organization";
 /// the button posts the token.
 pub(super) async fn accept_page(
     State(app): State<AppState>,
+    jar: axum_extra::extract::cookie::CookieJar,
     FullSession(s): FullSession,
     ApiQuery(q): ApiQuery<TokenForm>,
 ) -> Response {
@@ -38,12 +39,23 @@ pub(super) async fn accept_page(
         context! { org => p.org_name, role => p.role.as_str(), inviter => p.inviter }
     });
     if s.is_none() {
-        return render(
+        let page = render(
             &app,
             StatusCode::OK,
             "invitation_accept.html",
             context! { title => ACCEPT_TITLE, signed_in => false, invitation },
         );
+        // A live invitation brings its invitee back here once signed in (or signed up, verified
+        // and signed in) in this browser.
+        if preview.is_some() {
+            let back = format!(
+                "/invitations/accept?token={}",
+                url::form_urlencoded::byte_serialize(q.token.as_bytes()).collect::<String>()
+            );
+            let jar = jar.add(crate::http::session::next_cookie(&app, &back));
+            return (jar, page).into_response();
+        }
+        return page;
     }
     if preview.is_none() {
         return show(

@@ -57,6 +57,17 @@ pub fn router() -> Router<AppState> {
             &format!("{ws}/items/{{item_id}}/comments"),
             post(comment_submit),
         )
+        .route(&format!("{ws}/items/{{item_id}}/move"), post(move_submit))
+        .route(
+            &format!("{ws}/items/{{item_id}}/delete"),
+            get(delete_item_page).post(delete_item_submit),
+        )
+        .route(&format!("{ws}/statuses"), post(statuses_submit))
+        .route("/orgs/{org_id}/search", get(search_page))
+        .route("/orgs/{org_id}/settings", get(settings_page))
+        .route("/orgs/{org_id}/settings/name", post(rename_submit))
+        .route("/orgs/{org_id}/settings/mfa", post(require_mfa_submit))
+        .route("/orgs/{org_id}/delete", post(delete_org_submit))
         .route("/invitations/accept", get(accept_page).post(accept_submit))
         .route("/invitations/opt-out", get(optout_page).post(optout_submit))
         .merge(audit::routes())
@@ -101,11 +112,26 @@ fn show(app: &App, out: &Outcome<'_>, name: &str, ctx: Value) -> Response {
         app,
         status,
         name,
-        context! { error, notice => out.notice, signed_in => true, ..ctx },
+        context! { error, error_field => out.error.and_then(field_of), notice => out.notice, signed_in => true, ..ctx },
     );
     match out.error {
         Some(e) => with_retry_after(res, e),
         None => res,
+    }
+}
+
+/// The form field an error is about, when its message names one (`title: 1 to 300 characters.`):
+/// the page marks that field invalid, ties the message to it and focuses it.
+fn field_of(e: &AppError) -> Option<String> {
+    match e {
+        AppError::Invalid { detail, .. } => {
+            let (field, _) = detail.split_once(':')?;
+            (!field.is_empty()
+                && field.len() <= 40
+                && field.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .then(|| field.to_string())
+        }
+        _ => None,
     }
 }
 
@@ -163,6 +189,12 @@ fn notice(done: &str) -> Option<&'static str> {
         "item_created" => "The item was added.",
         "saved" => "The item was saved.",
         "commented" => "Your comment was added.",
+        "moved" => "The item was moved.",
+        "statuses" => "The statuses were saved.",
+        "item_deleted" => "The item was deleted.",
+        "renamed" => "The organization was renamed.",
+        "mfa_policy" => "The two-factor policy was saved.",
+        "org_deleted" => "The organization was deleted, with everything in it.",
         _ => return None,
     })
 }
@@ -239,9 +271,11 @@ mod audit;
 mod invitations;
 mod orgs;
 mod scope;
+mod settings;
 mod work;
 
 use invitations::*;
 use orgs::*;
 use scope::*;
+use settings::*;
 use work::*;

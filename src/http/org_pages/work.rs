@@ -20,13 +20,18 @@ pub(super) struct Card<'a> {
     id: &'a str,
     title: &'a str,
     status: &'a str,
+    status_name: &'a str,
     due_on: Option<&'a str>,
+    overdue: bool,
     assignee: Option<&'a str>,
+    labels: &'a [String],
+    updated_at: &'a str,
 }
 
 #[derive(Serialize)]
 pub(super) struct Column<'a> {
-    status: &'a str,
+    key: &'a str,
+    name: &'a str,
     items: Vec<&'a Card<'a>>,
 }
 
@@ -37,12 +42,28 @@ pub(super) struct Access<'a> {
     role: WsRole,
 }
 
+/// A workspace page's filters (by assignee, label and text) and, for a deal room's table, its
+/// sort order; all in the URL, so a filtered view can be shared and reloaded.
+#[derive(Deserialize, Serialize, Default, Clone)]
+#[serde(default)]
+pub(super) struct BoardQuery {
+    done: String,
+    q: String,
+    assignee: String,
+    label: String,
+    sort: String,
+    dir: String,
+}
+
 pub(super) async fn workspace_page(
     State(app): State<AppState>,
     WsPage(mut ws, _): WsPage,
-    ApiQuery(q): ApiQuery<DoneQuery>,
+    ApiQuery(q): ApiQuery<BoardQuery>,
 ) -> Response {
-    workspace_view(&app, &mut ws, Outcome::done(&q), context! {}).await
+    let out = Outcome::done(&DoneQuery {
+        done: q.done.clone(),
+    });
+    workspace_view(&app, &mut ws, out, context! {}, &q).await
 }
 
 /// The workspace page again after a change in `failed` did not work, with its error and `form`
@@ -55,16 +76,25 @@ pub(super) async fn workspace_again(
     form: Value,
 ) -> Response {
     let mut ws = or_page!(app, reopen_ws(app, s, failed).await);
-    workspace_view(app, &mut ws, Outcome::failed(e), form).await
+    workspace_view(
+        app,
+        &mut ws,
+        Outcome::failed(e),
+        form,
+        &BoardQuery::default(),
+    )
+    .await
 }
 
 /// A board shows one column per workspace status (and one for any status an item keeps after the
-/// workspace's statuses changed); a deal room shows a list.
+/// workspace's statuses changed), cards in their saved order; a deal room shows a sortable
+/// table. Both can be filtered by assignee, label and text.
 pub(super) async fn workspace_view(
     app: &AppState,
     ws: &mut WorkspaceScope,
     out: Outcome<'_>,
     form: Value,
+    q: &BoardQuery,
 ) -> Response {
     let owner = ws.role() >= WsRole::Owner;
     let loaded = async {
@@ -77,36 +107,129 @@ pub(super) async fn workspace_view(
         } else {
             Vec::new()
         };
-        Ok::<_, AppError>((org, view, items, more_items, members, access))
+        let others = workspaces::list_workspaces(app, &mut ws.org, None, Some(50)).await?;
+        Ok::<_, AppError>((org, view, items, more_items, members, access, others.items))
     };
-    let (org, view, items, more_items, members, access) = match loaded.await {
+    let (org, view, mut items, more_items, members, access, others) = match loaded.await {
         Ok(v) => v,
         Err(e) => return denied(app, &e),
     };
     let names = names(&members);
-    let cards: Vec<Card<'_>> = items
+    let today = crate::clock::rfc3339(app.clock.now_ms())
+        .get(..10)
+        .unwrap_or_default()
+        .to_string();
+    let total = items.len();
+    let mut labels: Vec<String> = items.iter().flat_map(|i| i.labels.clone()).collect();
+    labels.sort_by_key(|l| l.to_lowercase());
+    labels.dedup_by_key(|l| l.to_lowercase());
+    // Filters.
+    let needle = q.q.trim().to_lowercase();
+    items.retain(|i| {
+        let who = match q.assignee.as_str() {
+            "" => true,
+            "none" => i.assignee_id.is_none(),
+            a => i.assignee_id.as_deref() == Some(a),
+        };
+        let label = q.label.is_empty() || i.labels.iter().any(|l| l.eq_ignore_ascii_case(&q.label));
+        let text = needle.is_empty()
+            || i.title.to_lowercase().contains(&needle)
+            || i.description.to_lowercase().contains(&needle)
+            || i.labels.iter().any(|l| l.to_lowercase().contains(&needle));
+        who && label && text
+    });
+    let filtered = !(q.q.trim().is_empty() && q.assignee.is_empty() && q.label.is_empty());
+    let status_name = |key: &str| -> String {
+        view.columns
+            .iter()
+            .find(|c| c.key == key)
+            .map_or_else(|| key.to_string(), |c| c.name.clone())
+    };
+    let status_names: Vec<String> = items.iter().map(|i| status_name(&i.status)).collect();
+    let mut cards: Vec<Card<'_>> = items
         .iter()
-        .map(|i| Card {
+        .zip(&status_names)
+        .map(|(i, sn)| Card {
             id: &i.id,
             title: &i.title,
             status: &i.status,
+            status_name: sn,
             due_on: i.due_on.as_deref(),
+            overdue: i.due_on.as_deref().is_some_and(|d| d < today.as_str()),
             assignee: i.assignee_id.as_deref().map(|a| name_of(&names, a)),
+            labels: &i.labels,
+            updated_at: &i.updated_at,
         })
         .collect();
-    let mut statuses: Vec<&str> = view.statuses.iter().map(String::as_str).collect();
+    // Board order: the saved positions.
+    let positions: HashMap<&str, i64> = items.iter().map(|i| (i.id.as_str(), i.position)).collect();
+    cards.sort_by_key(|c| (positions.get(c.id).copied().unwrap_or(0), c.id));
+    let mut statuses: Vec<(String, String)> = view
+        .columns
+        .iter()
+        .map(|c| (c.key.clone(), c.name.clone()))
+        .collect();
     for c in &cards {
-        if !statuses.contains(&c.status) {
-            statuses.push(c.status);
+        if !statuses.iter().any(|(k, _)| k == c.status) {
+            statuses.push((c.status.to_string(), c.status.to_string()));
         }
     }
     let columns: Vec<Column<'_>> = statuses
         .iter()
-        .map(|st| Column {
-            status: st,
-            items: cards.iter().filter(|c| c.status == *st).collect(),
+        .map(|(key, name)| Column {
+            key,
+            name,
+            items: cards.iter().filter(|c| c.status == key).collect(),
         })
         .collect();
+    // A deal room's table: sorted by the chosen column.
+    let (sort, dir) = table_sort(q);
+    let mut rows: Vec<&Card<'_>> = cards.iter().collect();
+    rows.sort_by(|a, b| {
+        let o = match sort {
+            "status" => a
+                .status_name
+                .to_lowercase()
+                .cmp(&b.status_name.to_lowercase()),
+            "assignee" => a
+                .assignee
+                .map(str::to_lowercase)
+                .cmp(&b.assignee.map(str::to_lowercase)),
+            "due" => (a.due_on.is_none(), a.due_on).cmp(&(b.due_on.is_none(), b.due_on)),
+            "updated" => a.updated_at.cmp(b.updated_at),
+            _ => a.title.to_lowercase().cmp(&b.title.to_lowercase()),
+        };
+        if dir == "desc" {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    let base = format!("/orgs/{}/workspaces/{}", org.id, view.id);
+    let table_columns: Vec<Value> = [
+        ("title", "Item"),
+        ("status", "Status"),
+        ("assignee", "Assignee"),
+        ("due", "Due"),
+        ("updated", "Updated"),
+    ]
+    .iter()
+    .map(|(key, label)| {
+        let next_dir = if sort == *key && dir == "asc" {
+            "desc"
+        } else {
+            "asc"
+        };
+        let mut link = BoardQuery {
+            sort: key.to_string(),
+            dir: next_dir.into(),
+            ..q.clone()
+        };
+        link.done.clear();
+        let qs = serde_urlencoded::to_string(&link).unwrap_or_default();
+        context! { key, label, href => format!("{base}?{qs}") }
+    })
+    .collect();
     let access: Vec<Access<'_>> = access
         .iter()
         .map(|m| Access {
@@ -115,6 +238,11 @@ pub(super) async fn workspace_view(
             role: m.role,
         })
         .collect();
+    let other_workspaces: Vec<Value> = others
+        .iter()
+        .filter(|w| w.id != view.id)
+        .map(|w| context! { id => w.id.clone(), name => w.name.clone() })
+        .collect();
     show(
         app,
         &out,
@@ -122,12 +250,26 @@ pub(super) async fn workspace_view(
         context! {
             title => view.name.clone(), org => Value::from_serialize(&org),
             ws => Value::from_serialize(&view), columns => Value::from_serialize(&columns),
-            items => Value::from_serialize(&cards), more_items,
+            items => Value::from_serialize(&rows), more_items, total, shown => cards.len(),
+            filtered, filter => Value::from_serialize(q), labels, sort, dir, table_columns,
             can_edit => ws.role() >= WsRole::Editor, is_ws_owner => owner,
-            ws_members => Value::from_serialize(&access),
+            ws_members => Value::from_serialize(&access), other_workspaces,
             org_members => Value::from_serialize(&members), form,
         },
     )
+}
+
+/// The table's sort column and direction (title, ascending by default).
+fn table_sort(q: &BoardQuery) -> (&'static str, &'static str) {
+    let sort = match q.sort.as_str() {
+        "status" => "status",
+        "assignee" => "assignee",
+        "due" => "due",
+        "updated" => "updated",
+        _ => "title",
+    };
+    let dir = if q.dir == "desc" { "desc" } else { "asc" };
+    (sort, dir)
 }
 
 #[derive(Deserialize, Default)]
@@ -378,10 +520,24 @@ pub(super) async fn item_view(
             });
         }
     }
-    let mut statuses = view.statuses.clone();
-    if !statuses.contains(&item.status) {
-        statuses.push(item.status.clone());
+    let mut statuses: Vec<Value> = view
+        .columns
+        .iter()
+        .map(|c| context! { key => c.key.clone(), name => c.name.clone() })
+        .collect();
+    let status_name = view
+        .columns
+        .iter()
+        .find(|c| c.key == item.status)
+        .map_or_else(|| item.status.clone(), |c| c.name.clone());
+    if !view.statuses.contains(&item.status) {
+        statuses.push(context! { key => item.status.clone(), name => item.status.clone() });
     }
+    let today = crate::clock::rfc3339(app.clock.now_ms())
+        .get(..10)
+        .unwrap_or_default()
+        .to_string();
+    let overdue = item.due_on.as_deref().is_some_and(|d| d < today.as_str());
     let edit = edit.unwrap_or_else(|| EditForm {
         title: Some(item.title.clone()),
         status: Some(item.status.clone()),
@@ -399,7 +555,7 @@ pub(super) async fn item_view(
             ws => Value::from_serialize(&view), item => Value::from_serialize(&item),
             assignee => item.assignee_id.as_deref().map(|a| name_of(&names, a)),
             creator => names.get(item.created_by.as_str()).copied(),
-            fields, statuses, assignees => Value::from_serialize(&assignees),
+            fields, statuses, status_name, overdue, assignees => Value::from_serialize(&assignees),
             can_edit => ws.role() >= WsRole::Editor, edit => Value::from_serialize(&edit),
             comments => Value::from_serialize(&comments), more_comments,
             form => context! { body => comment },
@@ -460,3 +616,134 @@ pub(super) async fn comment_submit(
 }
 
 // ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct MoveForm {
+    status: String,
+    before_id: String,
+}
+
+/// The board's move form (without JavaScript): to the end of a column, or before a card.
+pub(super) async fn move_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    WsPage(mut ws, s): WsPage,
+    PathParams(path): PathParams,
+    ApiForm(f): ApiForm<MoveForm>,
+) -> Response {
+    let item_id = or_page!(&app, param(&path, "item_id"));
+    let before = non_empty(&f.before_id);
+    match items::move_item(
+        &app,
+        &ctx.0,
+        &mut ws,
+        &item_id,
+        &f.status,
+        before.as_deref(),
+    )
+    .await
+    {
+        Ok(_) => ws_done(&ws, "moved"),
+        Err(e) => workspace_again(&app, &s, ws, &e, context! {}).await,
+    }
+}
+
+/// The statuses form: rows of (key, name, order), the keys to remove, and an optional new name.
+/// A new status's key is made from its name and a random suffix (keys never change after).
+pub(super) async fn statuses_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    WsPage(mut ws, s): WsPage,
+    axum::extract::RawForm(body): axum::extract::RawForm,
+) -> Response {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let all = |k: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let (keys, names, orders, removed) = (all("key"), all("name"), all("order"), all("remove"));
+    let mut rows: Vec<(f64, usize, workspaces::StatusDef)> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        if removed.contains(key) {
+            continue;
+        }
+        let order = orders
+            .get(i)
+            .and_then(|o| o.trim().parse::<f64>().ok())
+            .filter(|o| o.is_finite())
+            .unwrap_or(i as f64 + 1.0);
+        rows.push((
+            order,
+            i,
+            workspaces::StatusDef {
+                key: key.clone(),
+                name: names.get(i).cloned().unwrap_or_default(),
+            },
+        ));
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut list: Vec<workspaces::StatusDef> = rows.into_iter().map(|r| r.2).collect();
+    if let Some(name) = all("new_name").first().and_then(|n| non_empty(n)) {
+        let slug: String = name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_alphanumeric() { c } else { '-' })
+            .take(24)
+            .collect();
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+        list.push(workspaces::StatusDef {
+            key: format!("{}-{suffix}", slug.trim_matches('-')),
+            name,
+        });
+    }
+    match workspaces::set_statuses(&app, &ctx.0, &mut ws, list).await {
+        Ok(_) => ws_done(&ws, "statuses"),
+        Err(e) => workspace_again(&app, &s, ws, &e, context! {}).await,
+    }
+}
+
+/// "Delete this item?": the confirmation page; the item is only deleted by its form.
+pub(super) async fn delete_item_page(
+    State(app): State<AppState>,
+    WsPage(mut ws, _): WsPage,
+    PathParams(path): PathParams,
+) -> Response {
+    let item_id = or_page!(&app, param(&path, "item_id"));
+    let loaded = async {
+        let item = items::get_item(&app, &mut ws, &item_id).await?;
+        ws.require(WsRole::Editor)?;
+        let org = tenancy::get_org(&app, &mut ws.org).await?;
+        let view = workspaces::get_workspace(&app, &mut ws).await?;
+        Ok::<_, AppError>((item, org, view))
+    };
+    let (item, org, view) = match loaded.await {
+        Ok(v) => v,
+        Err(e) => return denied(&app, &e),
+    };
+    show(
+        &app,
+        &Outcome::default(),
+        "item_delete.html",
+        context! {
+            title => "Delete this item?", org => Value::from_serialize(&org),
+            ws => Value::from_serialize(&view), item => Value::from_serialize(&item),
+        },
+    )
+}
+
+pub(super) async fn delete_item_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    WsPage(mut ws, s): WsPage,
+    PathParams(path): PathParams,
+) -> Response {
+    let item_id = or_page!(&app, param(&path, "item_id"));
+    match items::delete_item(&app, &ctx.0, &mut ws, &item_id).await {
+        Ok(()) => ws_done(&ws, "item_deleted"),
+        Err(e) => item_again(&app, &s, ws, &item_id, &e, None, "").await,
+    }
+}
