@@ -28,7 +28,7 @@ fn validate_name(name: &str) -> AppResult<String> {
     if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
         return Err(AppError::invalid(
             "invalid_name",
-            "Name the organization with 1 to 100 characters.",
+            "name: 1 to 100 characters for the organization's name.",
         ));
     }
     Ok(n)

@@ -24,11 +24,11 @@ use crate::browser::{
 use crate::support::{self, PASSWORD};
 
 /// What a flow gets: the browser, the server's address and data, and the WebDriver session.
-struct Ctx {
-    b: Client,
-    base: String,
-    data_dir: PathBuf,
-    app: AppState,
+pub(crate) struct Ctx {
+    pub(crate) b: Client,
+    pub(crate) base: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) app: AppState,
     driver_url: String,
     session_id: String,
 }
@@ -194,7 +194,7 @@ async fn passkey_flow(cx: Ctx) {
 
 /// Starts the server (public URL on `localhost`), chromedriver and a browser, runs `flow` in its
 /// own task, and tears everything down whether or not it panicked.
-async fn with_browser<F, Fut>(label: &str, flow: F)
+pub(crate) async fn with_browser<F, Fut>(label: &str, flow: F)
 where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -270,7 +270,7 @@ where
 }
 
 /// Signs up, confirms the address from the outbox and signs in with the password.
-async fn sign_up_and_in(cx: &Ctx, email: &str, name: &str) {
+pub(crate) async fn sign_up_and_in(cx: &Ctx, email: &str, name: &str) {
     let (b, base) = (&cx.b, cx.base.as_str());
     goto(b, &format!("{base}/signup")).await;
     expect_heading(b, "Create your account").await;
@@ -291,7 +291,7 @@ async fn sign_up_and_in(cx: &Ctx, email: &str, name: &str) {
     assert_eq!(text(b, "#me-email").await, email);
 }
 
-async fn password_login(b: &Client, base: &str, email: &str) {
+pub(crate) async fn password_login(b: &Client, base: &str, email: &str) {
     goto(b, &format!("{base}/login")).await;
     expect_heading(b, "Sign in").await;
     fill(b, "#email", email).await;
@@ -339,7 +339,7 @@ async fn add_virtual_authenticator(cx: &Ctx) {
 }
 
 /// Waits up to 10 s for the browser to be at `want` (a script may navigate a moment later).
-async fn wait_for_path(b: &Client, want: &str) {
+pub(crate) async fn wait_for_path(b: &Client, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = path(b).await;
@@ -356,7 +356,7 @@ async fn wait_for_path(b: &Client, want: &str) {
 }
 
 /// Waits up to 10 s for an element matching `css`.
-async fn wait_for(b: &Client, css: &str) {
+pub(crate) async fn wait_for(b: &Client, css: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while absent(b, css).await {
         if Instant::now() > deadline {
@@ -369,7 +369,7 @@ async fn wait_for(b: &Client, css: &str) {
 }
 
 /// Waits up to 10 s for the text of `css` to start with `want`.
-async fn wait_for_text(b: &Client, css: &str, want: &str) {
+pub(crate) async fn wait_for_text(b: &Client, css: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = match b.find(Locator::Css(css)).await {
@@ -423,7 +423,7 @@ async fn passkey_status(b: &Client) -> String {
 }
 
 /// Scrolls the element `css` into view (for a screenshot).
-async fn scroll_to(b: &Client, css: &str) {
+pub(crate) async fn scroll_to(b: &Client, css: &str) {
     let script = "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})";
     let done = b.execute(script, vec![json!(css)]).await;
     done.unwrap_or_else(|e| panic!("scroll to {css}: {e}"));
