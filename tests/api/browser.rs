@@ -189,10 +189,12 @@ async fn flow(b: Client, addr: SocketAddr, data_dir: PathBuf) {
     assert_eq!(path(&b).await, "/login", "/account redirects to /login");
 }
 
-/// Signs out from the account menu.
+/// Signs out from the account menu, and waits for the sign-in page (navigating away before the
+/// sign-out's answer could cancel it).
 pub(crate) async fn sign_out(b: &Client) {
     click(b, "#account-menu summary").await;
     click(b, "#sign-out").await;
+    expect_heading(b, "Sign in").await;
 }
 
 /// Polls `url` until it answers 200 (chromedriver takes a moment to listen).
