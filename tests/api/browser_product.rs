@@ -184,6 +184,13 @@ async fn new_item(b: &Client, title: &str) {
     wait_for_text(b, "#notice", "The item was added.").await;
 }
 
+async fn new_deal_item(b: &Client, title: &str) {
+    fill(b, "#item-title", title).await;
+    click(b, "#create-item").await;
+    wait_for(b, "#items tbody tr[data-item-id]").await;
+    wait_for_text(b, "#notice", "The item was added.").await;
+}
+
 async fn product_flow(cx: Ctx) {
     let (b, base) = (&cx.b, cx.base.clone());
     sign_up_and_in(&cx, "olga@example.com", "Olga Owner").await;
@@ -363,9 +370,44 @@ async fn product_flow(cx: Ctx) {
     shots(b, "account").await;
     sign_out(b).await;
 
-    // Org settings: rename, then delete with the typed name (the sign-in was recent).
+    // The other pages pass axe-core too: signed out, then as the owner.
+    for (page, heading) in [
+        ("/login", "Sign in"),
+        ("/signup", "Create your account"),
+        ("/forgot-password", "Reset your password"),
+    ] {
+        goto(b, &format!("{base}{page}")).await;
+        expect_heading(b, heading).await;
+        shots(b, &page[1..]).await;
+    }
     password_login(b, &base, "olga@example.com").await;
     expect_heading(b, "Home").await;
+    goto(b, &format!("{base}{org_path}")).await;
+    fill(b, "#ws-name", "Deal").await;
+    find(b, "#ws-kind")
+        .await
+        .select_by_value("deal")
+        .await
+        .expect("deal room");
+    click(b, "#create-workspace").await;
+    expect_heading(b, "Deal").await;
+    new_deal_item(b, "Term sheet").await;
+    shots(b, "deal-room").await;
+    for (page, heading, name) in [
+        ("/orgs".to_string(), "Organizations", "orgs"),
+        (org_path.clone(), "Acme", "org"),
+        (format!("{org_path}/audit"), "Audit log", "audit"),
+        ("/no-such-page".to_string(), "Page not found", "not-found"),
+        ("/logout".to_string(), "Sign out", "logout"),
+    ] {
+        goto(b, &format!("{base}{page}")).await;
+        expect_heading(b, heading).await;
+        shots(b, name).await;
+    }
+    goto(b, &format!("{base}/")).await;
+    expect_heading(b, "Home").await;
+
+    // Org settings: rename, then delete with the typed name (the sign-in was recent).
     goto(b, &format!("{base}{org_path}/settings")).await;
     expect_heading(b, "Organization settings").await;
     fill(b, "#org-new-name", "Acme Ltd").await;
