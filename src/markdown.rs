@@ -41,6 +41,8 @@ static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     .add_tag_attributes("a", ["href"])
     .add_tag_attributes("ol", ["start"])
     .url_schemes(HashSet::from(["http", "https", "mailto"]))
+    // No relative links either (`//evil.example`, or a link to one of this site's own actions).
+    .url_relative(ammonia::UrlRelative::Deny)
     .link_rel(Some("noopener noreferrer nofollow"))
     .strip_comments(true);
     b
@@ -94,6 +96,8 @@ mod tests {
             "<iframe src=\"https://evil.example\"></iframe>",
             "<div style=\"position:fixed\">x</div>",
             "[x](data:text/html;base64,PHNjcmlwdD4=)",
+            "[x](//evil.example/)",
+            "[x](/notifications/read)",
         ] {
             let h = to_html(evil);
             // Every tag is one of the allowed, with no attribute but a safe href.

@@ -5,21 +5,24 @@ ALTER TABLE items ADD COLUMN description_ct BYTEA;
 ALTER TABLE items ADD COLUMN labels_ct BYTEA;
 
 -- In-app notifications: written in the org's transaction by the action that causes them, read by
--- their recipient across orgs. The target holds ids only; its text (an item's title, a workspace's
--- name) is sealed under the org key.
+-- their recipient across orgs while they may still see what it is about. The target holds ids
+-- only; its text (an item's title, a workspace's name) is sealed under the org key. Deleting the
+-- item or workspace, or the recipient's membership, deletes them.
 CREATE TABLE notifications (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     kind TEXT NOT NULL,
     actor_id TEXT,
+    workspace_id TEXT,
+    item_id TEXT,
     target TEXT NOT NULL,
     text_ct BYTEA NOT NULL,
     read_at BIGINT,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX notifications_user ON notifications(user_id, id);
-CREATE INDEX notifications_org ON notifications(org_id);
+CREATE INDEX notifications_org ON notifications(org_id, workspace_id, item_id);
 
 -- Per-user notification settings: one row per kind changed from its default (in-app and email on).
 CREATE TABLE notification_settings (
@@ -57,14 +60,21 @@ ALTER TABLE notifications ENABLE ROW LEVEL SECURITY;
 ALTER TABLE notifications FORCE ROW LEVEL SECURITY;
 CREATE POLICY notifications_insert ON notifications FOR INSERT
     WITH CHECK (org_id = current_setting('strongroom.org_id', true));
+-- (Read in the org's context too: deleting those about a deleted item must see them first.)
 CREATE POLICY notifications_read ON notifications FOR SELECT
-    USING (user_id = current_setting('strongroom.user_id', true));
+    USING (user_id = current_setting('strongroom.user_id', true)
+           OR org_id = current_setting('strongroom.org_id', true));
 CREATE POLICY notifications_update ON notifications FOR UPDATE
     USING (user_id = current_setting('strongroom.user_id', true))
     WITH CHECK (user_id = current_setting('strongroom.user_id', true));
 CREATE POLICY notifications_delete ON notifications FOR DELETE
     USING (user_id = current_setting('strongroom.user_id', true)
            OR org_id = current_setting('strongroom.org_id', true));
+
+-- Whether a notification's recipient still holds a role in its workspace is read in the
+-- recipient's own context: a user may read their own workspace roles (and nothing else of them).
+CREATE POLICY workspace_members_own_read ON workspace_members FOR SELECT
+    USING (user_id = current_setting('strongroom.user_id', true));
 
 ALTER TABLE notification_settings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE notification_settings FORCE ROW LEVEL SECURITY;

@@ -5,21 +5,24 @@ ALTER TABLE items ADD COLUMN description_ct BLOB;
 ALTER TABLE items ADD COLUMN labels_ct BLOB;
 
 -- In-app notifications: written in the org's transaction by the action that causes them, read by
--- their recipient across orgs. The target holds ids only; its text (an item's title, a workspace's
--- name) is sealed under the org key.
+-- their recipient across orgs while they may still see what it is about. The target holds ids
+-- only; its text (an item's title, a workspace's name) is sealed under the org key. Deleting the
+-- item or workspace, or the recipient's membership, deletes them.
 CREATE TABLE notifications (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     kind TEXT NOT NULL,
     actor_id TEXT,
+    workspace_id TEXT,
+    item_id TEXT,
     target TEXT NOT NULL,
     text_ct BLOB NOT NULL,
     read_at BIGINT,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX notifications_user ON notifications(user_id, id);
-CREATE INDEX notifications_org ON notifications(org_id);
+CREATE INDEX notifications_org ON notifications(org_id, workspace_id, item_id);
 
 -- Per-user notification settings: one row per kind changed from its default (in-app and email on).
 CREATE TABLE notification_settings (

@@ -40,7 +40,7 @@ pub async fn load(app: &App, s: &AuthSession) {
     let loaded = async {
         let mut tx = app.db.begin_for_user(&s.user_id).await?;
         let rows = store::orgs::list_orgs_for_user(&mut tx, &s.user_id, "", 50).await?;
-        let unread = store::notifications::unread_count(&mut tx, &s.user_id).await?;
+        let unread = store::notifications::unread_count(&mut tx, &s.user_id, s.mfa).await?;
         tx.commit().await?;
         let mut orgs = Vec::with_capacity(rows.len());
         for (row, role, (version, wrapped)) in rows {

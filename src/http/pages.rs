@@ -105,10 +105,36 @@ pub(super) fn with_retry_after(mut res: Response, e: &AppError) -> Response {
     res
 }
 
+/// The form field an error is about: by its code for the sign-up and password forms, else when
+/// its message names one (`title: 1 to 300 characters.`). The page marks that field invalid, ties
+/// the message to it (`aria-describedby="error"`) and focuses it (`autofocus`).
+pub(crate) fn field_of(e: &AppError) -> Option<String> {
+    match e {
+        AppError::Invalid { code, detail } => {
+            let by_code = match *code {
+                "invalid_email" => Some("email"),
+                "invalid_display_name" => Some("display_name"),
+                "weak_password" => Some("password"),
+                _ => None,
+            };
+            if let Some(f) = by_code {
+                return Some(f.to_string());
+            }
+            let (field, _) = detail.split_once(':')?;
+            (!field.is_empty()
+                && field.len() <= 40
+                && field.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .then(|| field.to_string())
+        }
+        _ => None,
+    }
+}
+
 /// A page showing `e`, with the status it maps to (and `Retry-After` when rate limited).
 pub(super) fn render_error(app: &App, e: &AppError, name: &str, ctx: Value) -> Response {
     let (status, error) = page_error(e);
-    let res = render(app, status, name, context! { error, ..ctx });
+    let error_field = field_of(e);
+    let res = render(app, status, name, context! { error, error_field, ..ctx });
     with_retry_after(res, e)
 }
 
@@ -603,7 +629,15 @@ async fn logout_submit(
             );
         }
     }
-    (jar.add(clear_cookie(&app)), Redirect::to("/login")).into_response()
+    // A page remembered for after sign-in was this user's: the next one to sign in here must not
+    // land on it.
+    let mut next = super::session::next_cookie(&app, "");
+    next.set_max_age(time::Duration::ZERO);
+    (
+        jar.add(clear_cookie(&app)).add(next),
+        Redirect::to("/login"),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

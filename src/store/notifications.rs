@@ -13,6 +13,8 @@ pub struct NewNotification<'a> {
     pub user_id: &'a str,
     pub kind: &'a str,
     pub actor_id: &'a str,
+    pub workspace_id: Option<&'a str>,
+    pub item_id: Option<&'a str>,
     pub target: &'a str,
     pub text_ct: Vec<u8>,
     pub now: i64,
@@ -21,8 +23,8 @@ pub struct NewNotification<'a> {
 pub async fn insert(t: &mut TenantTx, n: NewNotification<'_>) -> Result<(), sqlx::Error> {
     let (c, org_id) = t.write()?;
     sqlx::query(
-        "INSERT INTO notifications (id, user_id, org_id, kind, actor_id, target, text_ct, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO notifications (id, user_id, org_id, kind, actor_id, target, text_ct, created_at, workspace_id, item_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(n.id)
     .bind(n.user_id)
@@ -32,10 +34,43 @@ pub async fn insert(t: &mut TenantTx, n: NewNotification<'_>) -> Result<(), sqlx
     .bind(n.target)
     .bind(n.text_ct)
     .bind(n.now)
+    .bind(n.workspace_id)
+    .bind(n.item_id)
     .execute(&mut *c)
     .await
     .map(|_| ())
 }
+
+/// Deletes the org's notifications about an item, a workspace (`item_id` None), or to a user who
+/// left (`forget_user`): what they were about is gone, or no longer theirs to see.
+pub async fn forget(
+    t: &mut TenantTx,
+    workspace_id: Option<&str>,
+    item_id: Option<&str>,
+    forget_user: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let (c, org_id) = t.write()?;
+    sqlx::query(
+        "DELETE FROM notifications WHERE org_id = $1 AND ($2 = '' OR workspace_id = $2) \
+         AND ($3 = '' OR item_id = $3) AND ($4 = '' OR user_id = $4)",
+    )
+    .bind(org_id)
+    .bind(workspace_id.unwrap_or(""))
+    .bind(item_id.unwrap_or(""))
+    .bind(forget_user.unwrap_or(""))
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
+}
+
+/// Which of a user's notifications they may still see: from an org they belong to (an
+/// invitation's also from one they have not joined) whose two-factor policy the session meets
+/// (`$mfa` = 1 when it proved a second factor), about a workspace they still hold a role in (any,
+/// for org owners and admins).
+const VISIBLE: &str = "(n.kind = 'invited' OR EXISTS (SELECT 1 FROM org_members m JOIN orgs o ON o.id = m.org_id \
+     WHERE m.org_id = n.org_id AND m.user_id = n.user_id AND (o.require_mfa = 0 OR $MFA = 1) \
+     AND (n.workspace_id IS NULL OR m.role IN ('owner', 'admin') OR EXISTS (SELECT 1 FROM workspace_members wm \
+       WHERE wm.org_id = n.org_id AND wm.workspace_id = n.workspace_id AND wm.user_id = n.user_id))))";
 
 /// A user's setting for one kind: `(in_app, email)`, or None for the defaults.
 pub async fn setting(
@@ -119,24 +154,26 @@ pub struct NotificationRow {
 pub async fn list(
     c: &mut Conn,
     user_id: &str,
+    mfa: bool,
     before: &str,
     only: Option<&str>,
     limit: i64,
 ) -> Result<Vec<NotificationRow>, sqlx::Error> {
-    sqlx::query(
+    sqlx::query(&format!(
         "SELECT n.id, n.org_id, n.kind, n.actor_id, n.target, n.text_ct, n.read_at, n.created_at, \
          k.version, k.wrapped, u.display_name_ct \
          FROM notifications n \
          JOIN data_keys k ON k.id = n.org_id AND k.version = (SELECT MAX(k2.version) FROM data_keys k2 WHERE k2.id = n.org_id) \
          LEFT JOIN users u ON u.id = n.actor_id \
-         WHERE n.user_id = $1 AND ($2 = '' OR n.id < $2) AND ($4 = '' OR n.id = $4) \
-         AND (n.kind = 'invited' OR EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = n.org_id AND m.user_id = $1)) \
+         WHERE n.user_id = $1 AND ($2 = '' OR n.id < $2) AND ($4 = '' OR n.id = $4) AND {} \
          ORDER BY n.id DESC LIMIT $3",
-    )
+        VISIBLE.replace("$MFA", "$5")
+    ))
     .bind(user_id)
     .bind(before)
     .bind(limit)
     .bind(only.unwrap_or(""))
+    .bind(i64::from(mfa))
     .fetch_all(&mut *c)
     .await?
     .iter()
@@ -159,12 +196,13 @@ pub async fn list(
 }
 
 /// How many of a user's notifications are unread (those `list` would show).
-pub async fn unread_count(c: &mut Conn, user_id: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "SELECT COUNT(*) AS n FROM notifications n WHERE n.user_id = $1 AND n.read_at IS NULL \
-         AND (n.kind = 'invited' OR EXISTS (SELECT 1 FROM org_members m WHERE m.org_id = n.org_id AND m.user_id = $1))",
-    )
+pub async fn unread_count(c: &mut Conn, user_id: &str, mfa: bool) -> Result<i64, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT COUNT(*) AS n FROM notifications n WHERE n.user_id = $1 AND n.read_at IS NULL AND {}",
+        VISIBLE.replace("$MFA", "$2")
+    ))
     .bind(user_id)
+    .bind(i64::from(mfa))
     .fetch_one(&mut *c)
     .await?
     .try_get("n")

@@ -93,27 +93,32 @@ impl Checked {
     }
 }
 
-/// 0 to 10 distinct labels (case-insensitively) of 1 to 30 characters, nothing hidden.
+/// 0 to 10 distinct labels (case-insensitively) of 1 to 30 characters, nothing hidden. The count
+/// is checked first: a body of thousands of labels is refused before any of them is looked at.
 fn check_labels(labels: &[String]) -> AppResult<Vec<String>> {
+    let bad = || {
+        AppError::invalid(
+            "invalid_labels",
+            "labels: up to 10 labels of 1 to 30 characters.",
+        )
+    };
+    if labels.len() > MAX_LABELS * 4 {
+        return Err(bad());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(labels.len());
     let mut out: Vec<String> = Vec::with_capacity(labels.len());
     for l in labels {
         crate::text::check_name("labels", l)?;
         let l = l.trim();
         if l.is_empty() || l.chars().count() > 30 || l.chars().any(char::is_control) {
-            return Err(AppError::invalid(
-                "invalid_labels",
-                "labels: up to 10 labels of 1 to 30 characters.",
-            ));
+            return Err(bad());
         }
-        if !out.iter().any(|o| o.to_lowercase() == l.to_lowercase()) {
+        if seen.insert(l.to_lowercase()) {
             out.push(l.to_string());
         }
     }
     if out.len() > MAX_LABELS {
-        return Err(AppError::invalid(
-            "invalid_labels",
-            "labels: up to 10 labels of 1 to 30 characters.",
-        ));
+        return Err(bad());
     }
     Ok(out)
 }
@@ -411,6 +416,9 @@ pub async fn delete_item(
     if !work::delete_item(&mut ws.org.tx, ws.ws_id.as_str(), item_id).await? {
         return Err(AppError::NotFound);
     }
+    // Notifications about it would keep its title.
+    store::notifications::forget(&mut ws.org.tx, Some(ws.ws_id.as_str()), Some(item_id), None)
+        .await?;
     audit_org(
         &mut ws.org,
         ctx,
@@ -593,7 +601,10 @@ pub async fn move_item(
             (None, None) => Some(step),
             (Some(p), None) => p.checked_add(step),
             (None, Some(n)) => n.checked_sub(step),
-            (Some(p), Some(n)) => (n - p >= 2).then(|| p + (n - p) / 2),
+            (Some(p), Some(n)) => n
+                .checked_sub(p)
+                .filter(|gap| *gap >= 2)
+                .map(|gap| p + gap / 2),
         }
     };
     let position = match gap(&column) {

@@ -166,6 +166,8 @@ pub async fn remove_member(
         }
     }
     store::orgs::delete_member(scope.tx(), user_id).await?;
+    // Rejoining later must not bring back what they were told about before.
+    store::notifications::forget(scope.tx(), None, None, Some(user_id)).await?;
     store::work::delete_user_workspace_roles(scope.tx(), user_id).await?;
     audit_org(
         scope,

@@ -37,6 +37,8 @@ fn shown(name: &str) -> String {
 /// What an action tells its recipient.
 struct Notice<'a> {
     kind: &'static str,
+    workspace_id: Option<&'a str>,
+    item_id: Option<&'a str>,
     /// Ids only: `workspace_id`, `item_id`, …
     target: Value,
     /// The item's title or the workspace's name (sealed under the org key).
@@ -74,6 +76,8 @@ async fn deliver(
                 user_id: recipient,
                 kind: notice.kind,
                 actor_id: &actor,
+                workspace_id: notice.workspace_id,
+                item_id: notice.item_id,
                 target: &target,
                 text_ct,
                 now,
@@ -143,6 +147,8 @@ pub(super) async fn item_assigned(
     let path = format!("/orgs/{}/workspaces/{ws_id}/items/{item_id}", org.org_id());
     let notice = Notice {
         kind: "assigned",
+        workspace_id: Some(ws_id),
+        item_id: Some(item_id),
         target: json!({ "workspace_id": ws_id, "item_id": item_id }),
         text: title,
         path,
@@ -204,6 +210,8 @@ pub(super) async fn mentions(
             let path = format!("/orgs/{}/workspaces/{ws_id}/items/{item_id}", org.org_id());
             let notice = Notice {
                 kind: "mentioned",
+                workspace_id: Some(ws_id),
+                item_id: Some(item_id),
                 target: json!({ "workspace_id": ws_id, "item_id": item_id }),
                 text: title,
                 path,
@@ -251,6 +259,8 @@ pub(super) async fn workspace_added(
     let path = format!("/orgs/{}/workspaces/{ws_id}", org.org_id());
     let notice = Notice {
         kind: "workspace_added",
+        workspace_id: Some(ws_id),
+        item_id: None,
         target: json!({ "workspace_id": ws_id }),
         text: name,
         path,
@@ -288,6 +298,8 @@ pub(super) async fn invited(
             user_id,
             kind: "invited",
             actor_id: &actor,
+            workspace_id: None,
+            item_id: None,
             target: "{}",
             text_ct,
             now,
@@ -343,8 +355,9 @@ pub async fn list(
     };
     let limit = super::page_limit(limit)?;
     let mut tx = app.db.begin_for_user(&s.user_id).await?;
-    let rows = store::notifications::list(&mut tx, &s.user_id, &before, None, limit + 1).await?;
-    let unread = store::notifications::unread_count(&mut tx, &s.user_id).await?;
+    let rows =
+        store::notifications::list(&mut tx, &s.user_id, s.mfa, &before, None, limit + 1).await?;
+    let unread = store::notifications::unread_count(&mut tx, &s.user_id, s.mfa).await?;
     tx.commit().await?;
     let mut items = views(app, rows)?;
     let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(0) {
@@ -366,7 +379,7 @@ pub async fn find(app: &App, s: &AuthSession, id: &str) -> AppResult<Option<Noti
         return Ok(None);
     }
     let mut tx = app.db.begin_for_user(&s.user_id).await?;
-    let rows = store::notifications::list(&mut tx, &s.user_id, "", Some(id), 1).await?;
+    let rows = store::notifications::list(&mut tx, &s.user_id, s.mfa, "", Some(id), 1).await?;
     tx.commit().await?;
     Ok(views(app, rows)?.into_iter().next())
 }
@@ -416,7 +429,7 @@ fn views(
 /// The caller's unread count (the bell).
 pub async fn unread(app: &App, s: &AuthSession) -> AppResult<i64> {
     let mut c = app.db.begin_for_user(&s.user_id).await?;
-    let n = store::notifications::unread_count(&mut c, &s.user_id).await?;
+    let n = store::notifications::unread_count(&mut c, &s.user_id, s.mfa).await?;
     c.commit().await?;
     Ok(n)
 }

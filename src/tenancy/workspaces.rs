@@ -358,16 +358,8 @@ fn check_statuses(list: Vec<StatusDef>) -> AppResult<Vec<StatusDef>> {
     Ok(list)
 }
 
-/// Replaces a workspace's statuses (workspace editors): add, rename (same key, new name), reorder
-/// (the list's order) and remove; a status some item still holds cannot be removed (409).
-pub async fn set_statuses(
-    app: &App,
-    ctx: &RequestCtx,
-    ws: &mut WorkspaceScope,
-    list: Vec<StatusDef>,
-) -> AppResult<WorkspaceView> {
-    ws.require(WsRole::Editor)?;
-    let list = check_statuses(list)?;
+/// 409 `status_in_use` when `list` leaves out a status some item of the workspace still holds.
+async fn refuse_removing_used(ws: &mut WorkspaceScope, list: &[StatusDef]) -> AppResult<()> {
     let keep: std::collections::HashSet<&str> = list.iter().map(|s| s.key.as_str()).collect();
     let removed: Vec<String> = ws
         .statuses()
@@ -389,6 +381,20 @@ pub async fn set_statuses(
             }
         }
     }
+    Ok(())
+}
+
+/// Replaces a workspace's statuses (workspace editors): add, rename (same key, new name), reorder
+/// (the list's order) and remove; a status some item still holds cannot be removed (409).
+pub async fn set_statuses(
+    app: &App,
+    ctx: &RequestCtx,
+    ws: &mut WorkspaceScope,
+    list: Vec<StatusDef>,
+) -> AppResult<WorkspaceView> {
+    ws.require(WsRole::Editor)?;
+    let list = check_statuses(list)?;
+    refuse_removing_used(ws, &list).await?;
     let now = app.clock.now_ms();
     let sealed = seal_statuses(ws.org.key(), ws.ws_id.as_str(), &list);
     work::update_workspace(
@@ -539,7 +545,26 @@ pub async fn update_workspace(
         .as_deref()
         .map(|d| text("description", d, 4000, false))
         .transpose()?;
-    let statuses = input.statuses.map(|s| statuses(Some(s))).transpose()?;
+    // Bare names (the PATCH form): a name a status already has keeps that status's key, so
+    // items keep their column; a status left out must hold no item (409), as for PUT statuses.
+    let statuses = match input.statuses {
+        Some(names) => {
+            let mut list = statuses(Some(names))?;
+            for s in &mut list {
+                if let Some(c) = ws
+                    .columns()
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(&s.name))
+                {
+                    s.key = c.key.clone();
+                }
+            }
+            let list = check_statuses(list)?;
+            refuse_removing_used(ws, &list).await?;
+            Some(list)
+        }
+        None => None,
+    };
     let now = app.clock.now_ms();
     let key = ws.org.key.clone();
     let key = &*key;
@@ -580,6 +605,7 @@ pub async fn delete_workspace(
     ws.require(WsRole::Owner)?;
     let now = app.clock.now_ms();
     work::delete_workspace(&mut ws.org.tx, ws.ws_id.as_str()).await?;
+    store::notifications::forget(&mut ws.org.tx, Some(ws.ws_id.as_str()), None, None).await?;
     audit_org(
         &mut ws.org,
         ctx,
@@ -690,6 +716,8 @@ pub async fn remove_workspace_member(
     if !work::delete_workspace_role(&mut ws.org.tx, ws.ws_id.as_str(), user_id).await? {
         return Err(AppError::NotFound);
     }
+    store::notifications::forget(&mut ws.org.tx, Some(ws.ws_id.as_str()), None, Some(user_id))
+        .await?;
     audit_org(
         &mut ws.org,
         ctx,

@@ -705,3 +705,167 @@ async fn assigned_to_me_lists_overdue_first_and_only_what_i_can_see() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn notifications_end_with_access_to_what_they_are_about() {
+    let t = TestApp::new().await;
+    let b = board(&t, "olga@example.com").await;
+    t.verified_user("bob@example.com", "Bob").await;
+    let bob = t.login("bob@example.com").await;
+    t.join(&b.c, &b.org, "bob@example.com", "member", &bob)
+        .await;
+    let bob_id = t.me(&bob).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let grant = |role: &str| {
+        Req::new(Method::PUT, &format!("{}/members/{bob_id}", b.base))
+            .cookie(&b.c)
+            .json(json!({ "role": role }))
+    };
+    assert_eq!(t.send(grant("editor")).await.status, StatusCode::OK);
+    let one = item(
+        &t,
+        &b,
+        json!({"title": "Secret one", "assignee_id": bob_id}),
+    )
+    .await;
+    item(
+        &t,
+        &b,
+        json!({"title": "Secret two", "assignee_id": bob_id}),
+    )
+    .await;
+    let kinds = |v: Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}:{}",
+                    n["kind"].as_str().unwrap_or(""),
+                    n["text"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    let list = || Req::get("/api/v1/me/notifications").cookie(&bob);
+    assert_eq!(
+        kinds(t.send(list()).await.json()),
+        vec![
+            "assigned:Secret two",
+            "assigned:Secret one",
+            "workspace_added:Launch",
+            "invited:Acme"
+        ]
+    );
+    // The item deleted: its notification (and title) is gone.
+    let r = t
+        .send(Req::delete(&format!("{}/items/{}", b.base, id(&one))).cookie(&b.c))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        kinds(t.send(list()).await.json()),
+        vec![
+            "assigned:Secret two",
+            "workspace_added:Launch",
+            "invited:Acme"
+        ]
+    );
+    // Removed from the workspace: nothing about it is shown any more, nor counted.
+    let r = t
+        .send(Req::delete(&format!("{}/members/{bob_id}", b.base)).cookie(&b.c))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let got = t.send(list()).await.json();
+    assert_eq!(kinds(got.clone()), vec!["invited:Acme"]);
+    assert_eq!(got["unread"], 1);
+    // Given access again: only what happens from now on.
+    assert_eq!(t.send(grant("viewer")).await.status, StatusCode::OK);
+    assert_eq!(
+        kinds(t.send(list()).await.json()),
+        vec!["workspace_added:Launch", "invited:Acme"]
+    );
+    // An org that requires two-factor sign-in shows nothing to a session without it.
+    let mut c = crate::support::scoped_tx(&t.app, &b.org, "").await;
+    sqlx::query("UPDATE orgs SET require_mfa = 1 WHERE id = $1")
+        .bind(&b.org)
+        .execute(&mut *c)
+        .await
+        .expect("policy on");
+    c.commit().await.expect("commit");
+    let got = t.send(list()).await.json();
+    assert_eq!(
+        kinds(got.clone()),
+        vec!["invited:Acme"],
+        "the invitation only"
+    );
+    assert_eq!(got["unread"], 1);
+    let mut c = crate::support::scoped_tx(&t.app, &b.org, "").await;
+    sqlx::query("UPDATE orgs SET require_mfa = 0 WHERE id = $1")
+        .bind(&b.org)
+        .execute(&mut *c)
+        .await
+        .expect("policy off");
+    c.commit().await.expect("commit");
+    // Removed from the org: everything from it goes, and does not come back on rejoining.
+    let r = t
+        .send(Req::delete(&format!("/api/v1/orgs/{}/members/{bob_id}", b.org)).cookie(&b.c))
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let mut c = crate::support::scoped_tx(&t.app, &b.org, "").await;
+    let left: i64 = sqlx::Row::try_get(
+        &sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE org_id = $1 AND user_id = $2")
+            .bind(&b.org)
+            .bind(&bob_id)
+            .fetch_one(&mut *c)
+            .await
+            .expect("count"),
+        "n",
+    )
+    .expect("n");
+    c.commit().await.expect("commit");
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn patching_statuses_by_name_keeps_keys_and_cannot_strand_items() {
+    let t = TestApp::new().await;
+    let b = board(&t, "olga@example.com").await;
+    let it = item(&t, &b, json!({"title": "A", "status": "doing"})).await;
+    let patch = |names: Value| {
+        Req::new(Method::PATCH, &b.base)
+            .cookie(&b.c)
+            .json(json!({ "statuses": names }))
+    };
+    // The same names in another order (and case): the keys stay, the item keeps its column.
+    let r = t.send(patch(json!(["done", "DOING", "To do"]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["statuses"], json!(["done", "doing", "todo"]));
+    let got = t
+        .send(Req::get(&format!("{}/items/{}", b.base, id(&it))).cookie(&b.c))
+        .await;
+    assert_eq!(got.json()["status"], "doing");
+    // Leaving out a status that holds an item: 409, nothing changed.
+    let r = t.send(patch(json!(["To do", "Done"]))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    let ws = t.send(Req::get(&b.base).cookie(&b.c)).await.json();
+    assert_eq!(ws["statuses"], json!(["done", "doing", "todo"]));
+}
+
+#[tokio::test]
+async fn a_flood_of_labels_is_refused_at_once() {
+    let t = TestApp::new().await;
+    let b = board(&t, "olga@example.com").await;
+    let labels: Vec<String> = (0..20_000).map(|i| format!("l{i}")).collect();
+    let r = t
+        .send(
+            Req::post(&format!("{}/items", b.base))
+                .cookie(&b.c)
+                .json(json!({"title": "x", "labels": labels})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_labels");
+}

@@ -29,8 +29,8 @@ pub(crate) struct Ctx {
     pub(crate) base: String,
     pub(crate) data_dir: PathBuf,
     pub(crate) app: AppState,
-    driver_url: String,
-    session_id: String,
+    pub(crate) driver_url: String,
+    pub(crate) session_id: String,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,6 +172,31 @@ async fn drag(b: &Client, title: &str, onto: Option<&str>, status: &str) {
     wait_for_text(b, "#board-status", &format!("Moved “{title}”")).await;
 }
 
+/// Emulates the dark colour scheme (on) or the system's (off) through chromedriver's DevTools
+/// bridge.
+async fn dark(cx: &Ctx, on: bool) {
+    let url = format!(
+        "{}/session/{}/goog/cdp/execute",
+        cx.driver_url, cx.session_id
+    );
+    let features = if on {
+        json!([{ "name": "prefers-color-scheme", "value": "dark" }])
+    } else {
+        json!([])
+    };
+    let res = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({ "cmd": "Emulation.setEmulatedMedia", "params": { "features": features } }))
+        .send()
+        .await
+        .expect("POST goog/cdp/execute");
+    assert!(
+        res.status().is_success(),
+        "emulate the colour scheme: {}",
+        res.status()
+    );
+}
+
 async fn new_item(b: &Client, title: &str) {
     fill(b, "#item-title", title).await;
     click(b, "#create-item").await;
@@ -404,6 +429,26 @@ async fn product_flow(cx: Ctx) {
         expect_heading(b, heading).await;
         shots(b, name).await;
     }
+    // The dark theme passes too (colour contrast above all).
+    dark(&cx, true).await;
+    let is_dark = b
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches;",
+            vec![],
+        )
+        .await
+        .expect("media query");
+    assert_eq!(is_dark, json!(true));
+    for (page, heading, name) in [
+        ("/".to_string(), "Home", "dark-dashboard"),
+        (board.clone(), "Launch", "dark-board"),
+        (org_path.clone(), "Acme", "dark-org"),
+    ] {
+        goto(b, &format!("{base}{page}")).await;
+        expect_heading(b, heading).await;
+        shots(b, name).await;
+    }
+    dark(&cx, false).await;
     goto(b, &format!("{base}/")).await;
     expect_heading(b, "Home").await;
 

@@ -644,6 +644,20 @@ async fn a_signed_out_invitee_comes_back_to_the_invitation_after_signing_in() {
             "{evil}: the dashboard, not a redirect"
         );
     }
+    // Signing out forgets any page remembered for after sign-in (a shared browser).
+    let r = t
+        .send(
+            Req::post("/logout")
+                .cookie(&nina)
+                .header("cookie", &next_pair),
+        )
+        .await;
+    assert!(r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.starts_with("strongroom_next=") && v.contains("Max-Age=0")));
     // A used or unknown token sets nothing.
     let r = t.send(Req::get("/invitations/accept?token=nope")).await;
     assert!(r
@@ -651,4 +665,46 @@ async fn a_signed_out_invitee_comes_back_to_the_invitation_after_signing_in() {
         .get_all("set-cookie")
         .iter()
         .all(|v| !v.to_str().unwrap_or("").starts_with("strongroom_next=")));
+}
+
+#[tokio::test]
+async fn sign_up_errors_are_tied_to_their_field_and_focus_it() {
+    let t = TestApp::new().await;
+    for (form, field) in [
+        (
+            [
+                ("display_name", "Ann"),
+                ("email", "not-an-address"),
+                ("password", crate::support::PASSWORD),
+            ],
+            "email",
+        ),
+        (
+            [
+                ("display_name", "Ann"),
+                ("email", "ann@example.com"),
+                ("password", "short"),
+            ],
+            "password",
+        ),
+    ] {
+        let r = t.send(Req::post("/signup").form(&form)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text();
+        let input = html
+            .split(&format!("<input id=\"{field}\""))
+            .nth(1)
+            .and_then(|rest| rest.split('>').next())
+            .unwrap_or_else(|| panic!("no {field} input"))
+            .to_string();
+        assert!(
+            input.contains("aria-invalid=\"true\"") && input.contains("autofocus"),
+            "{field}: {input}"
+        );
+        assert!(
+            input.contains("error"),
+            "{field}: described by the message: {input}"
+        );
+        assert!(html.contains("id=\"error\""));
+    }
 }

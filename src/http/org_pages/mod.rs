@@ -112,26 +112,11 @@ fn show(app: &App, out: &Outcome<'_>, name: &str, ctx: Value) -> Response {
         app,
         status,
         name,
-        context! { error, error_field => out.error.and_then(field_of), notice => out.notice, signed_in => true, ..ctx },
+        context! { error, error_field => out.error.and_then(super::pages::field_of), notice => out.notice, signed_in => true, ..ctx },
     );
     match out.error {
         Some(e) => with_retry_after(res, e),
         None => res,
-    }
-}
-
-/// The form field an error is about, when its message names one (`title: 1 to 300 characters.`):
-/// the page marks that field invalid, ties the message to it and focuses it.
-fn field_of(e: &AppError) -> Option<String> {
-    match e {
-        AppError::Invalid { detail, .. } => {
-            let (field, _) = detail.split_once(':')?;
-            (!field.is_empty()
-                && field.len() <= 40
-                && field.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-            .then(|| field.to_string())
-        }
-        _ => None,
     }
 }
 
