@@ -18,6 +18,15 @@ pub async fn run(
     let (trigger, stop) = crate::shutdown::channel();
     let worker = app.mailer.spawn_worker(stop.clone());
     let retention = crate::audit::retention::spawn_job(app.retention_job(), stop);
+    // Texts written before the search index existed are indexed once, in the background.
+    let (db, keyring) = (app.db.clone(), app.keyring.clone());
+    let backfill = tokio::spawn(async move {
+        match crate::tenancy::search::backfill(&db, &keyring).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(indexed = n, "search index backfilled"),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "search index backfill failed"),
+        }
+    });
     tracing::info!(listen_addr = %addr, public_url = %app.config.public_url(), "listening");
     let app_background = app.background.clone();
     let router = crate::http::router(app);
@@ -33,6 +42,7 @@ pub async fn run(
     trigger.fire();
     let _ = worker.await;
     let _ = retention.await;
+    backfill.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -193,6 +193,12 @@ impl TenantTx {
         Self::open(db, org_id, "", Mode::Read).await
     }
 
+    /// The search index backfill: indexes one org's items and comments written before the index
+    /// existed; no acting user.
+    pub(crate) async fn for_index_backfill(db: &Db, org_id: &str) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, "", Mode::Write).await
+    }
+
     /// The audit retention job: trims one org's chain, or the platform's (`org_id` empty); no
     /// acting user.
     pub(crate) async fn for_retention(db: &Db, org_id: &str) -> Result<TenantTx, sqlx::Error> {

@@ -718,3 +718,90 @@ pub async fn assigned_to(
     })
     .collect()
 }
+
+/// Every tenant that holds a data key (orgs, and the platform's own key id, which callers skip).
+pub async fn keyed_tenants(c: &mut super::Conn) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query("SELECT DISTINCT id FROM data_keys ORDER BY id")
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect()
+}
+
+/// The org's current data key, wrapped: `(version, wrapped)`.
+pub async fn current_key(t: &mut TenantTx) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
+    sqlx::query(
+        "SELECT version, wrapped FROM data_keys WHERE id = $1 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(org_id)
+    .fetch_optional(&mut *c)
+    .await?
+    .map(|r| Ok((r.try_get("version")?, r.try_get("wrapped")?)))
+    .transpose()
+}
+
+/// Up to `limit` items (after `after`, by id) with no search term: `(id, workspace_id, title,
+/// description, labels)` sealed.
+#[allow(clippy::type_complexity)]
+pub async fn unindexed_items(
+    t: &mut TenantTx,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
+    sqlx::query(
+        "SELECT i.id, i.workspace_id, i.title_ct, i.description_ct, i.labels_ct FROM items i \
+         WHERE i.org_id = $1 AND i.id > $2 \
+         AND NOT EXISTS (SELECT 1 FROM search_terms s WHERE s.org_id = i.org_id AND s.target_id = i.id) \
+         ORDER BY i.id LIMIT $3",
+    )
+    .bind(org_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("id")?,
+            r.try_get("workspace_id")?,
+            r.try_get("title_ct")?,
+            r.try_get("description_ct")?,
+            r.try_get("labels_ct")?,
+        ))
+    })
+    .collect()
+}
+
+/// Up to `limit` comments (after `after`, by id) with no search term: `(id, workspace_id,
+/// item_id, body)` sealed.
+pub async fn unindexed_updates(
+    t: &mut TenantTx,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, String, String, Vec<u8>)>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
+    sqlx::query(
+        "SELECT u.id, u.workspace_id, u.item_id, u.body_ct FROM item_updates u \
+         WHERE u.org_id = $1 AND u.id > $2 \
+         AND NOT EXISTS (SELECT 1 FROM search_terms s WHERE s.org_id = u.org_id AND s.target_id = u.id) \
+         ORDER BY u.id LIMIT $3",
+    )
+    .bind(org_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("id")?,
+            r.try_get("workspace_id")?,
+            r.try_get("item_id")?,
+            r.try_get("body_ct")?,
+        ))
+    })
+    .collect()
+}

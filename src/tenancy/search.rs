@@ -161,6 +161,86 @@ pub async fn search(app: &App, org: &mut OrgScope, q: &str) -> AppResult<SearchR
     Ok(SearchResults { items })
 }
 
+/// Indexes what was written before the search index existed (items and comments with no term
+/// yet), org by org, in batches of 200 per transaction, through the tenant wall
+/// (`TenantTx::for_index_backfill`). Idempotent: run once at start-up, it finds nothing the
+/// second time. The number of texts indexed.
+pub async fn backfill(
+    db: &crate::store::Db,
+    keyring: &crate::crypto::Keyring,
+) -> anyhow::Result<usize> {
+    use crate::store::tenant::TenantTx;
+    let tenants = {
+        let mut c = db.acquire().await?;
+        work::keyed_tenants(&mut c).await?
+    };
+    let mut done = 0;
+    for org in tenants.iter().filter(|o| uuid::Uuid::parse_str(o).is_ok()) {
+        for comments in [false, true] {
+            let mut after = String::new();
+            loop {
+                let mut t = TenantTx::for_index_backfill(db, org).await?;
+                let Some((version, wrapped)) = work::current_key(&mut t).await? else {
+                    break;
+                };
+                let key = keyring.open_tenant_key(
+                    org,
+                    &crate::crypto::WrappedKey {
+                        version: u32::try_from(version).unwrap_or(0),
+                        wrapped,
+                    },
+                )?;
+                let mut n = 0;
+                if comments {
+                    for (id, ws, item, body) in work::unindexed_updates(&mut t, &after, 200).await?
+                    {
+                        let body = key.open_string("item_updates", "body", &id, &body)?;
+                        let terms: Vec<String> = index_terms(&[&body])
+                            .iter()
+                            .map(|t| key.search_term(t))
+                            .collect();
+                        work::add_terms(&mut t, &ws, &item, &id, &terms).await?;
+                        after = id;
+                        n += 1;
+                    }
+                } else {
+                    for (id, ws, title, desc, labels) in
+                        work::unindexed_items(&mut t, &after, 200).await?
+                    {
+                        let title = key.open_string("items", "title", &id, &title)?;
+                        let desc = match desc {
+                            Some(ct) => key.open_string("items", "description", &id, &ct)?,
+                            None => String::new(),
+                        };
+                        let labels: Vec<String> = match labels {
+                            Some(ct) => {
+                                serde_json::from_slice(&key.open("items", "labels", &id, &ct)?)
+                                    .unwrap_or_default()
+                            }
+                            None => Vec::new(),
+                        };
+                        let mut texts = vec![title.as_str(), desc.as_str()];
+                        texts.extend(labels.iter().map(String::as_str));
+                        let terms: Vec<String> = index_terms(&texts)
+                            .iter()
+                            .map(|t| key.search_term(t))
+                            .collect();
+                        work::add_terms(&mut t, &ws, &id, &id, &terms).await?;
+                        after = id;
+                        n += 1;
+                    }
+                }
+                t.commit().await?;
+                done += n;
+                if n < 200 {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{index_terms, query_terms};

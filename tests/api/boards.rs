@@ -869,3 +869,54 @@ async fn a_flood_of_labels_is_refused_at_once() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "invalid_labels");
 }
+
+#[tokio::test]
+async fn texts_written_before_the_index_are_indexed_by_the_backfill_once() {
+    let t = TestApp::new().await;
+    let b = board(&t, "olga@example.com").await;
+    let it = item(
+        &t,
+        &b,
+        json!({"title": "Quarterly revenue", "labels": ["Finance"], "description": "from Zurich"}),
+    )
+    .await;
+    let r = t
+        .send(
+            Req::post(&format!("{}/items/{}/updates", b.base, id(&it)))
+                .cookie(&b.c)
+                .json(json!({"body": "Numbers from Geneva"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    // As if written before the index existed.
+    let mut c = crate::support::scoped_tx(&t.app, &b.org, "").await;
+    sqlx::query("DELETE FROM search_terms WHERE org_id = $1")
+        .bind(&b.org)
+        .execute(&mut *c)
+        .await
+        .expect("forget the index");
+    c.commit().await.expect("commit");
+    let found = |q: &'static str| {
+        let t = &t;
+        let path = format!("/api/v1/orgs/{}/search?q={q}", b.org);
+        let cookie = b.c.clone();
+        async move {
+            t.send(Req::get(&path).cookie(&cookie)).await.json()["items"]
+                .as_array()
+                .expect("items")
+                .len()
+        }
+    };
+    assert_eq!(found("geneva").await, 0);
+    let n = strongroom::tenancy::search::backfill(&t.app.db, &t.app.keyring)
+        .await
+        .expect("backfill");
+    assert_eq!(n, 2, "the item and the comment");
+    for q in ["revenue", "finance", "zurich", "geneva"] {
+        assert_eq!(found(q).await, 1, "{q}");
+    }
+    let again = strongroom::tenancy::search::backfill(&t.app.db, &t.app.keyring)
+        .await
+        .expect("backfill");
+    assert_eq!(again, 0, "nothing left to index");
+}
