@@ -1,5 +1,6 @@
 -- Boards: an item's place in its column, its Markdown description and its labels (both sealed
--- under the org key like the title). Legacy rows sit at position 0 and keep their creation order.
+-- under the org key like the title). A new item's position is its creation time in milliseconds
+-- (last, with no lookup); legacy rows sit at position 0 and keep their creation order.
 ALTER TABLE items ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE items ADD COLUMN description_ct BYTEA;
 ALTER TABLE items ADD COLUMN labels_ct BYTEA;
@@ -33,8 +34,10 @@ CREATE TABLE notification_settings (
     PRIMARY KEY (user_id, kind)
 );
 
--- Search without plaintext at rest: a keyed hash (under a key derived from the org's data key) of
--- each word and word prefix of an item's title, description and labels and of a comment's body.
+-- Search without plaintext at rest: a keyed hash (64 bits, under a key derived from the org's data
+-- key) of each word and word prefix of an item's title, description and labels and of a comment's
+-- body. Keyed by (org, term, target) only: one B-tree for the lookups, one index to find a text's
+-- terms.
 CREATE TABLE search_terms (
     org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     workspace_id TEXT NOT NULL,

@@ -1,5 +1,6 @@
 -- Boards: an item's place in its column, its Markdown description and its labels (both sealed
--- under the org key like the title). Legacy rows sit at position 0 and keep their creation order.
+-- under the org key like the title). A new item's position is its creation time in milliseconds
+-- (last, with no lookup); legacy rows sit at position 0 and keep their creation order.
 ALTER TABLE items ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE items ADD COLUMN description_ct BLOB;
 ALTER TABLE items ADD COLUMN labels_ct BLOB;
@@ -33,8 +34,10 @@ CREATE TABLE notification_settings (
     PRIMARY KEY (user_id, kind)
 );
 
--- Search without plaintext at rest: a keyed hash (under a key derived from the org's data key) of
--- each word and word prefix of an item's title, description and labels and of a comment's body.
+-- Search without plaintext at rest: a keyed hash (64 bits, under a key derived from the org's data
+-- key) of each word and word prefix of an item's title, description and labels and of a comment's
+-- body. Keyed by (org, term, target) only: one B-tree for the lookups, one index to find a text's
+-- terms.
 CREATE TABLE search_terms (
     org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     workspace_id TEXT NOT NULL,
@@ -43,5 +46,5 @@ CREATE TABLE search_terms (
     term TEXT NOT NULL,
     PRIMARY KEY (org_id, term, target_id),
     FOREIGN KEY (org_id, workspace_id, item_id) REFERENCES items(org_id, workspace_id, id) ON DELETE CASCADE
-);
+) WITHOUT ROWID;
 CREATE INDEX search_terms_target ON search_terms(org_id, target_id);

@@ -313,10 +313,12 @@ impl TenantKey {
     }
 
     /// The keyed hash a search term is stored and looked up by (this tenant's blind-index key):
-    /// equal terms match, the term itself is not stored. 128 bits, hex.
+    /// equal terms match, the term itself is not stored. 64 bits, hex: a chance collision makes a
+    /// search find a text it should not (within the org and the caller's workspaces) about once in
+    /// 2^64 comparisons, and short hashes keep the index small.
     pub fn search_term(&self, term: &str) -> String {
         let mut h = hmac_hex(&self.key.blind_index, format!("search|{term}").as_bytes());
-        h.truncate(32);
+        h.truncate(16);
         h
     }
 }

@@ -356,7 +356,7 @@ async fn admin_read_members(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// Words; each must be a word, or the start of a word, of the item or comment.
+    /// Words; each must be a whole word of the item or comment (any case).
     #[serde(default)]
     q: String,
 }

@@ -283,7 +283,7 @@ async fn product_flow(cx: Ctx) {
 
     // Search from the org page.
     goto(b, &format!("{base}{org_path}")).await;
-    fill(b, "#org-search-q", "char").await;
+    fill(b, "#org-search-q", "charlie").await;
     click(b, "#org-search button").await;
     expect_heading(b, "Search").await;
     assert_eq!(text(b, "#results li a").await, "Charlie");
