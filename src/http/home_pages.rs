@@ -77,6 +77,16 @@ fn target_path(n: &NotificationView) -> Option<String> {
     }
 }
 
+/// The message page for a signed-in user whose request failed with `e`.
+fn failed(app: &App, title: &str, e: &AppError) -> Response {
+    render_error(
+        app,
+        e,
+        "message.html",
+        context! { title, message => "", signed_in => true },
+    )
+}
+
 fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
@@ -128,12 +138,7 @@ async fn dashboard(app: &App, s: &AuthSession) -> Response {
                 },
             )
         }
-        Err(e) => render_error(
-            app,
-            &e,
-            "message.html",
-            context! { title => "Home", message => "", signed_in => true },
-        ),
+        Err(e) => failed(app, "Home", &e),
     }
 }
 
@@ -168,12 +173,7 @@ async fn notifications_page(
                 },
             )
         }
-        Err(e) => render_error(
-            &app,
-            &e,
-            "message.html",
-            context! { title => "Notifications", message => "", signed_in => true },
-        ),
+        Err(e) => failed(&app, "Notifications", &e),
     }
 }
 
@@ -183,12 +183,7 @@ async fn read_all_submit(State(app): State<AppState>, FullSession(s): FullSessio
     };
     match notifications::mark_read(&app, &s, None).await {
         Ok(()) => Redirect::to("/notifications?done=read").into_response(),
-        Err(e) => render_error(
-            &app,
-            &e,
-            "message.html",
-            context! { title => "Notifications", message => "", signed_in => true },
-        ),
+        Err(e) => failed(&app, "Notifications", &e),
     }
 }
 
@@ -211,12 +206,7 @@ async fn open_notification(
     };
     match found.await {
         Ok(path) => Redirect::to(&path).into_response(),
-        Err(e) => render_error(
-            &app,
-            &e,
-            "message.html",
-            context! { title => "Notification", message => "", signed_in => true },
-        ),
+        Err(e) => failed(&app, "Notification", &e),
     }
 }
 
@@ -258,12 +248,7 @@ async fn settings_page(
                 context! { title => "Notification settings", signed_in => true, notice, kinds => Value::from_serialize(&kinds) },
             )
         }
-        Err(e) => render_error(
-            &app,
-            &e,
-            "message.html",
-            context! { title => "Notification settings", message => "", signed_in => true },
-        ),
+        Err(e) => failed(&app, "Notification settings", &e),
     }
 }
 
@@ -276,7 +261,13 @@ async fn settings_submit(
     let Some(s) = s else {
         return to_login();
     };
-    let checked: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let Ok(checked) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        let e = AppError::invalid(
+            "invalid_form",
+            "The form could not be read; nothing was changed.",
+        );
+        return failed(&app, "Notification settings", &e);
+    };
     let on = |name: String| checked.iter().any(|(k, _)| *k == name);
     let changes = notifications::KINDS
         .iter()
@@ -292,11 +283,6 @@ async fn settings_submit(
         .collect();
     match notifications::update_settings(&app, &s, changes).await {
         Ok(_) => Redirect::to("/account/notifications?done=saved").into_response(),
-        Err(e) => render_error(
-            &app,
-            &e,
-            "message.html",
-            context! { title => "Notification settings", message => "", signed_in => true },
-        ),
+        Err(e) => failed(&app, "Notification settings", &e),
     }
 }
