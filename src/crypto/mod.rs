@@ -6,6 +6,7 @@
 //! binds them to their table, column and row, so a ciphertext copied elsewhere does not open.
 
 pub mod password;
+pub mod stream;
 
 use std::fmt;
 use std::path::Path;
@@ -445,6 +446,14 @@ fn open(key: &KeyBytes, version: u32, ad: &[u8], data: &[u8]) -> Result<Vec<u8>,
             },
         )
         .map_err(|_| CryptoError::Open)
+}
+
+/// A keyring with a random master key, for the crypto modules' unit tests.
+#[cfg(test)]
+pub(crate) fn tests_keyring() -> Keyring {
+    Keyring::open(KeyBytes::random(), None)
+        .map(|(k, _)| k)
+        .expect("keyring")
 }
 
 #[cfg(test)]
