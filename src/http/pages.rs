@@ -483,6 +483,19 @@ pub(super) async fn account_view(
     error: Option<String>,
     notice: Option<&str>,
 ) -> Response {
+    account_page_with(app, s, status, error, None, notice).await
+}
+
+/// The account page, with `error_field` (an input's id) marked invalid, tied to the error and
+/// focused.
+async fn account_page_with(
+    app: &AppState,
+    s: &identity::AuthSession,
+    status: StatusCode,
+    error: Option<String>,
+    error_field: Option<&str>,
+    notice: Option<&str>,
+) -> Response {
     let loaded = async {
         Ok::<_, AppError>((
             identity::get_me(app, s).await?,
@@ -498,7 +511,7 @@ pub(super) async fn account_view(
             context! {
                 title => "Account security", signed_in => true, user => Value::from_serialize(&user),
                 sessions => Value::from_serialize(&sessions), passkeys => Value::from_serialize(&passkeys),
-                error, notice, min_length => app.config.password.min_length,
+                error, error_field, notice, min_length => app.config.password.min_length,
             },
         ),
         Err(e) => render_error(
@@ -525,7 +538,23 @@ pub(super) async fn account_outcome(
         }) => reauth_prompt(app),
         Err(e) => {
             let (status, error) = page_error(&e);
-            let res = account_view(app, s, status, Some(error), None).await;
+            // The account page's forms: the password change and the authenticator's removal.
+            let field = match &e {
+                AppError::Invalid {
+                    code: "invalid_current_password" | "invalid_credentials",
+                    ..
+                } => Some("current_password"),
+                AppError::Invalid {
+                    code: "weak_password",
+                    ..
+                } => Some("new_password"),
+                AppError::Invalid {
+                    code: "invalid_code",
+                    ..
+                } => Some("disable_code"),
+                _ => None,
+            };
+            let res = account_page_with(app, s, status, Some(error), field, None).await;
             with_retry_after(res, &e)
         }
     }

@@ -708,3 +708,39 @@ async fn sign_up_errors_are_tied_to_their_field_and_focus_it() {
         assert!(html.contains("id=\"error\""));
     }
 }
+
+#[tokio::test]
+async fn account_form_errors_are_tied_to_their_field() {
+    let t = TestApp::new().await;
+    let c = user(&t, "olga@example.com", "Olga").await;
+    for (form, field) in [
+        (
+            [
+                ("current_password", "wrong password here"),
+                ("new_password", "another long passphrase here"),
+            ],
+            "current_password",
+        ),
+        (
+            [
+                ("current_password", crate::support::PASSWORD),
+                ("new_password", "short"),
+            ],
+            "new_password",
+        ),
+    ] {
+        let r = submit(&t, &c, "/account/password", &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let html = r.text();
+        let input = html
+            .split(&format!("<input id=\"{field}\""))
+            .nth(1)
+            .and_then(|rest| rest.split('>').next())
+            .unwrap_or_else(|| panic!("no {field} input"))
+            .to_string();
+        assert!(
+            input.contains("aria-invalid=\"true\"") && input.contains("autofocus"),
+            "{field}: {input}"
+        );
+    }
+}
