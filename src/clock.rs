@@ -42,6 +42,11 @@ impl Clock for ManualClock {
 }
 
 /// RFC 3339 UTC for a millisecond timestamp.
+/// The UTC date (`YYYY-MM-DD`) of unix-millisecond time `ms`: what due dates compare against.
+pub fn utc_date(ms: i64) -> String {
+    rfc3339(ms).get(..10).unwrap_or_default().to_string()
+}
+
 pub fn rfc3339(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);

@@ -193,10 +193,14 @@ impl TenantTx {
         Self::open(db, org_id, "", Mode::Read).await
     }
 
-    /// The search index backfill: indexes one org's items and comments written before the index
-    /// existed; no acting user.
-    pub(crate) async fn for_index_backfill(db: &Db, org_id: &str) -> Result<TenantTx, sqlx::Error> {
-        Self::open(db, org_id, "", Mode::Write).await
+    /// The search index backfill: finds (`Mode::Read`) and indexes (`Mode::Write`) one org's items
+    /// and comments written before the index existed; no acting user.
+    pub(crate) async fn for_index_backfill(
+        db: &Db,
+        org_id: &str,
+        mode: Mode,
+    ) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, "", mode).await
     }
 
     /// The audit retention job: trims one org's chain, or the platform's (`org_id` empty); no

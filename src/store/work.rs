@@ -517,6 +517,8 @@ pub async fn add_terms(
             }
             sql.push_str(&format!("($1, $2, $3, $4, ${})", i + 5));
         }
+        // A text indexed meanwhile (the backfill racing a request) keeps its terms once.
+        sql.push_str(" ON CONFLICT DO NOTHING");
         let mut q = sqlx::query(&sql)
             .bind(org_id)
             .bind(ws_id)

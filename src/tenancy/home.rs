@@ -44,10 +44,7 @@ pub async fn assigned(app: &App, s: &AuthSession) -> AppResult<AssignedList> {
         tx.commit().await?;
         rows
     };
-    let today = crate::clock::rfc3339(app.clock.now_ms())
-        .get(..10)
-        .unwrap_or_default()
-        .to_string();
+    let today = crate::clock::utc_date(app.clock.now_ms());
     let mut items = Vec::new();
     for (org, _, _) in orgs {
         let mut scope = match super::enter(app, s, &org.id, None, Mode::Read).await {

@@ -87,9 +87,7 @@ impl Checked {
 
     /// The words search finds this item by.
     fn words(&self) -> Vec<&str> {
-        let mut w = vec![self.title.as_str(), self.description.as_str()];
-        w.extend(self.labels.iter().map(String::as_str));
-        w
+        super::search::item_texts(&self.title, &self.description, &self.labels)
     }
 }
 

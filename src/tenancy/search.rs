@@ -50,6 +50,17 @@ fn query_terms(q: &str) -> Vec<String> {
     out
 }
 
+/// The texts an item is found by: its title, description and labels.
+pub(super) fn item_texts<'a>(
+    title: &'a str,
+    description: &'a str,
+    labels: &'a [String],
+) -> Vec<&'a str> {
+    let mut texts = vec![title, description];
+    texts.extend(labels.iter().map(String::as_str));
+    texts
+}
+
 fn hashed(org: &OrgScope, terms: Vec<String>) -> Vec<String> {
     terms.iter().map(|t| org.key().search_term(t)).collect()
 }
@@ -157,7 +168,7 @@ pub async fn backfill(
     db: &crate::store::Db,
     keyring: &crate::crypto::Keyring,
 ) -> anyhow::Result<usize> {
-    use crate::store::tenant::TenantTx;
+    use crate::store::tenant::{Mode, TenantTx};
     let tenants = {
         let mut c = db.acquire().await?;
         work::keyed_tenants(&mut c).await?
@@ -167,7 +178,9 @@ pub async fn backfill(
         for comments in [false, true] {
             let mut after = String::new();
             loop {
-                let mut t = TenantTx::for_index_backfill(db, org).await?;
+                // Looked for in a read transaction: an org with nothing to index (every org,
+                // after the first start) never takes the writer.
+                let mut t = TenantTx::for_index_backfill(db, org, Mode::Read).await?;
                 let Some((version, wrapped)) = work::current_key(&mut t).await? else {
                     break;
                 };
@@ -178,18 +191,13 @@ pub async fn backfill(
                         wrapped,
                     },
                 )?;
-                let mut n = 0;
+                // (workspace, item, target, words)
+                let mut batch: Vec<(String, String, String, Vec<String>)> = Vec::new();
                 if comments {
                     for (id, ws, item, body) in work::unindexed_updates(&mut t, &after, 200).await?
                     {
                         let body = key.open_string("item_updates", "body", &id, &body)?;
-                        let terms: Vec<String> = index_terms(&[&body])
-                            .iter()
-                            .map(|t| key.search_term(t))
-                            .collect();
-                        work::add_terms(&mut t, &ws, &item, &id, &terms).await?;
-                        after = id;
-                        n += 1;
+                        batch.push((ws, item, id, index_terms(&[&body])));
                     }
                 } else {
                     for (id, ws, title, desc, labels) in
@@ -207,19 +215,23 @@ pub async fn backfill(
                             }
                             None => Vec::new(),
                         };
-                        let mut texts = vec![title.as_str(), desc.as_str()];
-                        texts.extend(labels.iter().map(String::as_str));
-                        let terms: Vec<String> = index_terms(&texts)
-                            .iter()
-                            .map(|t| key.search_term(t))
-                            .collect();
-                        work::add_terms(&mut t, &ws, &id, &id, &terms).await?;
-                        after = id;
-                        n += 1;
+                        let words = index_terms(&item_texts(&title, &desc, &labels));
+                        batch.push((ws, id.clone(), id, words));
                     }
                 }
                 t.commit().await?;
+                let Some(last) = batch.last().map(|b| b.2.clone()) else {
+                    break;
+                };
+                let n = batch.len();
+                let mut w = TenantTx::for_index_backfill(db, org, Mode::Write).await?;
+                for (ws, item, target, words) in batch {
+                    let terms: Vec<String> = words.iter().map(|t| key.search_term(t)).collect();
+                    work::add_terms(&mut w, &ws, &item, &target, &terms).await?;
+                }
+                w.commit().await?;
                 done += n;
+                after = last;
                 if n < 200 {
                     break;
                 }

@@ -153,7 +153,7 @@ fn denied(app: &App, e: &AppError) -> Response {
     with_retry_after(res, e)
 }
 
-fn to_login() -> Response {
+pub(super) fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
 

@@ -115,10 +115,7 @@ pub(super) async fn workspace_view(
         Err(e) => return denied(app, &e),
     };
     let names = names(&members);
-    let today = crate::clock::rfc3339(app.clock.now_ms())
-        .get(..10)
-        .unwrap_or_default()
-        .to_string();
+    let today = crate::clock::utc_date(app.clock.now_ms());
     let total = items.len();
     let mut labels: Vec<String> = items.iter().flat_map(|i| i.labels.clone()).collect();
     labels.sort_by_key(|l| l.to_lowercase());
@@ -533,10 +530,7 @@ pub(super) async fn item_view(
     if !view.statuses.contains(&item.status) {
         statuses.push(context! { key => item.status.clone(), name => item.status.clone() });
     }
-    let today = crate::clock::rfc3339(app.clock.now_ms())
-        .get(..10)
-        .unwrap_or_default()
-        .to_string();
+    let today = crate::clock::utc_date(app.clock.now_ms());
     let overdue = item.due_on.as_deref().is_some_and(|d| d < today.as_str());
     let edit = edit.unwrap_or_else(|| EditForm {
         title: Some(item.title.clone()),
