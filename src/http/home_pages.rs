@@ -11,6 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
+use super::org_pages::to_login;
 use super::pages::{render, render_error};
 use super::problem::{ApiPath, ApiQuery};
 use super::session::{next_cookie, next_cookie_name, safe_next, FullSession};
@@ -85,10 +86,6 @@ fn failed(app: &App, title: &str, e: &AppError) -> Response {
         "message.html",
         context! { title, message => "", signed_in => true },
     )
-}
-
-fn to_login() -> Response {
-    Redirect::to("/login").into_response()
 }
 
 /// Signed out: the sign-in page. Signed in: where a sign-in was asked for (the `next` cookie,

@@ -169,6 +169,8 @@ async fn flow(b: Client, addr: SocketAddr, data_dir: PathBuf) {
     );
     screenshot(&b, "03-account-two-sessions").await;
     click(&b, "#sessions tbody tr .revoke").await;
+    // The heading is the same before and after: wait for the answer's notice itself.
+    crate::browser_mfa::wait_for_text(&b, "#notice", "That session was signed out.").await;
     expect_heading(&b, "Account security").await;
     assert_eq!(text(&b, "#notice").await, "That session was signed out.");
     let listed = rows(&b).await;
