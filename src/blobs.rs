@@ -9,6 +9,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 #[derive(Clone, Debug)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store (where an interrupted multipart upload leaves its staging
+    /// file beside the object, `<key>#<n>`, which the store itself never lists).
+    local_root: Option<std::path::PathBuf>,
 }
 
 const SENTINEL: &str = ".strongroom-ready";
@@ -17,7 +20,34 @@ impl Blobs {
     pub async fn local(dir: &std::path::Path) -> anyhow::Result<Self> {
         crate::private_dir::create(dir)?;
         let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir)?);
-        let me = Self { store };
+        let me = Self {
+            store,
+            local_root: Some(dir.to_path_buf()),
+        };
+        me.store
+            .put(&Path::from(SENTINEL), PutPayload::from_static(b"ok"))
+            .await?;
+        Ok(me)
+    }
+
+    /// An S3-compatible store (AWS S3, MinIO, Ceph, R2...) as configured.
+    pub async fn s3(cfg: &crate::config::S3Config) -> anyhow::Result<Self> {
+        let mut b = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region)
+            .with_allow_http(cfg.allow_http)
+            .with_virtual_hosted_style_request(!cfg.path_style);
+        if let Some(e) = &cfg.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let (Some(id), Some(secret)) = (&cfg.access_key_id, &cfg.secret_access_key) {
+            b = b.with_access_key_id(id).with_secret_access_key(secret);
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(b.build()?);
+        let me = Self {
+            store,
+            local_root: None,
+        };
         me.store
             .put(&Path::from(SENTINEL), PutPayload::from_static(b"ok"))
             .await?;
@@ -94,13 +124,71 @@ impl Blobs {
         }
     }
 
-    /// Removes object `key` (none there is not an error).
+    /// Removes object `key` (none there is not an error), and on a local store what an
+    /// interrupted upload of it left behind.
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         match self.store.delete(&Path::from(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(root) = &self.local_root {
+            remove_staging(&root.join(key))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every object under `prefix` (a deleted org's).
+    pub async fn delete_prefix(&self, prefix: &str) -> anyhow::Result<()> {
+        use futures_util::TryStreamExt;
+        let prefix = Path::from(prefix.trim_end_matches('/'));
+        let keys: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for k in keys {
+            self.delete(k.as_ref()).await?;
+        }
+        if let Some(root) = &self.local_root {
+            let dir = root.join(prefix.as_ref());
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes the local store's staging files of `path` (`<path>#<digits>`).
+fn remove_staging(path: &std::path::Path) -> anyhow::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let staging = file
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('#'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if staging {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

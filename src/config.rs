@@ -59,6 +59,9 @@ pub struct Config {
     pub password: PasswordConfig,
     pub rate_limits: RateLimitConfig,
     pub audit: AuditConfig,
+    pub documents: DocumentsConfig,
+    /// Where documents are stored: absent, the local filesystem under `<data_dir>/objects`.
+    pub s3: Option<S3Config>,
     /// When absent, emails are written as `.eml` files to `<data_dir>/outbox/`.
     pub smtp: Option<SmtpConfig>,
 }
@@ -87,6 +90,62 @@ impl Default for AuditConfig {
         Self {
             retention_days: 730,
             retention_interval_secs: 3600,
+        }
+    }
+}
+
+/// An S3-compatible object store (`[s3]` in the config file, `STRONGROOM_S3__BUCKET`... in the
+/// environment). Without credentials here, the usual `AWS_*` environment and instance roles are
+/// not read: give them explicitly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// For a store other than AWS (MinIO, Ceph, R2...): its URL.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), which most self-hosted stores want.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Plain HTTP to the endpoint (a store on localhost only).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentsConfig {
+    /// The largest file one upload may hold (bytes of the file itself).
+    pub max_upload_bytes: u64,
+    /// How long one upload may take from its first byte to its last.
+    pub upload_timeout_secs: u64,
+    /// An upload still unfinished this long after it started is taken as abandoned: the cleanup
+    /// job removes whatever it left in the object store.
+    pub abandoned_upload_secs: u64,
+    /// How often the cleanup job removes abandoned uploads and deleted documents' objects.
+    pub cleanup_interval_secs: u64,
+    /// The largest PDF a watermarking link will stamp (it is stamped in memory).
+    pub max_watermark_bytes: u64,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            upload_timeout_secs: 6 * 3600,
+            abandoned_upload_secs: 7 * 3600,
+            cleanup_interval_secs: 300,
+            max_watermark_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -163,6 +222,16 @@ pub struct RateLimitConfig {
     pub api_per_session: Limit,
     /// Every `/api/v1` request from one client address (IPv6: its /64).
     pub api_per_ip: Limit,
+    /// Uploads (documents and versions) one account may make.
+    pub uploads_per_account: Limit,
+    /// Share links one account may create.
+    pub share_links_per_account: Limit,
+    /// Every request to a share link (`/s/...`) from one client address.
+    pub link_requests_per_ip: Limit,
+    /// Wrong passwords and codes, and code requests, on one share link from anywhere.
+    pub link_attempts_per_link: Limit,
+    /// Wrong passwords and codes on share links from one client address.
+    pub link_attempts_per_ip: Limit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +280,8 @@ impl Default for Config {
             password: PasswordConfig::default(),
             rate_limits: RateLimitConfig::default(),
             audit: AuditConfig::default(),
+            documents: DocumentsConfig::default(),
+            s3: None,
             smtp: None,
         }
     }
@@ -263,6 +334,11 @@ impl Default for RateLimitConfig {
             totp_enrolments_per_account: Limit::new(10, 3600),
             api_per_session: Limit::new(600, 60),
             api_per_ip: Limit::new(1200, 60),
+            uploads_per_account: Limit::new(300, 3600),
+            share_links_per_account: Limit::new(200, 3600),
+            link_requests_per_ip: Limit::new(120, 60),
+            link_attempts_per_link: Limit::new(20, 15 * 60),
+            link_attempts_per_ip: Limit::new(10, 15 * 60),
         }
     }
 }
@@ -319,6 +395,22 @@ impl Config {
         }
         if !(60..=86_400).contains(&self.audit.retention_interval_secs) {
             p.push("audit.retention_interval_secs: must be between 60 and 86400".into());
+        }
+        let d = &self.documents;
+        if d.max_upload_bytes == 0 || d.max_upload_bytes > crate::crypto::stream::MAX_PLAINTEXT {
+            p.push(format!(
+                "documents.max_upload_bytes: must be between 1 and {}",
+                crate::crypto::stream::MAX_PLAINTEXT
+            ));
+        }
+        if d.upload_timeout_secs == 0 || d.abandoned_upload_secs <= d.upload_timeout_secs {
+            p.push(
+                "documents.abandoned_upload_secs: must exceed upload_timeout_secs (at least 1)"
+                    .into(),
+            );
+        }
+        if !(1..=86_400).contains(&d.cleanup_interval_secs) {
+            p.push("documents.cleanup_interval_secs: must be between 1 and 86400".into());
         }
         if self.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(
@@ -443,6 +535,11 @@ impl Config {
             ),
             ("api_per_session", rl.api_per_session),
             ("api_per_ip", rl.api_per_ip),
+            ("uploads_per_account", rl.uploads_per_account),
+            ("share_links_per_account", rl.share_links_per_account),
+            ("link_requests_per_ip", rl.link_requests_per_ip),
+            ("link_attempts_per_link", rl.link_attempts_per_link),
+            ("link_attempts_per_ip", rl.link_attempts_per_ip),
         ] {
             if l.max == 0 || l.window_secs == 0 {
                 p.push(format!(

@@ -38,6 +38,12 @@ pub enum AppError {
     /// The database is saturated or unreachable for now (503, `Retry-After`).
     #[error("The service is busy. Try again in a moment.")]
     Unavailable,
+    /// A body larger than a route allows (413).
+    #[error("{detail}")]
+    TooLarge { detail: String },
+    /// A stored document failed its integrity check (500, logged with what failed): never served.
+    #[error("The stored copy of this document failed its integrity check and was not served; the administrators have been told.")]
+    Corrupt(String),
     /// Anything else: logged, answered 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

@@ -113,6 +113,33 @@ pub fn device(user_agent: &str) -> String {
     }
 }
 
+/// A size in bytes as people read it: "512 bytes", "1.5 KB", "12 MB" (powers of 1024).
+pub fn file_size(bytes: i64) -> String {
+    let b = bytes.max(0) as f64;
+    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
+    if b < 1024.0 {
+        return if bytes == 1 {
+            "1 byte".into()
+        } else {
+            format!("{} bytes", bytes.max(0))
+        };
+    }
+    let mut v = b / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    if v < 10.0 {
+        format!("{v:.1} {unit}")
+    } else {
+        format!("{v:.0} {unit}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +188,14 @@ mod tests {
         );
         assert_eq!(device(""), "Unknown device");
         assert_eq!(device("curl/8.0"), "HTTP Library");
+    }
+
+    #[test]
+    fn file_sizes_read_as_words() {
+        assert_eq!(super::file_size(0), "0 bytes");
+        assert_eq!(super::file_size(1), "1 byte");
+        assert_eq!(super::file_size(1536), "1.5 KB");
+        assert_eq!(super::file_size(12 * 1024 * 1024), "12 MB");
+        assert_eq!(super::file_size(3 * 1024 * 1024 * 1024), "3.0 GB");
     }
 }

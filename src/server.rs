@@ -17,7 +17,8 @@ pub async fn run(
     let _ = crate::http::ops::metrics_handle();
     let (trigger, stop) = crate::shutdown::channel();
     let worker = app.mailer.spawn_worker(stop.clone());
-    let retention = crate::audit::retention::spawn_job(app.retention_job(), stop);
+    let retention = crate::audit::retention::spawn_job(app.retention_job(), stop.clone());
+    let cleanup = crate::tenancy::documents::spawn_cleanup(&app, stop);
     // Texts written before the search index existed are indexed once, in the background.
     let (db, keyring) = (app.db.clone(), app.keyring.clone());
     let backfill = tokio::spawn(async move {
@@ -42,6 +43,7 @@ pub async fn run(
     trigger.fire();
     let _ = worker.await;
     let _ = retention.await;
+    let _ = cleanup.await;
     backfill.abort();
     tracing::info!("stopped");
     Ok(())

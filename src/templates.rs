@@ -69,6 +69,21 @@ const SOURCES: &[(&str, &str)] = &[
         "invitation_optout.html",
         include_str!("../templates/invitation_optout.html"),
     ),
+    // Documents and share links.
+    (
+        "documents.html",
+        include_str!("../templates/documents.html"),
+    ),
+    ("document.html", include_str!("../templates/document.html")),
+    ("share.html", include_str!("../templates/share.html")),
+    (
+        "share_gone.html",
+        include_str!("../templates/share_gone.html"),
+    ),
+    (
+        "share_link.html",
+        include_str!("../templates/share_link.html"),
+    ),
 ];
 
 /// The page's clock (`now_ms`, set by every render), else the system's.
@@ -102,6 +117,7 @@ impl Templates {
             crate::humanize::due_words(&v, now_of(state))
         });
         env.add_filter("device", |v: String| crate::humanize::device(&v));
+        env.add_filter("filesize", |v: i64| crate::humanize::file_size(v));
         // User-written Markdown, parsed and sanitised (`crate::markdown`).
         env.add_filter("markdown", |v: String| {
             Value::from_safe_string(crate::markdown::to_html(&v))

@@ -370,6 +370,13 @@ pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
+/// A one-time code of `digits` decimal digits from the OS RNG (uniform: no modulo bias).
+pub fn numeric_code(digits: u32) -> String {
+    use rand::Rng;
+    let n = rand::rngs::OsRng.gen_range(0..10u64.pow(digits));
+    format!("{n:0width$}", width = digits as usize)
+}
+
 fn hmac_hex(key: &KeyBytes, data: &[u8]) -> String {
     let mut mac =
         <Hmac<Sha256> as Mac>::new_from_slice(&key.0).unwrap_or_else(|_| unreachable_hmac());

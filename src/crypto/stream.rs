@@ -26,6 +26,8 @@ const MAGIC: &[u8; 4] = b"SRD1";
 const PREFIX: usize = 19;
 /// Bytes before the first chunk.
 pub const HEADER: usize = MAGIC.len() + PREFIX;
+/// The most plaintext one object can hold (the chunk counter is 32 bits).
+pub const MAX_PLAINTEXT: u64 = (u32::MAX as u64) * CHUNK as u64;
 
 /// Why stored content did not open.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub enum ContentError {
     Truncated,
     #[error("the document is too large for one object")]
     TooLarge,
+    #[error("the stored object is missing")]
+    Missing,
 }
 
 /// A document version's content key (random, never stored unwrapped).

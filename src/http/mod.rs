@@ -4,6 +4,7 @@ pub mod audit_api;
 pub mod auth_api;
 pub mod body;
 pub mod chrome;
+pub mod documents_api;
 pub mod home_pages;
 pub mod me_api;
 pub mod mfa_api;
@@ -16,6 +17,7 @@ pub mod pages;
 pub mod passkey_api;
 pub mod problem;
 pub mod session;
+pub mod share_pages;
 pub mod work_api;
 
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strongroom API", version = "1", description = "The Strongroom HTTP contract (v1)."),
-    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "work"), (name = "admin"), (name = "meta"))
+    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "work"), (name = "documents"), (name = "admin"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -50,21 +52,51 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             app.clone(),
             middleware::auth_rate_limit,
         ));
-    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth)
         .merge(me_api::router())
         .merge(mfa_api::me_router())
         .merge(passkey_api::me_router())
         .merge(org_api::router())
         .merge(work_api::router())
+        .merge(documents_api::router())
         .merge(audit_api::router())
         .merge(ops::api_router())
         .split_for_parts();
+    // The upload routes are in the document too (they are served by `uploads`).
+    doc.merge(documents_api::upload_router().split_for_parts().1);
     let api = api.layer(mw::from_fn_with_state(
         app.clone(),
         middleware::api_rate_limit,
     ));
     (api, doc)
+}
+
+/// The streaming upload routes: their bodies are not read first, but flow to the object store
+/// under their own size limit (`documents.max_upload_bytes` and room for the multipart framing)
+/// and timeout (`documents.upload_timeout_secs`). They run to their end if the client leaves, so a
+/// half-written object is always removed.
+fn uploads(app: &AppState) -> Router<AppState> {
+    let cfg = &app.config.documents;
+    let limit =
+        usize::try_from(cfg.max_upload_bytes.saturating_add(1024 * 1024)).unwrap_or(usize::MAX);
+    let (routes, _) = documents_api::upload_router().split_for_parts();
+    routes
+        .merge(org_pages::upload_routes())
+        .layer(mw::from_fn(body::run_to_completion))
+        .layer(
+            ServiceBuilder::new()
+                .layer(mw::from_fn_with_state(
+                    app.clone(),
+                    middleware::api_rate_limit,
+                ))
+                .layer(RequestBodyLimitLayer::new(limit))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(cfg.upload_timeout_secs),
+                ))
+                .layer(DefaultBodyLimit::disable()),
+        )
 }
 
 /// The whole application.
@@ -75,13 +107,27 @@ pub fn router(app: AppState) -> Router {
     let cfg = &app.config;
     // The routes that reach the database read their body first and run to their end; the
     // operations routes (health, readiness, metrics) take no body and open no transaction.
+    // (Two layers: the body limit hands on a body type of its own, which a route accepts but the
+    // middleware functions do not.)
+    let read_first = ServiceBuilder::new()
+        .layer(mw::from_fn(body::read_first))
+        .layer(mw::from_fn(body::run_to_completion));
+    let limits = ServiceBuilder::new()
+        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(cfg.request_timeout_secs),
+        ))
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes));
     let routes = Router::new()
         .merge(api)
         .merge(pages::router(app.clone()))
-        .layer(mw::from_fn(body::run_to_completion))
-        .layer(mw::from_fn(body::read_first))
-        .merge(ops::router())
-        .fallback(pages::fallback);
+        .merge(share_pages::router(app.clone()))
+        .fallback(pages::fallback)
+        .layer(read_first)
+        .layer(limits)
+        .merge(uploads(&app))
+        .merge(ops::router());
     // Every other layer in one stack, outermost first: one boxed service per route, not one per
     // layer.
     let cors = (!cfg.allowed_origins.is_empty()).then(|| {
@@ -107,13 +153,7 @@ pub fn router(app: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
         }))
-        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
         .option_layer(cors)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(cfg.request_timeout_secs),
-        ))
-        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(Extension(doc));
     routes.layer(stack).with_state(app)
 }

@@ -46,6 +46,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/logout", get(logout_page).post(logout_submit))
         .route("/static/style.css", get(stylesheet))
         .route("/static/board.js", get(board_js))
+        .route("/static/documents.js", get(documents_js))
         .route("/favicon.ico", get(favicon))
         .route("/static/favicon.svg", get(favicon))
         .merge(public_auth)
@@ -85,6 +86,11 @@ pub(super) fn page_error(e: &AppError) -> (StatusCode, String) {
         AppError::NotFound => StatusCode::NOT_FOUND,
         AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        AppError::Corrupt(what) => {
+            tracing::error!(error = %what, "stored document failed its integrity check");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         AppError::Internal(err) => {
             tracing::error!(error = %format!("{err:#}"), "internal error on a page");
             return (
@@ -165,6 +171,17 @@ async fn board_js() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/board.js"),
+    )
+        .into_response()
+}
+
+async fn documents_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/documents.js"),
     )
         .into_response()
 }

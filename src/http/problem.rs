@@ -103,6 +103,17 @@ impl IntoResponse for AppError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(1));
                 r
             }
+            AppError::TooLarge { .. } => {
+                problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+            }
+            AppError::Corrupt(what) => {
+                tracing::error!(error = %what, "stored document failed its integrity check");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "document_corrupt",
+                    detail,
+                )
+            }
             AppError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
                 problem(

@@ -6,6 +6,7 @@
 //! audit event that records it commit together.
 
 pub mod audit;
+pub mod documents;
 pub mod mfa;
 pub mod notifications;
 pub mod orgs;

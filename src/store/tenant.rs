@@ -193,6 +193,17 @@ impl TenantTx {
         Self::open(db, org_id, "", Mode::Read).await
     }
 
+    /// A share link's download page, by whoever holds the link: the link's token (checked by the
+    /// caller against its keyed hash) is the authority; no acting user. The caller checks again
+    /// in this transaction that the link is live and its creator still reaches the document.
+    pub(crate) async fn for_share_link(
+        db: &Db,
+        org_id: &str,
+        mode: Mode,
+    ) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, "", mode).await
+    }
+
     /// The search index backfill: finds (`Mode::Read`) and indexes (`Mode::Write`) one org's items
     /// and comments written before the index existed; no acting user.
     pub(crate) async fn for_index_backfill(

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod audit_trail;
+pub mod documents;
 pub mod home;
 mod invitations;
 pub mod items;
@@ -14,6 +15,7 @@ pub mod members;
 pub mod notifications;
 mod orgs;
 pub mod search;
+pub mod share_links;
 pub mod workspaces;
 
 use std::sync::Arc;

@@ -190,7 +190,9 @@ pub async fn delete_org(
         now,
     )
     .await?;
+    super::documents::forget_org(scope, now).await?;
     store::orgs::delete_org(scope.tx()).await?;
     scope.commit().await?;
+    super::documents::collect_garbage_soon(app);
     Ok(())
 }

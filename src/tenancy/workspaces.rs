@@ -604,6 +604,7 @@ pub async fn delete_workspace(
 ) -> AppResult<()> {
     ws.require(WsRole::Owner)?;
     let now = app.clock.now_ms();
+    super::documents::forget_workspace(ws, now).await?;
     work::delete_workspace(&mut ws.org.tx, ws.ws_id.as_str()).await?;
     store::notifications::forget(&mut ws.org.tx, Some(ws.ws_id.as_str()), None, None).await?;
     audit_org(
@@ -616,6 +617,7 @@ pub async fn delete_workspace(
     )
     .await?;
     ws.org.commit().await?;
+    super::documents::collect_garbage_soon(app);
     Ok(())
 }
 

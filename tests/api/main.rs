@@ -14,6 +14,7 @@ mod browser;
 mod browser_mfa;
 mod browser_product;
 mod cli;
+mod documents;
 mod hardening;
 mod hardening_abuse;
 mod hardening_small;

@@ -169,6 +169,22 @@ impl TestResponse {
     }
 }
 
+/// A `multipart/form-data` body with one file part: (its content type, its bytes).
+pub fn multipart(field: &str, filename: &str, claimed: &str, data: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "strongroom-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::with_capacity(data.len() + 256);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n\
+             Content-Type: {claimed}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
 /// A request being built.
 pub struct Req {
     pub method: Method,
@@ -220,6 +236,15 @@ impl Req {
         self.headers
             .push(("content-type".into(), content_type.into()));
         self
+    }
+    /// A `multipart/form-data` body with one part named `file`.
+    pub fn file(self, filename: &str, data: &[u8]) -> Self {
+        self.file_claiming(filename, "application/octet-stream", data)
+    }
+    /// `file`, with the part claiming to be of type `claimed`.
+    pub fn file_claiming(self, filename: &str, claimed: &str, data: &[u8]) -> Self {
+        let (ct, body) = multipart("file", filename, claimed, data);
+        self.raw(&ct, body)
     }
     pub fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));

@@ -26,6 +26,11 @@ use crate::tenancy::items::{self, ItemInput};
 use crate::tenancy::workspaces::{self, WorkspaceInput, WorkspaceScope, WsRole};
 use crate::tenancy::{self, MemberView, OrgRole, OrgScope};
 
+/// The document page forms that upload (served with the streaming upload routes).
+pub fn upload_routes() -> Router<AppState> {
+    documents::upload_routes()
+}
+
 pub fn router() -> Router<AppState> {
     let ws = "/orgs/{org_id}/workspaces/{ws_id}";
     Router::new()
@@ -71,6 +76,7 @@ pub fn router() -> Router<AppState> {
         .route("/invitations/accept", get(accept_page).post(accept_submit))
         .route("/invitations/opt-out", get(optout_page).post(optout_submit))
         .merge(audit::routes())
+        .merge(documents::routes())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,6 +259,7 @@ fn non_empty(v: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 
 mod audit;
+mod documents;
 mod invitations;
 mod orgs;
 mod scope;
