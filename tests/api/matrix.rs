@@ -130,6 +130,60 @@ fn needs() -> BTreeMap<(&'static str, &'static str), Need> {
             "/api/v1/admin/orgs/{org_id}/members".to_string(),
             Superadmin,
         ),
+        ("post", format!("{w}/documents"), Ws(WsNeed::Editor)),
+        ("get", format!("{w}/documents"), Ws(WsNeed::Viewer)),
+        (
+            "get",
+            format!("{w}/documents/{{doc_id}}"),
+            Ws(WsNeed::Viewer),
+        ),
+        (
+            "patch",
+            format!("{w}/documents/{{doc_id}}"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "delete",
+            format!("{w}/documents/{{doc_id}}"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "post",
+            format!("{w}/documents/{{doc_id}}/versions"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "get",
+            format!("{w}/documents/{{doc_id}}/content"),
+            Ws(WsNeed::Viewer),
+        ),
+        (
+            "post",
+            format!("{w}/documents/{{doc_id}}/links"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "get",
+            format!("{w}/documents/{{doc_id}}/links"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "delete",
+            format!("{w}/documents/{{doc_id}}/links/{{link_id}}"),
+            Ws(WsNeed::Editor),
+        ),
+        (
+            "get",
+            format!("{w}/documents/{{doc_id}}/links/{{link_id}}/accesses"),
+            Ws(WsNeed::Editor),
+        ),
+        ("post", format!("{w}/folders"), Ws(WsNeed::Editor)),
+        ("get", format!("{w}/folders"), Ws(WsNeed::Viewer)),
+        (
+            "delete",
+            format!("{w}/folders/{{folder_id}}"),
+            Ws(WsNeed::Editor),
+        ),
     ] {
         m.insert((method, leak(path)), need);
     }
@@ -197,6 +251,8 @@ struct World {
     org: String,
     ws: String,
     item: String,
+    doc: String,
+    link: String,
     cookies: BTreeMap<&'static str, String>,
     owner: String,
     n: std::cell::Cell<u32>,
@@ -253,6 +309,40 @@ async fn ok(t: &TestApp, r: Req) -> Value {
     let r = t.send(r).await;
     assert!(r.status.is_success(), "{}", r.text());
     r.json()
+}
+
+async fn new_doc(t: &TestApp, w: &World, ws: &str) -> String {
+    let d = ok(
+        t,
+        Req::post(&format!("/api/v1/orgs/{}/workspaces/{ws}/documents", w.org))
+            .cookie(&w.owner)
+            .file("matrix.txt", b"matrix document"),
+    )
+    .await;
+    d["id"].as_str().expect("id").to_string()
+}
+
+async fn new_link(t: &TestApp, w: &World, ws: &str, doc: &str) -> String {
+    ok(
+        t,
+        Req::post(&format!(
+            "/api/v1/orgs/{}/workspaces/{ws}/documents/{doc}/links",
+            w.org
+        ))
+        .cookie(&w.owner)
+        .json(json!({"expires_in_seconds": 3600})),
+    )
+    .await;
+    let links = ok(
+        t,
+        Req::get(&format!(
+            "/api/v1/orgs/{}/workspaces/{ws}/documents/{doc}/links",
+            w.org
+        ))
+        .cookie(&w.owner),
+    )
+    .await;
+    links[0]["id"].as_str().expect("id").to_string()
 }
 
 async fn new_ws(t: &TestApp, w: &World, roles: &BTreeMap<&'static str, String>) -> String {
@@ -378,6 +468,8 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
         org: org.clone(),
         ws: String::new(),
         item: String::new(),
+        doc: String::new(),
+        link: String::new(),
         cookies,
         owner: owner.clone(),
         n: 0.into(),
@@ -391,6 +483,8 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
     )
     .await;
     w.item = item["id"].as_str().expect("id").to_string();
+    w.doc = new_doc(&t, &w, &w.ws).await;
+    w.link = new_link(&t, &w, &w.ws, &w.doc).await;
 
     let mut checked = 0;
     for (method, template) in &routes {
@@ -403,6 +497,25 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
             let mut invitation = String::new();
             if method == "delete" && template.ends_with("{ws_id}") {
                 ws = new_ws(&t, &w, &ids).await;
+            }
+            let mut doc = w.doc.clone();
+            let mut link = w.link.clone();
+            let mut folder = String::new();
+            if method == "delete" && template.ends_with("{doc_id}") {
+                doc = new_doc(&t, &w, &ws).await;
+            }
+            if method == "delete" && template.ends_with("{link_id}") {
+                link = new_link(&t, &w, &ws, &doc).await;
+            }
+            if template.contains("{folder_id}") {
+                let f = ok(
+                    &t,
+                    Req::post(&format!("/api/v1/orgs/{org}/workspaces/{ws}/folders"))
+                        .cookie(&owner)
+                        .json(json!({"name": format!("Folder {}", w.next())})),
+                )
+                .await;
+                folder = f["id"].as_str().expect("id").to_string();
             }
             if method == "delete" && template.ends_with("{item_id}") {
                 let it = ok(
@@ -450,6 +563,9 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                 .replace("{org_id}", &org)
                 .replace("{ws_id}", &ws)
                 .replace("{item_id}", &item)
+                .replace("{doc_id}", &doc)
+                .replace("{link_id}", &link)
+                .replace("{folder_id}", &folder)
                 .replace("{user_id}", &user)
                 .replace("{id}", &invitation);
             let n = w.next();
@@ -469,6 +585,9 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                     {"key": "todo", "name": "To do"}, {"key": "doing", "name": "Doing"},
                     {"key": "done", "name": "Done"}]}),
                 ("post", "move") => json!({"status": "doing"}),
+                ("patch", "{doc_id}") => json!({"name": "Renamed.txt"}),
+                ("post", "links") => json!({"expires_in_seconds": 3600}),
+                ("post", "folders") => json!({"name": "New folder"}),
                 ("post", "{org_id}") | ("post", "members") => {
                     json!({"reason": "matrix bypass attempt"})
                 }
@@ -477,6 +596,11 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
             let mut req = Req::new(method.to_uppercase().parse().expect("method"), &path);
             if !body.is_null() {
                 req = req.json(body);
+            }
+            if method == "post"
+                && (template.ends_with("/documents") || template.ends_with("/versions"))
+            {
+                req = req.file("matrix.txt", b"matrix upload");
             }
             if let Some(c) = w.cookie(actor) {
                 req = req.cookie(c);
