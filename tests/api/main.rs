@@ -14,6 +14,7 @@ mod browser;
 mod browser_mfa;
 mod browser_product;
 mod cli;
+mod document_pages;
 mod documents;
 mod hardening;
 mod hardening_abuse;

@@ -122,13 +122,6 @@ async fn documents_view(
     let mut out = Outcome::done(&DoneQuery::default());
     out.notice = notice;
     out.error = error;
-    let upload_api = format!(
-        "/api/v1/orgs/{}/workspaces/{}/documents{}",
-        org.id,
-        ws.id(),
-        here.map(|h| format!("?folder_id={}", h.id))
-            .unwrap_or_default()
-    );
     show(
         app,
         &out,
@@ -138,7 +131,6 @@ async fn documents_view(
             org, ws => view, nav => "orgs",
             folder => here, parent, subfolders, documents => rows,
             can_edit => ws.role() >= WsRole::Editor,
-            upload_api,
         },
     )
 }
@@ -276,8 +268,6 @@ async fn document_view(
             org, ws => view, nav => "orgs", doc, versions, links, folder,
             by => name_of(&names, &doc.created_by),
             can_edit => ws.role() >= WsRole::Editor,
-            download => format!("/api/v1/orgs/{}/workspaces/{}/documents/{}/content", ws.org.org_id(), ws.id(), doc_id),
-            version_api => format!("/api/v1/orgs/{}/workspaces/{}/documents/{}/versions", ws.org.org_id(), ws.id(), doc_id),
             ..extra
         },
     )
