@@ -68,7 +68,7 @@ async fn axe(b: &Client, what: &str) {
 }
 
 /// A screenshot at 1280 and at 390 px wide, after checking the page with axe-core at each.
-async fn shots(b: &Client, name: &str) {
+pub(crate) async fn shots(b: &Client, name: &str) {
     for (w, h) in [(1280, 900), (390, 844)] {
         b.set_window_size(w, h).await.expect("window size");
         tokio::time::sleep(Duration::from_millis(150)).await;

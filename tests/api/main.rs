@@ -11,6 +11,7 @@ mod audit_page;
 mod audit_trail;
 mod boards;
 mod browser;
+mod browser_documents;
 mod browser_mfa;
 mod browser_product;
 mod cli;

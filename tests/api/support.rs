@@ -470,6 +470,16 @@ impl TestApp {
     }
 }
 
+/// The actions of an org's audit chain, in order (for tests that hold only the app).
+pub async fn chain_of(app: &App, org: &str) -> Vec<String> {
+    let mut tx = strongroom::store::tenant::TenantTx::for_operator_read(&app.db, org)
+        .await
+        .expect("begin");
+    let events = strongroom::audit::load_chain(&mut tx).await.expect("chain");
+    tx.commit().await.expect("commit");
+    events.into_iter().map(|e| e.action).collect()
+}
+
 /// A transaction as the app opens one for `org` (and `user`), on a connection of the test's own:
 /// on PostgreSQL as the app role with the tenant context set, so row-level security holds exactly
 /// as it does for the app (whose pool and raw transactions are private to its store).
