@@ -68,10 +68,13 @@ pub fn document_key(org_id: &str, version_id: &str) -> Option<String> {
     (ok(org_id) && ok(version_id)).then(|| format!("orgs/{org_id}/docs/{version_id}"))
 }
 
-/// Parts of a multipart upload: object stores want at least 5 MiB per part (the last excepted).
-const PART: usize = 5 * 1024 * 1024;
+/// Parts of a multipart upload: S3-compatible stores want at least 5 MiB per part (the last
+/// excepted); the local filesystem takes any size, and smaller parts hold less in memory.
+const S3_PART: usize = 5 * 1024 * 1024;
+const LOCAL_PART: usize = 1024 * 1024;
 
-/// An object being written in parts, holding at most about two parts in memory.
+/// An object being written in parts, holding at most about three parts in memory (the one being
+/// filled and two being written).
 pub struct BlobWriter {
     inner: object_store::WriteMultipart,
 }
@@ -80,6 +83,13 @@ impl BlobWriter {
     /// Appends `data`, waiting while more than two parts are in flight.
     pub async fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
         self.inner.write(data);
+        self.inner.wait_for_capacity(2).await?;
+        Ok(())
+    }
+
+    /// Appends `data` without copying it, waiting while more than two parts are in flight.
+    pub async fn put(&mut self, data: bytes::Bytes) -> anyhow::Result<()> {
+        self.inner.put(data);
         self.inner.wait_for_capacity(2).await?;
         Ok(())
     }
@@ -98,11 +108,19 @@ impl BlobWriter {
 }
 
 impl Blobs {
+    fn part_size(&self) -> usize {
+        if self.local_root.is_some() {
+            LOCAL_PART
+        } else {
+            S3_PART
+        }
+    }
+
     /// Starts writing object `key`.
     pub async fn writer(&self, key: &str) -> anyhow::Result<BlobWriter> {
         let upload = self.store.put_multipart(&Path::from(key)).await?;
         Ok(BlobWriter {
-            inner: object_store::WriteMultipart::new_with_chunk_size(upload, PART),
+            inner: object_store::WriteMultipart::new_with_chunk_size(upload, self.part_size()),
         })
     }
 

@@ -10,12 +10,58 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::blobs::{BlobWriter, Blobs};
-use crate::crypto::stream::{self, ContentError, ContentKey, CHUNK, HEADER};
+use crate::crypto::stream::{self, ContentError, ContentKey, Sealer, CHUNK, HEADER};
 
 /// How many bytes the type is sniffed from.
 const SNIFF: usize = 8 * 1024;
 /// Chunks read from the object store per request on the way out (about 1 MiB).
 const WINDOW: u64 = 16;
+
+/// A request body that pauses (yields `Pending`, waking itself at once) after every `PACE` bytes
+/// handed on. A multipart parser reads its input until the input has nothing ready; from a fast
+/// client on a fast network that can be most of the file. Paced, it takes about `PACE` at a time,
+/// so an upload holds a bounded amount in memory whatever the client's speed.
+pub struct Paced<S> {
+    inner: S,
+    since_pause: usize,
+}
+
+const PACE: usize = 256 * 1024;
+
+impl<S> Paced<S> {
+    pub fn new(inner: S) -> Self {
+        Paced {
+            inner,
+            since_pause: 0,
+        }
+    }
+}
+
+impl<S, E> Stream for Paced<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.since_pause >= PACE {
+            self.since_pause = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let next = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+        match &next {
+            Poll::Ready(Some(Ok(b))) => self.since_pause += b.len(),
+            Poll::Pending => self.since_pause = 0,
+            _ => {}
+        }
+        next
+    }
+}
 
 /// What an upload stored.
 #[derive(Debug, Clone)]
@@ -38,6 +84,11 @@ pub enum UploadError {
 
 /// Encrypts `body` under `key` for version `version_id` into `writer`, at most `max` bytes of
 /// plaintext. On any error the caller aborts the writer.
+///
+/// Three things run at once where there are cores for them: each piece that arrives is sealed (a
+/// chunk at a time, each sealed chunk in a buffer of its own that goes to the writer without a
+/// copy) on a blocking thread, while this task hashes the same piece (shared, not copied) and
+/// then receives the next one.
 pub async fn store<S>(
     key: &ContentKey,
     version_id: &str,
@@ -48,34 +99,62 @@ pub async fn store<S>(
 where
     S: Stream<Item = Result<Bytes, UploadError>> + Unpin,
 {
-    let (mut sealer, header) = key.sealer(version_id);
-    writer.write(&header).await?;
+    let (sealer, header) = key.sealer(version_id);
+    writer.put(Bytes::from(header)).await?;
+    let mut sealer = Some(Box::new(sealer));
+    type Work = tokio::task::JoinHandle<(Box<Sealer>, Result<Vec<Bytes>, ContentError>)>;
+    let mut working: Option<Work> = None;
     let mut hash = Sha256::new();
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF);
     let mut size: u64 = 0;
-    while let Some(part) = body.next().await {
+    loop {
+        let sealing = async {
+            match working.take() {
+                Some(w) => Some(w.await),
+                None => None,
+            }
+        };
+        let (next, done) = tokio::join!(body.next(), sealing);
+        if let Some(done) = done {
+            let (back, sealed) =
+                done.map_err(|e| UploadError::Storage(anyhow::anyhow!("sealing task: {e}")))?;
+            sealer = Some(back);
+            for chunk in sealed.map_err(content_err)? {
+                writer.put(chunk).await?;
+            }
+        }
+        let Some(part) = next else {
+            break;
+        };
         let part = part?;
         size += part.len() as u64;
         if size > max {
             return Err(UploadError::TooLarge(max));
         }
+        let mut s = sealer.take().ok_or_else(lost)?;
+        let piece = part.clone();
+        working = Some(tokio::task::spawn_blocking(move || {
+            let mut sealed = Vec::new();
+            let r = s.push_chunks(&piece, &mut sealed).map(|()| sealed);
+            (s, r)
+        }));
         if head.len() < SNIFF {
             let take = (SNIFF - head.len()).min(part.len());
             head.extend_from_slice(&part[..take]);
         }
         hash.update(&part);
-        let sealed = sealer.push(&part).map_err(content_err)?;
-        if !sealed.is_empty() {
-            writer.write(&sealed).await?;
-        }
     }
-    let last = sealer.finish().map_err(content_err)?;
-    writer.write(&last).await?;
+    let last = sealer.ok_or_else(lost)?.finish().map_err(content_err)?;
+    writer.put(Bytes::from(last)).await?;
     Ok(Stored {
         size,
         sha256: hex::encode(hash.finalize()),
         content_type: sniff(&head),
     })
+}
+
+fn lost() -> UploadError {
+    UploadError::Storage(anyhow::anyhow!("the sealing state was lost"))
 }
 
 fn content_err(e: ContentError) -> UploadError {

@@ -122,34 +122,63 @@ pub struct Sealer {
 impl Sealer {
     /// The ciphertext of every chunk completed by `data` (a chunk is sealed once more data
     /// follows it: the last one is sealed by `finish`).
-    pub fn push(&mut self, mut data: &[u8]) -> Result<Vec<u8>, ContentError> {
+    pub fn push(&mut self, data: &[u8]) -> Result<Vec<u8>, ContentError> {
         let mut out = Vec::new();
+        self.push_into(data, &mut out)?;
+        Ok(out)
+    }
+
+    fn seal_chunk(&mut self, last: bool) -> Result<Vec<u8>, ContentError> {
+        let mut out = Vec::new();
+        self.seal_chunk_into(last, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals the buffered chunk in place (its tag appended) and appends it to `out`.
+    fn seal_chunk_into(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), ContentError> {
+        self.stream
+            .encrypt_in_place(self.position, last, &self.ad, &mut self.buf)
+            .map_err(|_| ContentError::TooLarge)?;
+        out.extend_from_slice(&self.buf);
+        self.buf.clear();
+        self.position = self.position.checked_add(1).ok_or(ContentError::TooLarge)?;
+        Ok(())
+    }
+
+    /// `push`, each sealed chunk handed over whole (sealed in its own buffer, in place: no copy)
+    /// as it completes.
+    pub fn push_chunks(
+        &mut self,
+        mut data: &[u8],
+        out: &mut Vec<bytes::Bytes>,
+    ) -> Result<(), ContentError> {
         while !data.is_empty() {
             if self.buf.len() == CHUNK {
-                out.extend_from_slice(&self.seal_chunk(false)?);
+                let mut full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + TAG));
+                self.stream
+                    .encrypt_in_place(self.position, false, &self.ad, &mut full)
+                    .map_err(|_| ContentError::TooLarge)?;
+                self.position = self.position.checked_add(1).ok_or(ContentError::TooLarge)?;
+                out.push(bytes::Bytes::from(full));
             }
             let take = (CHUNK - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn seal_chunk(&mut self, last: bool) -> Result<Vec<u8>, ContentError> {
-        let ct = self
-            .stream
-            .encrypt(
-                self.position,
-                last,
-                Payload {
-                    msg: &self.buf,
-                    aad: &self.ad,
-                },
-            )
-            .map_err(|_| ContentError::TooLarge)?;
-        self.buf.clear();
-        self.position = self.position.checked_add(1).ok_or(ContentError::TooLarge)?;
-        Ok(ct)
+    /// `push`, appending the sealed chunks to `out` (which the caller reuses).
+    pub fn push_into(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), ContentError> {
+        while !data.is_empty() {
+            if self.buf.len() == CHUNK {
+                self.seal_chunk_into(false, out)?;
+            }
+            let take = (CHUNK - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        Ok(())
     }
 
     /// The last chunk's ciphertext.

@@ -6,7 +6,7 @@
 //! `Range`, as attachments that a browser will neither sniff nor run.
 
 use axum::body::Body;
-use axum::extract::{Multipart, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -74,7 +74,7 @@ async fn upload(
     Authed(s): Authed,
     PathParams(params): PathParams,
     ApiQuery(q): ApiQuery<UploadQuery>,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: Request,
 ) -> AppResult<Response> {
     let target = Target {
         org_id: param(&params, "org_id")?,
@@ -82,7 +82,7 @@ async fn upload(
         document_id: None,
         folder_id: q.folder_id,
     };
-    let doc = receive(&app, &ctx.0, &s, target, multipart).await?;
+    let doc = receive(&app, &ctx.0, &s, target, req).await?;
     Ok((StatusCode::CREATED, ApiJson(doc)).into_response())
 }
 
@@ -95,7 +95,7 @@ async fn upload_version(
     ctx: RequestCtxExt,
     Authed(s): Authed,
     PathParams(params): PathParams,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: Request,
 ) -> AppResult<Response> {
     let target = Target {
         org_id: param(&params, "org_id")?,
@@ -103,7 +103,7 @@ async fn upload_version(
         document_id: Some(param(&params, "doc_id")?),
         folder_id: None,
     };
-    let doc = receive(&app, &ctx.0, &s, target, multipart).await?;
+    let doc = receive(&app, &ctx.0, &s, target, req).await?;
     Ok((StatusCode::CREATED, ApiJson(doc)).into_response())
 }
 
@@ -123,15 +123,30 @@ pub(crate) async fn receive(
     ctx: &RequestCtx,
     s: &AuthSession,
     target: Target,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: Request,
 ) -> AppResult<DocumentView> {
-    let mut multipart = multipart.map_err(|_| {
+    let max = app.config.documents.max_upload_bytes;
+    let not_multipart = || {
         AppError::invalid(
             "invalid_body",
             "Send the file as multipart/form-data with one part named file.",
         )
-    })?;
-    let max = app.config.documents.max_upload_bytes;
+    };
+    let boundary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(not_multipart)?;
+    let limits = multer::SizeLimit::new()
+        .whole_stream(max.saturating_add(1024 * 1024))
+        .per_field(max);
+    let body = content::Paced::new(req.into_body().into_data_stream());
+    let mut multipart = multer::Multipart::with_constraints(
+        body,
+        boundary,
+        multer::Constraints::new().size_limit(limits),
+    );
     let field = loop {
         match multipart.next_field().await {
             Ok(Some(f)) if f.name() == Some("file") => break f,
@@ -165,12 +180,9 @@ pub(crate) async fn receive(
         }
     };
     let body = field.map(|r| {
-        r.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                UploadError::TooLarge(max)
-            } else {
-                UploadError::Client(e.body_text())
-            }
+        r.map_err(|e| match multipart_error(&e, max) {
+            AppError::TooLarge { .. } => UploadError::TooLarge(max),
+            _ => UploadError::Client(e.to_string()),
         })
     });
     let body = std::pin::pin!(body);
@@ -209,15 +221,24 @@ pub(crate) async fn receive(
     }
 }
 
-fn multipart_error(e: &axum::extract::multipart::MultipartError, max: u64) -> AppError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+/// A size limit (the body limit's, or the parser's) is a 413; anything else about the body, 422.
+fn multipart_error(e: &multer::Error, max: u64) -> AppError {
+    let too_large = matches!(
+        e,
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. }
+    ) || std::iter::successors(
+        Some(e as &(dyn std::error::Error + 'static)),
+        |e| e.source(),
+    )
+    .any(|e| e.is::<http_body_util::LengthLimitError>());
+    if too_large {
         AppError::TooLarge {
             detail: format!("The file is larger than this server accepts ({max} bytes)."),
         }
     } else {
         AppError::invalid(
             "invalid_body",
-            format!("The multipart body could not be read: {}", e.body_text()),
+            "The multipart body could not be read: it ended early or is malformed.",
         )
     }
 }

@@ -2,7 +2,7 @@
 //! drop in `static/documents.js`; a plain form without it), a document with its versions, its
 //! share links (the new link's URL shown once), their access lists, and deletion.
 
-use axum::extract::{Multipart, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -468,7 +468,7 @@ async fn upload_submit(
     session: crate::http::session::FullSession,
     PathParams(path): PathParams,
     ApiQuery(q): ApiQuery<UploadPageQuery>,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: Request,
 ) -> Response {
     upload_page(
         &app,
@@ -477,7 +477,7 @@ async fn upload_submit(
         &path,
         non_empty(&q.folder),
         None,
-        multipart,
+        req,
     )
     .await
 }
@@ -487,13 +487,13 @@ async fn upload_version_submit(
     ctx: RequestCtxExt,
     session: crate::http::session::FullSession,
     PathParams(path): PathParams,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: Request,
 ) -> Response {
     let doc = param(&path, "doc_id").ok();
     if doc.is_none() {
         return denied(&app, &AppError::NotFound);
     }
-    upload_page(&app, &ctx.0, session, &path, None, doc, multipart).await
+    upload_page(&app, &ctx.0, session, &path, None, doc, req).await
 }
 
 /// An upload from a page's plain form: to the document's page when it worked, else a page
@@ -505,7 +505,7 @@ async fn upload_page(
     path: &std::collections::HashMap<String, String>,
     folder: Option<String>,
     doc: Option<String>,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    req: Request,
 ) -> Response {
     let Some(s) = session.0 else {
         return to_login();
@@ -522,7 +522,7 @@ async fn upload_page(
         document_id: doc,
         folder_id: folder,
     };
-    match receive(app, ctx, &s, target, multipart).await {
+    match receive(app, ctx, &s, target, req).await {
         Ok(d) => Redirect::to(&format!(
             "{back}/{}?done={}",
             d.id,
