@@ -129,6 +129,16 @@ fn form_page(
     )
 }
 
+/// A right password or code: the grant in its cookie, and the page with what comes next.
+fn granted_page(app: &App, jar: CookieJar, token: &str, link: &LiveLink, g: &Grant) -> Response {
+    let jar = jar.add(grant_cookie(app, g.seal(app)));
+    (
+        jar,
+        form_page(app, StatusCode::OK, token, link, Some(g), context! {}),
+    )
+        .into_response()
+}
+
 async fn open(
     State(app): State<AppState>,
     ctx: RequestCtxExt,
@@ -246,12 +256,7 @@ async fn submit(
                         expires_at: now + GRANT_TTL_MS,
                         ..base
                     };
-                    let jar = jar.add(grant_cookie(&app, g.seal(&app)));
-                    (
-                        jar,
-                        form_page(&app, StatusCode::OK, &token, &link, Some(&g), context! {}),
-                    )
-                        .into_response()
+                    granted_page(&app, jar, &token, &link, &g)
                 }
                 Ok(false) => {
                     spend().await;
@@ -292,12 +297,7 @@ async fn submit(
                         expires_at: now + GRANT_TTL_MS,
                         ..base
                     };
-                    let jar = jar.add(grant_cookie(&app, g.seal(&app)));
-                    (
-                        jar,
-                        form_page(&app, StatusCode::OK, &token, &link, Some(&g), context! {}),
-                    )
-                        .into_response()
+                    granted_page(&app, jar, &token, &link, &g)
                 }
                 Ok(None) => {
                     spend().await;

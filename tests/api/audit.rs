@@ -310,33 +310,15 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .send(Req::post(&share).form(&[("step", "email"), ("email", "zed@outside.example")]))
         .await
         .text();
-    let code_id = regex::Regex::new(r#"name="code_id" value="([0-9a-f-]+)""#)
-        .expect("re")
-        .captures(&page)
-        .expect("code id")[1]
-        .to_string();
-    let code = regex::Regex::new(r"Your code: (\d{6})")
-        .expect("re")
-        .captures(&t.mail_to("zed@outside.example").await.body)
-        .expect("code")[1]
-        .to_string();
+    let code_id = crate::documents::code_id_in(&page);
+    let code = crate::documents::mailed_code(&t, "zed@outside.example").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     t.send(Req::post(&share).form(&[("step", "code"), ("code_id", &code_id), ("code", wrong)]))
         .await;
     let r = t
         .send(Req::post(&share).form(&[("step", "code"), ("code_id", &code_id), ("code", &code)]))
         .await;
-    let grant = r
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("strongroom_link="))
-        .expect("grant")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string();
+    let grant = crate::documents::grant_in(&r);
     let r = t.send(Req::get(&share).header("cookie", &grant)).await;
     assert_eq!(r.body, b"the model");
     let link = t

@@ -890,17 +890,8 @@ async fn a_recipient_confirms_a_code_and_the_access_list_names_them_masked() {
         .send(post(&[("step", "email"), ("email", "bob@partner.example")]))
         .await;
     let page = res.text();
-    let code_id = regex::Regex::new(r#"name="code_id" value="([0-9a-f-]+)""#)
-        .expect("re")
-        .captures(&page)
-        .expect("code id")[1]
-        .to_string();
-    let mail = t.mail_to("bob@partner.example").await;
-    let code = regex::Regex::new(r"Your code: (\d{6})")
-        .expect("re")
-        .captures(&mail.body)
-        .expect("code")[1]
-        .to_string();
+    let code_id = code_id_in(&page);
+    let code = mailed_code(&t, "bob@partner.example").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let res = t
         .send(post(&[
@@ -918,17 +909,7 @@ async fn a_recipient_confirms_a_code_and_the_access_list_names_them_masked() {
         ]))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
-    let pair = res
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("strongroom_link="))
-        .expect("grant")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string();
+    let pair = grant_in(&res);
     // The code works once.
     let res = t
         .send(post(&[
@@ -990,6 +971,38 @@ async fn a_recipient_confirms_a_code_and_the_access_list_names_them_masked() {
         ]))
         .await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The code id in a share page's code form.
+pub(crate) fn code_id_in(page: &str) -> String {
+    regex::Regex::new(r#"name="code_id" value="([0-9a-f-]+)""#)
+        .expect("re")
+        .captures(page)
+        .expect("code id")[1]
+        .to_string()
+}
+
+/// The one-time code in the newest email to `to`.
+pub(crate) async fn mailed_code(t: &TestApp, to: &str) -> String {
+    regex::Regex::new(r"Your code: (\d{6})")
+        .expect("re")
+        .captures(&t.mail_to(to).await.body)
+        .expect("code")[1]
+        .to_string()
+}
+
+/// The `name=value` of the grant cookie a share page set.
+pub(crate) fn grant_in(res: &TestResponse) -> String {
+    res.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("strongroom_link="))
+        .expect("grant cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_string()
 }
 
 /// A small PDF of `pages` pages, each saying which it is.
@@ -1066,17 +1079,8 @@ async fn a_watermarked_pdf_names_the_verified_recipient_on_every_page() {
         ]))
         .await
         .text();
-    let code_id = regex::Regex::new(r#"name="code_id" value="([0-9a-f-]+)""#)
-        .expect("re")
-        .captures(&page)
-        .expect("code id")[1]
-        .to_string();
-    let mail = t.mail_to("carol@investor.example").await;
-    let code = regex::Regex::new(r"Your code: (\d{6})")
-        .expect("re")
-        .captures(&mail.body)
-        .expect("code")[1]
-        .to_string();
+    let code_id = code_id_in(&page);
+    let code = mailed_code(&t, "carol@investor.example").await;
     let res = t
         .send(post(&[
             ("step", "code"),
@@ -1084,17 +1088,7 @@ async fn a_watermarked_pdf_names_the_verified_recipient_on_every_page() {
             ("code", &code),
         ]))
         .await;
-    let pair = res
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("strongroom_link="))
-        .expect("grant")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string();
+    let pair = grant_in(&res);
     let res = t.send(Req::get(&path).header("cookie", &pair)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(

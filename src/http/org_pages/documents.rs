@@ -157,7 +157,7 @@ async fn create_folder_submit(
         ))
         .into_response(),
         Err(e) => {
-            let mut ws = or_page!(&app, reopen(&app, &s, ws).await);
+            let mut ws = or_page!(&app, reopen_ws(&app, &s, ws).await);
             documents_view(&app, &mut ws, &f.parent_id, None, Some(&e)).await
         }
     }
@@ -173,20 +173,10 @@ async fn delete_folder_submit(
     match documents::delete_folder(&app, &ctx.0, &mut ws, &folder).await {
         Ok(()) => Redirect::to(&format!("{}?done=folder_deleted", docs_url(&ws))).into_response(),
         Err(e) => {
-            let mut ws = or_page!(&app, reopen(&app, &s, ws).await);
+            let mut ws = or_page!(&app, reopen_ws(&app, &s, ws).await);
             documents_view(&app, &mut ws, &folder, None, Some(&e)).await
         }
     }
-}
-
-async fn reopen(
-    app: &AppState,
-    s: &AuthSession,
-    failed: WorkspaceScope,
-) -> AppResult<WorkspaceScope> {
-    let (org_id, ws_id) = (failed.org.org_id().to_string(), failed.id().to_string());
-    drop(failed);
-    workspaces::authorize_workspace(app, s, &org_id, &ws_id, Mode::Read).await
 }
 
 async fn document_page(
@@ -363,7 +353,7 @@ async fn create_link_submit(
         Ok(input) => documents::create_link(&app, &ctx.0, &mut ws, &doc_id, input).await,
         Err(e) => Err(e),
     };
-    let mut ws = or_page!(&app, reopen(&app, &s, ws).await);
+    let mut ws = or_page!(&app, reopen_ws(&app, &s, ws).await);
     match created {
         Ok(link) => {
             document_view(
@@ -393,7 +383,7 @@ async fn revoke_link_submit(
     match documents::revoke_link(&app, &ctx.0, &mut ws, &doc_id, &link_id).await {
         Ok(()) => doc_done(&ws, &doc_id, "link_revoked"),
         Err(e) => {
-            let mut ws = or_page!(&app, reopen(&app, &s, ws).await);
+            let mut ws = or_page!(&app, reopen_ws(&app, &s, ws).await);
             document_view(&app, &mut ws, &doc_id, None, Some(&e), context! {}).await
         }
     }
@@ -450,7 +440,7 @@ async fn delete_document_submit(
     match documents::delete_document(&app, &ctx.0, &mut ws, &doc_id).await {
         Ok(()) => Redirect::to(&format!("{}?done=doc_deleted", docs_url(&ws))).into_response(),
         Err(e) => {
-            let mut ws = or_page!(&app, reopen(&app, &s, ws).await);
+            let mut ws = or_page!(&app, reopen_ws(&app, &s, ws).await);
             document_view(&app, &mut ws, &doc_id, None, Some(&e), context! {}).await
         }
     }

@@ -354,7 +354,7 @@ pub(super) async fn remove_access_submit(
 /// The caller's scope in the workspace of `failed` once more, for the page shown after a change in
 /// it failed: a read scope of its own, never the failed change's transaction (given up first, so
 /// it does not hold its connection while the page loads).
-async fn reopen_ws(
+pub(super) async fn reopen_ws(
     app: &AppState,
     s: &AuthSession,
     failed: WorkspaceScope,
