@@ -178,37 +178,42 @@ pub async fn refuse(
     Ok(())
 }
 
-/// The link's page: `NotFound` for anything but a live link (a dead known link's refusal is
-/// recorded first).
-pub async fn open(app: &App, ctx: &RequestCtx, token: &str) -> AppResult<LiveLink> {
-    match check(app, token, Mode::Read).await? {
+/// The link checked in a transaction of `mode`, when it is live; otherwise its refusal recorded
+/// (for a known link) and `NotFound`.
+async fn live(app: &App, ctx: &RequestCtx, token: &str, mode: Mode) -> AppResult<Checked> {
+    match check(app, token, mode).await? {
+        Ok(c) => Ok(c),
         Err((org, link, why)) => {
             refuse(app, ctx, &org, &link, why).await?;
             Err(AppError::NotFound)
         }
-        Ok(mut c) => {
-            c.tx.commit().await?;
-            Ok(LiveLink {
-                org_id: c.tx.org_id().to_string(),
-                link_id: c.link.id.clone(),
-                filename: c
-                    .key
-                    .open_string(
-                        "document_versions",
-                        "name",
-                        &c.version.id,
-                        &c.version.name_ct,
-                    )
-                    .map_err(|e| AppError::Internal(anyhow::anyhow!("name did not open: {e}")))?,
-                size: c.version.size,
-                content_type: c.version.content_type.clone(),
-                needs_password: c.link.password_hash.is_some(),
-                needs_recipient: c.recipient.is_some(),
-                watermark: c.link.watermark,
-                expires_at: c.link.expires_at,
-            })
-        }
     }
+}
+
+/// The link's page: `NotFound` for anything but a live link (a dead known link's refusal is
+/// recorded first).
+pub async fn open(app: &App, ctx: &RequestCtx, token: &str) -> AppResult<LiveLink> {
+    let mut c = live(app, ctx, token, Mode::Read).await?;
+    c.tx.commit().await?;
+    Ok(LiveLink {
+        org_id: c.tx.org_id().to_string(),
+        link_id: c.link.id.clone(),
+        filename: c
+            .key
+            .open_string(
+                "document_versions",
+                "name",
+                &c.version.id,
+                &c.version.name_ct,
+            )
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("name did not open: {e}")))?,
+        size: c.version.size,
+        content_type: c.version.content_type.clone(),
+        needs_password: c.link.password_hash.is_some(),
+        needs_recipient: c.recipient.is_some(),
+        watermark: c.link.watermark,
+        expires_at: c.link.expires_at,
+    })
 }
 
 /// Checks a link's password (Argon2id, outside any transaction). A wrong one is recorded.
@@ -218,16 +223,9 @@ pub async fn check_password(
     token: &str,
     password: &str,
 ) -> AppResult<bool> {
-    let (org, link, hash) = match check(app, token, Mode::Read).await? {
-        Err((org, link, why)) => {
-            refuse(app, ctx, &org, &link, why).await?;
-            return Err(AppError::NotFound);
-        }
-        Ok(mut c) => {
-            c.tx.commit().await?;
-            (c.tx.org_id().to_string(), c.link.id, c.link.password_hash)
-        }
-    };
+    let mut c = live(app, ctx, token, Mode::Read).await?;
+    c.tx.commit().await?;
+    let (org, link, hash) = (c.tx.org_id().to_string(), c.link.id, c.link.password_hash);
     let Some(hash) = hash else {
         return Ok(true);
     };
@@ -247,13 +245,7 @@ pub async fn check_password(
 /// code id), so the form tells no one who the recipient is.
 pub async fn send_code(app: &App, ctx: &RequestCtx, token: &str, email: &str) -> AppResult<String> {
     let code_id = uuid::Uuid::now_v7().to_string();
-    let mut c = match check(app, token, Mode::Write).await? {
-        Err((org, link, why)) => {
-            refuse(app, ctx, &org, &link, why).await?;
-            return Err(AppError::NotFound);
-        }
-        Ok(c) => c,
-    };
+    let mut c = live(app, ctx, token, Mode::Write).await?;
     let Ok(email) = crate::identity::normalize_email(email) else {
         c.tx.rollback().await?;
         return Ok(code_id);
@@ -329,13 +321,7 @@ pub async fn check_code(
     code_id: &str,
     code: &str,
 ) -> AppResult<Option<String>> {
-    let mut c = match check(app, token, Mode::Write).await? {
-        Err((org, link, why)) => {
-            refuse(app, ctx, &org, &link, why).await?;
-            return Err(AppError::NotFound);
-        }
-        Ok(c) => c,
-    };
+    let mut c = live(app, ctx, token, Mode::Write).await?;
     let now = app.clock.now_ms();
     let org = c.tx.org_id().to_string();
     let link_id = c.link.id.clone();
@@ -380,13 +366,7 @@ pub async fn download(
     token: &str,
     recipient: Option<&str>,
 ) -> AppResult<(ContentTicket, LinkDownload)> {
-    let mut c = match check(app, token, Mode::Write).await? {
-        Err((org, link, why)) => {
-            refuse(app, ctx, &org, &link, why).await?;
-            return Err(AppError::NotFound);
-        }
-        Ok(c) => c,
-    };
+    let mut c = live(app, ctx, token, Mode::Write).await?;
     let now = app.clock.now_ms();
     if !docs::count_download(&mut c.tx, &c.link.id, now).await? {
         let (org, link) = (c.tx.org_id().to_string(), c.link.id.clone());
