@@ -1,19 +1,28 @@
 //! Document content encryption: a random key per document version, wrapped by the org's data key,
-//! and the STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár) over XChaCha20-Poly1305 from
-//! the `aead` crate (`StreamBE32`: a 32-bit big-endian chunk counter and a "last chunk" flag in
-//! each nonce), so that uploads and downloads stream in constant memory and a stored object that
+//! and the STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár) from the `aead` crate
+//! (`StreamBE32`: a 32-bit big-endian chunk counter and a "last chunk" flag in each nonce) over
+//! AES-256-GCM, so that uploads and downloads stream in constant memory and a stored object that
 //! was truncated, had chunks reordered, dropped or swapped in from another object, or had a bit
 //! flipped, fails to open with a clear error instead of yielding wrong bytes.
 //!
-//! Object layout: `SRD1` ‖ 19-byte random nonce prefix ‖ chunks. Every chunk holds `CHUNK` bytes of
+//! AES-256-GCM comes from `aws-lc-rs` (already linked for TLS to S3): its assembly uses the CPU's
+//! AES and carry-less multiply instructions and seals several GB/s per core, where a portable
+//! XChaCha20-Poly1305 (the first format, `SRD1`, never released) managed about 0.6 GB/s and cost
+//! uploads half their throughput. Every document version has its own random key that seals one
+//! object only, so the 96-bit GCM nonce (7-byte random prefix ‖ counter ‖ last flag) never repeats
+//! under a key and no birthday bound applies.
+//!
+//! Object layout: `SRD2` ‖ 7-byte random nonce prefix ‖ chunks. Every chunk holds `CHUNK` bytes of
 //! plaintext (64 KiB) but the last, which holds 1 to `CHUNK` bytes (none for an empty file), each
 //! followed by its 16-byte tag. Each chunk is authenticated with the document id and version as
 //! associated data, so an object copied under another document does not open either. Chunk `i`
 //! can be opened alone (for `Range` requests) given the plaintext size.
 
+use aws_lc_rs::aead::{Aad, LessSafeKey, UnboundKey, AES_256_GCM};
+use chacha20poly1305::aead::consts::{U0, U12, U16};
+use chacha20poly1305::aead::generic_array::GenericArray;
 use chacha20poly1305::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
-use chacha20poly1305::aead::{KeyInit, Payload};
-use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::{AeadCore, AeadInPlace, Payload};
 use rand::RngCore;
 use zeroize::Zeroize;
 
@@ -22,8 +31,9 @@ use super::{KeyBytes, TenantKey};
 /// Plaintext bytes per chunk.
 pub const CHUNK: usize = 64 * 1024;
 const TAG: usize = 16;
-const MAGIC: &[u8; 4] = b"SRD1";
-const PREFIX: usize = 19;
+const MAGIC: &[u8; 4] = b"SRD2";
+/// The random part of every chunk's nonce (12 bytes less the 5 that STREAM fills in).
+const PREFIX: usize = 7;
 /// Bytes before the first chunk.
 pub const HEADER: usize = MAGIC.len() + PREFIX;
 /// The most plaintext one object can hold (the chunk counter is 32 bits).
@@ -73,9 +83,8 @@ impl ContentKey {
         key.map(ContentKey)
     }
 
-    fn stream(&self, prefix: &[u8]) -> StreamBE32<XChaCha20Poly1305> {
-        let aead = XChaCha20Poly1305::new((&self.0 .0).into());
-        StreamBE32::from_aead(aead, prefix.into())
+    fn stream(&self, prefix: &[u8]) -> StreamBE32<Aes256Gcm> {
+        StreamBE32::from_aead(Aes256Gcm::new(&self.0 .0), prefix.into())
     }
 
     /// A sealer for document (version) `doc`, and the header to store first.
@@ -111,9 +120,57 @@ impl ContentKey {
     }
 }
 
+/// AES-256-GCM from `aws-lc-rs`, behind the `aead` traits so that the `aead` crate's STREAM
+/// construction drives it (the nonce layout and the last-chunk flag stay the crate's).
+pub struct Aes256Gcm(LessSafeKey);
+
+impl Aes256Gcm {
+    fn new(key: &[u8; 32]) -> Self {
+        // A 32-byte key is always a valid AES-256 key.
+        let key = UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte AES-256 key");
+        Aes256Gcm(LessSafeKey::new(key))
+    }
+}
+
+impl AeadCore for Aes256Gcm {
+    type NonceSize = U12;
+    type TagSize = U16;
+    type CiphertextOverhead = U0;
+}
+
+impl AeadInPlace for Aes256Gcm {
+    fn encrypt_in_place_detached(
+        &self,
+        nonce: &chacha20poly1305::aead::Nonce<Self>,
+        associated_data: &[u8],
+        buffer: &mut [u8],
+    ) -> chacha20poly1305::aead::Result<chacha20poly1305::aead::Tag<Self>> {
+        let nonce = aws_lc_rs::aead::Nonce::assume_unique_for_key((*nonce).into());
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(nonce, Aad::from(associated_data), buffer)
+            .map_err(|_| chacha20poly1305::aead::Error)?;
+        Ok(GenericArray::clone_from_slice(tag.as_ref()))
+    }
+
+    fn decrypt_in_place_detached(
+        &self,
+        nonce: &chacha20poly1305::aead::Nonce<Self>,
+        associated_data: &[u8],
+        buffer: &mut [u8],
+        tag: &chacha20poly1305::aead::Tag<Self>,
+    ) -> chacha20poly1305::aead::Result<()> {
+        let nonce = aws_lc_rs::aead::Nonce::assume_unique_for_key((*nonce).into());
+        self.0
+            .open_in_place_separate_tag(nonce, Aad::from(associated_data), tag, buffer)
+            .map(|_| ())
+            .map_err(|_| chacha20poly1305::aead::Error)
+    }
+}
+
 /// Encrypts a document as it streams in: `push` what arrives, `finish` at the end.
 pub struct Sealer {
-    stream: StreamBE32<XChaCha20Poly1305>,
+    stream: StreamBE32<Aes256Gcm>,
     ad: Vec<u8>,
     position: u32,
     buf: Vec<u8>,
@@ -191,7 +248,7 @@ impl Sealer {
 /// chunk's plaintext is released only once it authenticated; the last chunk only at `finish`,
 /// when it is known to be the last.
 pub struct Opener {
-    stream: StreamBE32<XChaCha20Poly1305>,
+    stream: StreamBE32<Aes256Gcm>,
     ad: Vec<u8>,
     position: u32,
     buf: Vec<u8>,
@@ -348,6 +405,31 @@ mod tests {
         }
         // The same plaintext twice: different objects (random nonce prefix).
         assert_ne!(seal(&key, "doc-1", b"same"), seal(&key, "doc-1", b"same"));
+    }
+
+    #[test]
+    fn the_cipher_is_aes_256_gcm() {
+        // Test cases 13 and 14 of the GCM specification (McGrew and Viega): zero key and nonce.
+        let aead = Aes256Gcm::new(&[0u8; 32]);
+        let nonce = GenericArray::default();
+        let tag = aead
+            .encrypt_in_place_detached(&nonce, b"", &mut [])
+            .expect("seals");
+        assert_eq!(hex::encode(tag), "530f8afbc74536b9a963b4f1c4cb738b");
+        let mut block = [0u8; 16];
+        let tag = aead
+            .encrypt_in_place_detached(&nonce, b"", &mut block)
+            .expect("seals");
+        assert_eq!(hex::encode(block), "cea7403d4d606b6e074ec5d3baf39d18");
+        assert_eq!(hex::encode(tag), "d0d1c8a799996bf0265b98b5d48ab919");
+        aead.decrypt_in_place_detached(&nonce, b"", &mut block, &tag)
+            .expect("opens");
+        assert_eq!(block, [0u8; 16]);
+        let mut bad = tag;
+        bad[0] ^= 1;
+        assert!(aead
+            .decrypt_in_place_detached(&nonce, b"", &mut block, &bad)
+            .is_err());
     }
 
     #[test]

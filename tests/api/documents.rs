@@ -12,13 +12,13 @@ use strongroom::config::Limit;
 use crate::support::{Req, TestApp, TestResponse, DEFAULT_IP};
 
 /// An org with a workspace; the owner's cookie and the workspace's API base.
-struct Room {
-    owner: String,
-    org: String,
-    base: String,
+pub(crate) struct Room {
+    pub(crate) owner: String,
+    pub(crate) org: String,
+    pub(crate) base: String,
 }
 
-async fn room(t: &TestApp, email: &str) -> Room {
+pub(crate) async fn room(t: &TestApp, email: &str) -> Room {
     t.verified_user(email, "Owner").await;
     let owner = t.login(email).await;
     let org = t
@@ -83,13 +83,13 @@ async fn tenant_count(t: &TestApp, org: &str, table: &str) -> i64 {
         .expect("n")
 }
 
-fn bytes(n: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u64 * 31 + u64::from(seed)) as u8 ^ (i >> 9) as u8)
         .collect()
 }
 
-async fn upload(t: &TestApp, r: &Room, cookie: &str, name: &str, data: &[u8]) -> Value {
+pub(crate) async fn upload(t: &TestApp, r: &Room, cookie: &str, name: &str, data: &[u8]) -> Value {
     let res = t
         .send(
             Req::post(&format!("{}/documents", r.base))
@@ -101,7 +101,7 @@ async fn upload(t: &TestApp, r: &Room, cookie: &str, name: &str, data: &[u8]) ->
     res.json()
 }
 
-fn id(v: &Value) -> String {
+pub(crate) fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
@@ -130,7 +130,7 @@ fn object_of(t: &TestApp, org: &str, version: &str) -> std::path::PathBuf {
 }
 
 /// The id of a document's latest version (editors see the list).
-async fn latest_version(t: &TestApp, r: &Room, doc: &str) -> String {
+pub(crate) async fn latest_version(t: &TestApp, r: &Room, doc: &str) -> String {
     let d = t
         .send(Req::get(&format!("{}/documents/{doc}", r.base)).cookie(&r.owner))
         .await
@@ -469,22 +469,21 @@ async fn every_kind_of_tampering_is_detected_and_nothing_wrong_is_served() {
     let ok = t.send(fetch(&docs[0].0)).await;
     assert_eq!(ok.body, data);
     const SEALED: usize = 64 * 1024 + 16;
+    use strongroom::crypto::stream::HEADER;
     // A flipped bit in the first chunk, in the last chunk, and in the header.
-    tamper(&docs[0].1, |b| b[23 + 100] ^= 0x01);
+    tamper(&docs[0].1, |b| b[HEADER + 100] ^= 0x01);
     tamper(&docs[1].1, |b| {
         let n = b.len();
         b[n - 5] ^= 0x80;
     });
     tamper(&docs[2].1, |b| b[10] ^= 0x01);
     // Truncated at a chunk boundary (its last chunk dropped), and chunks reordered.
-    tamper(&docs[3].1, |b| b.truncate(23 + 2 * SEALED));
+    tamper(&docs[3].1, |b| b.truncate(HEADER + 2 * SEALED));
     tamper(&docs[4].1, |b| {
-        let (first, rest) = b[23..].split_at_mut(SEALED);
+        let (first, rest) = b[HEADER..].split_at_mut(SEALED);
         first.swap_with_slice(&mut rest[..SEALED]);
     });
     // Swapped: another document's (valid) object put in its place.
-    let other = std::fs::read(&docs[0].1).expect("read");
-    let _ = other;
     let good = upload(&t, &r, &r.owner, "good.bin", &data).await;
     let good_obj = object_of(&t, &r.org, &latest_version(&t, &r, &id(&good)).await);
     std::fs::copy(&good_obj, &docs[5].1).expect("swap");

@@ -17,6 +17,7 @@ mod browser_product;
 mod cli;
 mod document_pages;
 mod documents;
+mod documents_s3;
 mod hardening;
 mod hardening_abuse;
 mod hardening_small;
