@@ -232,6 +232,10 @@ pub struct RateLimitConfig {
     pub link_attempts_per_link: Limit,
     /// Wrong passwords and codes on share links from one client address.
     pub link_attempts_per_ip: Limit,
+    /// Every request made with one API key, unless the key sets its own `rate_limit_per_minute`.
+    pub api_per_key: Limit,
+    /// API keys one org may create (each is a credential to audit and to keep track of).
+    pub api_keys_per_org: Limit,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -339,6 +343,8 @@ impl Default for RateLimitConfig {
             link_requests_per_ip: Limit::new(120, 60),
             link_attempts_per_link: Limit::new(20, 15 * 60),
             link_attempts_per_ip: Limit::new(10, 15 * 60),
+            api_per_key: Limit::new(600, 60),
+            api_keys_per_org: Limit::new(50, 3600),
         }
     }
 }
@@ -540,6 +546,8 @@ impl Config {
             ("link_requests_per_ip", rl.link_requests_per_ip),
             ("link_attempts_per_link", rl.link_attempts_per_link),
             ("link_attempts_per_ip", rl.link_attempts_per_ip),
+            ("api_per_key", rl.api_per_key),
+            ("api_keys_per_org", rl.api_keys_per_org),
         ] {
             if l.max == 0 || l.window_secs == 0 {
                 p.push(format!(

@@ -6,6 +6,7 @@ pub mod body;
 pub mod chrome;
 pub mod documents_api;
 pub mod home_pages;
+pub mod integrations_api;
 pub mod me_api;
 pub mod mfa_api;
 pub mod mfa_pages;
@@ -39,7 +40,7 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strongroom API", version = "1", description = "The Strongroom HTTP contract (v1)."),
-    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "work"), (name = "documents"), (name = "admin"), (name = "meta"))
+    tags((name = "auth"), (name = "me"), (name = "orgs"), (name = "work"), (name = "documents"), (name = "integrations"), (name = "admin"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -61,6 +62,7 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(work_api::router())
         .merge(documents_api::router())
         .merge(audit_api::router())
+        .merge(integrations_api::router())
         .merge(ops::api_router())
         .split_for_parts();
     // The upload routes are in the document too (they are served by `uploads`).

@@ -155,6 +155,25 @@ fn session_token(headers: &axum::http::HeaderMap, name: &str) -> Option<String> 
     found.filter(|v| !v.is_empty()).map(str::to_string)
 }
 
+/// The bearer credential of the `Authorization` header, if there is one. A header with another
+/// scheme is not ours and is ignored; two headers, or one that is not text, are refused.
+fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<String>, AppError> {
+    let mut all = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let Some(h) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(AppError::Unauthenticated);
+    }
+    let h = h.to_str().map_err(|_| AppError::Unauthenticated)?;
+    match h.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(Some(token.trim().to_string()))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// A request that may carry a live session.
 pub struct MaybeAuthed(pub Option<AuthSession>);
 
@@ -167,6 +186,27 @@ impl FromRequestParts<AppState> for MaybeAuthed {
     ) -> Result<Self, Self::Rejection> {
         if let Some(s) = parts.extensions.get::<AuthSession>() {
             return Ok(MaybeAuthed(Some(s.clone())));
+        }
+        // An API key, when the request presents one, is the only credential looked at.
+        if let Some(key) = bearer(&parts.headers)? {
+            let ip = parts
+                .extensions
+                .get::<super::middleware::ClientIp>()
+                .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+                    c.0
+                });
+            let route = parts
+                .extensions
+                .get::<axum::extract::MatchedPath>()
+                .map(|m| m.as_str().to_string());
+            let to = crate::tenancy::api_keys::Destination {
+                method: &parts.method,
+                route: route.as_deref(),
+                path: parts.uri.path(),
+            };
+            let s = crate::tenancy::api_keys::authenticate(app, &key, ip, to).await?;
+            parts.extensions.insert(s.clone());
+            return Ok(MaybeAuthed(Some(s)));
         }
         let Some(token) = session_token(&parts.headers, cookie_name(app)) else {
             return Ok(MaybeAuthed(None));

@@ -20,6 +20,8 @@ pub struct AuthSession {
     pub reauth_at: Option<i64>,
     /// The session proved a second factor (at sign-in, enrolment or step-up).
     pub mfa: bool,
+    /// Set when the caller is an API key, not a session: the key's org and scopes bound it.
+    pub api_key: Option<crate::tenancy::api_keys::ApiKeyGrant>,
 }
 
 /// Session levels: a full session, or one that may only finish a second factor.
@@ -312,6 +314,7 @@ pub async fn authenticate(app: &AppState, token: &str) -> AppResult<Option<AuthS
         auth_level: s.auth_level,
         reauth_at: s.reauth_at,
         mfa: s.mfa_at.is_some(),
+        api_key: None,
     }))
 }
 

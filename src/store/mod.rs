@@ -5,6 +5,7 @@
 //! Store functions take a `&mut Conn` so that the caller decides the transaction: a change and the
 //! audit event that records it commit together.
 
+pub mod api_keys;
 pub mod audit;
 pub mod documents;
 pub mod mfa;

@@ -204,6 +204,15 @@ impl TenantTx {
         Self::open(db, org_id, "", mode).await
     }
 
+    /// An API key refused for its client address: the refusal goes on the key's org's chain. The
+    /// key (found by the keyed hash of its secret) names the org; no acting user.
+    pub(crate) async fn for_api_key_refusal(
+        db: &Db,
+        org_id: &str,
+    ) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, "", Mode::Write).await
+    }
+
     /// The search index backfill: finds (`Mode::Read`) and indexes (`Mode::Write`) one org's items
     /// and comments written before the index existed; no acting user.
     pub(crate) async fn for_index_backfill(

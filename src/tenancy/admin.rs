@@ -70,6 +70,7 @@ pub async fn bypass(
         key: Arc::new(key),
         read_only: true,
         session_mfa: s.mfa,
+        api_key_id: None,
     })
 }
 

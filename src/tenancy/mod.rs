@@ -6,6 +6,7 @@
 //! gets `NotFound`, never `Forbidden`, so an org's existence does not leak.
 
 pub mod admin;
+pub mod api_keys;
 pub mod audit_trail;
 pub mod documents;
 pub mod home;
@@ -85,6 +86,8 @@ pub struct OrgScope {
     read_only: bool,
     /// The acting session proved a second factor.
     session_mfa: bool,
+    /// The API key acting for the user, if the caller is one (its id goes into audit events).
+    api_key_id: Option<String>,
 }
 
 impl OrgScope {
@@ -147,6 +150,10 @@ pub(crate) async fn enter(
     if uuid::Uuid::parse_str(org_id).is_err() {
         return Err(AppError::NotFound);
     }
+    // An API key reaches its own org only (checked when it was presented, and again here).
+    if s.api_key.as_ref().is_some_and(|k| k.org_id != org_id) {
+        return Err(AppError::NotFound);
+    }
     let (tx, access) = TenantTx::enter(&app.db, org_id, &s.user_id, workspace_id, mode)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -170,6 +177,7 @@ pub(crate) async fn enter(
             key: Arc::new(key),
             read_only: false,
             session_mfa: s.mfa,
+            api_key_id: s.api_key.as_ref().map(|k| k.key_id.clone()),
         },
         access.workspace,
     ))
@@ -250,6 +258,10 @@ pub(crate) async fn audit_org(
     now: i64,
 ) -> AppResult<()> {
     let user = scope.user_id().to_string();
+    let mut metadata = metadata;
+    if let (Some(key), Some(m)) = (&scope.api_key_id, metadata.as_object_mut()) {
+        m.insert("api_key_id".into(), key.clone().into());
+    }
     let ev = crate::audit::Event {
         actor_id: Some(&user),
         action,

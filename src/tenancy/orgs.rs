@@ -71,6 +71,7 @@ pub async fn create_org(
         key: Arc::new(key),
         read_only: false,
         session_mfa: s.mfa,
+        api_key_id: None,
     };
     audit_org(
         &mut scope,

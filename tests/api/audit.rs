@@ -352,6 +352,28 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         )
         .await;
     assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    // An API key: made, refused from outside its network (no actor: the key is the target), and
+    // revoked.
+    let k = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{org}/api-keys"))
+                .cookie(&s)
+                .json(json!({"name": "CI", "scopes": ["items:read"], "allowed_networks": ["192.0.2.0/24"]})),
+        )
+        .await
+        .json();
+    let key_id = k["id"].as_str().expect("key id").to_string();
+    let r = t
+        .send(Req::get(&format!("/api/v1/orgs/{org}/workspaces")).header(
+            "authorization",
+            &format!("Bearer {}", k["key"].as_str().expect("key")),
+        ))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::UNAUTHORIZED);
+    let r = t
+        .send(Req::delete(&format!("/api/v1/orgs/{org}/api-keys/{key_id}")).cookie(&s))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::NO_CONTENT);
     // An admin exports the trail (itself an audited data export).
     let r = t
         .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events/export")).cookie(&s))
@@ -369,6 +391,11 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         if e.action == "invitation.opted_out" {
             assert_eq!(e.actor_id, None);
             assert_eq!(e.target_id.as_deref(), Some(org.as_str()));
+            continue;
+        }
+        if e.action == "api_key.refused" {
+            assert_eq!(e.actor_id, None);
+            assert_eq!(e.target_id.as_deref(), Some(key_id.as_str()));
             continue;
         }
         // Whoever holds a share link acts without an account: the link is the target.

@@ -6,6 +6,7 @@ mod tenancy;
 mod work;
 
 mod abuse;
+mod api_keys;
 mod audit;
 mod audit_page;
 mod audit_trail;

@@ -184,14 +184,72 @@ fn needs() -> BTreeMap<(&'static str, &'static str), Need> {
             format!("{w}/folders/{{folder_id}}"),
             Ws(WsNeed::Editor),
         ),
+        ("post", format!("{o}/api-keys"), Org(OrgNeed::Admin)),
+        ("get", format!("{o}/api-keys"), Org(OrgNeed::Admin)),
+        (
+            "delete",
+            format!("{o}/api-keys/{{id}}"),
+            Org(OrgNeed::Admin),
+        ),
     ] {
         m.insert((method, leak(path)), need);
     }
     m
 }
 
+/// The scope an API key needs for each tenant route (API.md, "Integrations"); None: no key may
+/// use it (the org's management, the operator's routes). Written out here, apart from the server's
+/// own rule, so that the two must agree.
+fn key_scope(method: &str, template: &str) -> Option<&'static str> {
+    let read = method == "get";
+    let rw = |r: &'static str, w: &'static str| Some(if read { r } else { w });
+    let rest = template.strip_prefix("/api/v1/orgs/{org_id}")?;
+    if rest.is_empty() || rest == "/members" {
+        return if read { Some("workspaces:read") } else { None };
+    }
+    if rest.starts_with("/members/")
+        || rest.starts_with("/invitations")
+        || rest.starts_with("/api-keys")
+    {
+        return None;
+    }
+    if rest == "/search" {
+        return Some("items:read");
+    }
+    if rest.starts_with("/audit-events") {
+        return Some("audit:read");
+    }
+    let ws = rest.strip_prefix("/workspaces")?;
+    let ws = ws.strip_prefix("/{ws_id}").unwrap_or(ws);
+    if ws.ends_with("/updates") {
+        rw("updates:read", "updates:write")
+    } else if ws.starts_with("/items") || ws.starts_with("/statuses") {
+        rw("items:read", "items:write")
+    } else if ws.starts_with("/documents") || ws.starts_with("/folders") {
+        rw("documents:read", "documents:write")
+    } else {
+        rw("workspaces:read", "workspaces:write")
+    }
+}
+
+const SCOPES: [&str; 9] = [
+    "workspaces:read",
+    "workspaces:write",
+    "items:read",
+    "items:write",
+    "updates:read",
+    "updates:write",
+    "documents:read",
+    "documents:write",
+    "audit:read",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Actor {
+    /// An API key of the owner's with the one scope `SCOPES[i]`.
+    Key(usize),
+    /// An API key of the other org's owner with every scope.
+    ForeignKey,
     Anonymous,
     Outsider,
     OtherOrgOwner,
@@ -215,9 +273,21 @@ const ACTORS: [Actor; 9] = [
     Actor::Owner,
 ];
 
+/// What a key gets: 403 where no key may go or its scope is not the route's; 404 in another org;
+/// otherwise what its creator (the owner) gets.
+fn expected_for_key(actor: Actor, need: Need, scope: Option<&str>) -> Option<StatusCode> {
+    match (actor, scope) {
+        (_, None) => Some(StatusCode::FORBIDDEN),
+        (Actor::ForeignKey, Some(_)) => Some(StatusCode::NOT_FOUND),
+        (Actor::Key(i), Some(sc)) if SCOPES[i] == sc => expected(Actor::Owner, need),
+        _ => Some(StatusCode::FORBIDDEN),
+    }
+}
+
 fn expected(actor: Actor, need: Need) -> Option<StatusCode> {
     use Actor::*;
     match actor {
+        Key(_) | ForeignKey => unreachable!("keys: expected_for_key"),
         Anonymous => return Some(StatusCode::UNAUTHORIZED),
         Outsider | OtherOrgOwner => return Some(StatusCode::NOT_FOUND),
         _ => {}
@@ -248,6 +318,7 @@ fn expected(actor: Actor, need: Need) -> Option<StatusCode> {
 }
 
 struct World {
+    keys: BTreeMap<String, String>,
     org: String,
     ws: String,
     item: String,
@@ -261,6 +332,9 @@ struct World {
 impl World {
     fn cookie(&self, a: Actor) -> Option<&String> {
         self.cookies.get(format!("{a:?}").as_str())
+    }
+    fn key(&self, a: Actor) -> Option<&String> {
+        self.keys.get(&format!("{a:?}"))
     }
     fn next(&self) -> u32 {
         self.n.set(self.n.get() + 1);
@@ -456,15 +530,45 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
         .1;
     cookies.insert("Outsider", signup_login(&t, "outsider@example.com").await);
     let other = signup_login(&t, "other@example.com").await;
-    ok(
+    let other_org = ok(
         &t,
         Req::post("/api/v1/orgs")
             .cookie(&other)
             .json(json!({"name": "Elsewhere"})),
     )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // API keys: the owner's, one per scope; the other org's owner's, with every scope.
+    let mut keys = BTreeMap::new();
+    for (i, sc) in SCOPES.iter().enumerate() {
+        let k = ok(
+            &t,
+            Req::post(&format!("/api/v1/orgs/{org}/api-keys"))
+                .cookie(&owner)
+                .json(json!({"name": format!("only {sc}"), "scopes": [sc]})),
+        )
+        .await;
+        keys.insert(
+            format!("{:?}", Actor::Key(i)),
+            k["key"].as_str().expect("key").to_string(),
+        );
+    }
+    let k = ok(
+        &t,
+        Req::post(&format!("/api/v1/orgs/{other_org}/api-keys"))
+            .cookie(&other)
+            .json(json!({"name": "everything", "scopes": SCOPES})),
+    )
     .await;
+    keys.insert(
+        format!("{:?}", Actor::ForeignKey),
+        k["key"].as_str().expect("key").to_string(),
+    );
     cookies.insert("OtherOrgOwner", other);
     let mut w = World {
+        keys,
         org: org.clone(),
         ws: String::new(),
         item: String::new(),
@@ -487,9 +591,12 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
     w.link = new_link(&t, &w, &w.ws, &w.doc).await;
 
     let mut checked = 0;
+    let mut actors: Vec<Actor> = (0..SCOPES.len()).map(Actor::Key).collect();
+    actors.push(Actor::ForeignKey);
+    actors.extend(ACTORS);
     for (method, template) in &routes {
         let need = table[&(method.as_str(), template.as_str())];
-        for actor in ACTORS {
+        for &actor in &actors {
             // Fresh targets for destructive calls, so every caller meets the same situation.
             let mut ws = w.ws.clone();
             let mut item = w.item.clone();
@@ -548,6 +655,16 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                 )
                 .await;
             }
+            if template.ends_with("/api-keys/{id}") {
+                let k = ok(
+                    &t,
+                    Req::post(&format!("/api/v1/orgs/{org}/api-keys"))
+                        .cookie(&owner)
+                        .json(json!({"name": "doomed", "scopes": ["items:read"]})),
+                )
+                .await;
+                invitation = k["id"].as_str().expect("id").to_string();
+            }
             if template.ends_with("/invitations/{id}") {
                 let n = w.next();
                 let inv = ok(
@@ -588,6 +705,7 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                 ("patch", "{doc_id}") => json!({"name": "Renamed.txt"}),
                 ("post", "links") => json!({"expires_in_seconds": 3600}),
                 ("post", "folders") => json!({"name": "New folder"}),
+                ("post", "api-keys") => json!({"name": "Matrix key", "scopes": ["items:read"]}),
                 ("post", "{org_id}") | ("post", "members") => {
                     json!({"reason": "matrix bypass attempt"})
                 }
@@ -605,8 +723,15 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
             if let Some(c) = w.cookie(actor) {
                 req = req.cookie(c);
             }
+            let want = match w.key(actor) {
+                Some(k) => {
+                    req = req.header("authorization", &format!("Bearer {k}"));
+                    expected_for_key(actor, need, key_scope(method, template))
+                }
+                None => expected(actor, need),
+            };
             let r = t.send(req).await;
-            match expected(actor, need) {
+            match want {
                 Some(status) => assert_eq!(
                     r.status,
                     status,
@@ -620,16 +745,13 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                     r.text()
                 ),
             }
-            if method == "delete"
-                && template == "/api/v1/orgs/{org_id}"
-                && expected(actor, need).is_none()
-            {
+            if method == "delete" && template == "/api/v1/orgs/{org_id}" && want.is_none() {
                 // The org is gone; nothing follows it in the route order.
             }
             checked += 1;
         }
     }
-    assert_eq!(checked, routes.len() * ACTORS.len());
+    assert_eq!(checked, routes.len() * actors.len());
     assert!(checked >= 26 * 9);
     let _ = &mut w;
 }

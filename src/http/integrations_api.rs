@@ -1,0 +1,87 @@
+//! `/api/v1/orgs/{org_id}/api-keys`: the org's API keys, for its admins (sessions only: keys
+//! never reach these routes, see `tenancy::api_keys::access_for`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::middleware::RequestCtxExt;
+use super::org_api::{List, Org, PageQuery};
+use super::problem::{ApiJson, ApiPath, ApiQuery};
+use crate::error::AppResult;
+use crate::state::AppState;
+use crate::tenancy::api_keys::{self, ApiKeyView, KeyInput, NewApiKey};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    name: String,
+    /// Among `workspaces:read`, `workspaces:write`, `items:read`, `items:write`, `updates:read`,
+    /// `updates:write`, `documents:read`, `documents:write`, `audit:read`.
+    scopes: Vec<String>,
+    /// RFC 3339; none: the key does not expire.
+    #[serde(default)]
+    expires_at: Option<String>,
+    /// Requests per minute (default `rate_limits.api_per_key`).
+    #[serde(default)]
+    rate_limit_per_minute: Option<i64>,
+    /// Addresses or CIDR networks the key may be used from (none: anywhere).
+    #[serde(default)]
+    allowed_networks: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/api-keys", tag = "integrations", params(("org_id" = String, Path)),
+    request_body = KeyBody,
+    responses((status = 201, body = NewApiKey, description = "`key` is shown this once"), (status = 403), (status = 404), (status = 422)))]
+async fn create_key(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, s): Org,
+    ApiJson(b): ApiJson<KeyBody>,
+) -> AppResult<Response> {
+    let input = KeyInput {
+        name: b.name,
+        scopes: b.scopes,
+        expires_at: b.expires_at,
+        rate_limit_per_minute: b.rate_limit_per_minute,
+        allowed_networks: b.allowed_networks,
+    };
+    let key = api_keys::create_key(&app, &ctx.0, &s, &mut scope, input).await?;
+    Ok((StatusCode::CREATED, ApiJson(key)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/api-keys", tag = "integrations", params(("org_id" = String, Path), PageQuery),
+    responses((status = 200, body = List<ApiKeyView>), (status = 403), (status = 404)))]
+async fn list_keys(
+    State(app): State<AppState>,
+    Org(mut scope, _): Org,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<ApiJson<List<ApiKeyView>>> {
+    Ok(ApiJson(
+        api_keys::list_keys(&app, &mut scope, q.cursor.as_deref(), q.limit)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/api-keys/{id}", tag = "integrations",
+    params(("org_id" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 403), (status = 404)))]
+async fn revoke_key(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, _): Org,
+    ApiPath(ids): ApiPath<(String, String)>,
+) -> AppResult<StatusCode> {
+    api_keys::revoke_key(&app, &ctx.0, &mut scope, &ids.1).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
