@@ -18,6 +18,7 @@ pub mod logging;
 pub mod mail;
 pub mod markdown;
 pub mod mask;
+pub mod net_guard;
 pub mod private_dir;
 pub mod ratelimit;
 pub mod server;
