@@ -60,6 +60,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub audit: AuditConfig,
     pub documents: DocumentsConfig,
+    pub webhooks: WebhooksConfig,
+    pub billing: BillingConfig,
     /// Where documents are stored: absent, the local filesystem under `<data_dir>/objects`.
     pub s3: Option<S3Config>,
     /// When absent, emails are written as `.eml` files to `<data_dir>/outbox/`.
@@ -148,6 +150,47 @@ impl Default for DocumentsConfig {
             max_watermark_bytes: 64 * 1024 * 1024,
         }
     }
+}
+
+/// Outbound webhooks (`[webhooks]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Networks (CIDRs or addresses) deliveries may reach although the SSRF guard refuses them
+    /// otherwise (loopback, private...): for development and tests only. Empty by default.
+    pub allow_networks: Vec<String>,
+    /// Plain `http://` endpoints (development only; https otherwise).
+    pub allow_http: bool,
+    /// How long one delivery may take, connection included.
+    pub timeout_secs: u64,
+    /// How often the delivery loop looks for new events and due retries.
+    pub poll_interval_ms: u64,
+    /// Failed attempts in a row after which an endpoint is disabled (and its org's admins told).
+    pub disable_after_failures: u32,
+    /// How long the previous secret still signs deliveries after a rotation.
+    pub rotation_overlap_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_networks: Vec::new(),
+            allow_http: false,
+            timeout_secs: 10,
+            poll_interval_ms: 1000,
+            disable_after_failures: 20,
+            rotation_overlap_secs: 24 * 3600,
+        }
+    }
+}
+
+/// Inbound billing events (`[billing]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// The endpoint secret (`whsec_...`) Stripe signs its events with; without it the billing
+    /// webhook answers 404.
+    pub stripe_webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,6 +328,8 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             audit: AuditConfig::default(),
             documents: DocumentsConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            billing: BillingConfig::default(),
             s3: None,
             smtp: None,
         }
@@ -560,6 +605,12 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             p.push("max_body_bytes: must be at least 1024".into());
+        }
+        if self.webhooks.timeout_secs == 0 || self.webhooks.poll_interval_ms == 0 {
+            p.push("webhooks.timeout_secs, webhooks.poll_interval_ms: must be at least 1".into());
+        }
+        if let Err(e) = crate::net_guard::NetGuard::new(&self.webhooks.allow_networks, false) {
+            p.push(e.to_string());
         }
         if self.request_timeout_secs == 0 {
             p.push("request_timeout_secs: must be at least 1".into());

@@ -18,7 +18,8 @@ pub async fn run(
     let (trigger, stop) = crate::shutdown::channel();
     let worker = app.mailer.spawn_worker(stop.clone());
     let retention = crate::audit::retention::spawn_job(app.retention_job(), stop.clone());
-    let cleanup = crate::tenancy::documents::spawn_cleanup(&app, stop);
+    let cleanup = crate::tenancy::documents::spawn_cleanup(&app, stop.clone());
+    let webhooks = crate::tenancy::webhooks::spawn_loop(&app, stop);
     // Texts written before the search index existed are indexed once, in the background.
     let (db, keyring) = (app.db.clone(), app.keyring.clone());
     let backfill = tokio::spawn(async move {
@@ -44,6 +45,7 @@ pub async fn run(
     let _ = worker.await;
     let _ = retention.await;
     let _ = cleanup.await;
+    let _ = webhooks.await;
     backfill.abort();
     tracing::info!("stopped");
     Ok(())

@@ -27,6 +27,8 @@ pub struct App {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// The one template environment every page renders through.
     pub templates: Templates,
+    /// The webhook delivery client behind its SSRF guard.
+    pub webhooks: crate::tenancy::webhooks::Sender,
 }
 
 pub type AppState = Arc<App>;
@@ -68,6 +70,7 @@ impl App {
         };
         let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new(clock.clone()));
         let trusted_proxies = config.trusted_proxy_nets();
+        let webhooks = crate::tenancy::webhooks::Sender::new(&config.webhooks)?;
         let webauthn = crate::crypto::relying_party(&config.public_url()).map(Arc::new);
         if webauthn.is_none() {
             tracing::warn!("passkeys are unavailable: the public URL must use a domain name (localhost works for trials)");
@@ -85,6 +88,7 @@ impl App {
             background: crate::background::Background::default(),
             webauthn,
             templates,
+            webhooks,
         }))
     }
 

@@ -1,5 +1,6 @@
-//! `/api/v1/orgs/{org_id}/api-keys`: the org's API keys, for its admins (sessions only: keys
-//! never reach these routes, see `tenancy::api_keys::access_for`).
+//! `/api/v1/orgs/{org_id}/api-keys` and `/webhooks`: the org's API keys and webhook endpoints,
+//! for its admins (sessions only: keys never reach these routes, see
+//! `tenancy::api_keys::access_for`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,11 +16,19 @@ use super::problem::{ApiJson, ApiPath, ApiQuery};
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::tenancy::api_keys::{self, ApiKeyView, KeyInput, NewApiKey};
+use crate::tenancy::webhooks::{self, DeliveryView, WebhookSecret, WebhookView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_key, list_keys))
         .routes(routes!(revoke_key))
+        .routes(routes!(create_webhook, list_webhooks))
+        .routes(routes!(delete_webhook))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(test_webhook))
+        .routes(routes!(redeliver))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(enable_webhook))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -84,4 +93,129 @@ async fn revoke_key(
 ) -> AppResult<StatusCode> {
     api_keys::revoke_key(&app, &ctx.0, &mut scope, &ids.1).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    /// A public HTTPS URL (checked by the SSRF guard now and before every delivery).
+    url: String,
+    /// Among `item.created`, `item.updated`, `item.deleted`, `comment.created`,
+    /// `document.uploaded`, `document.deleted`, `member.added`, `member.removed`; or `["*"]`.
+    events: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks", tag = "integrations", params(("org_id" = String, Path)),
+    request_body = WebhookBody,
+    responses((status = 201, body = WebhookSecret, description = "`secret` is shown this once"), (status = 403), (status = 404),
+        (status = 422, description = "`unsafe_url`: not a public HTTP(S) URL")))]
+async fn create_webhook(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, s): Org,
+    ApiJson(b): ApiJson<WebhookBody>,
+) -> AppResult<Response> {
+    let hook = webhooks::create(&app, &ctx.0, &s, &mut scope, &b.url, &b.events).await?;
+    Ok((StatusCode::CREATED, ApiJson(hook)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/webhooks", tag = "integrations", params(("org_id" = String, Path), PageQuery),
+    responses((status = 200, body = List<WebhookView>), (status = 403), (status = 404)))]
+async fn list_webhooks(
+    State(app): State<AppState>,
+    Org(mut scope, _): Org,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<ApiJson<List<WebhookView>>> {
+    Ok(ApiJson(
+        webhooks::list(&app, &mut scope, q.cursor.as_deref(), q.limit)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/webhooks/{id}", tag = "integrations",
+    params(("org_id" = String, Path), ("id" = String, Path)), responses((status = 204), (status = 403), (status = 404)))]
+async fn delete_webhook(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, _): Org,
+    ApiPath(ids): ApiPath<(String, String)>,
+) -> AppResult<StatusCode> {
+    webhooks::delete(&app, &ctx.0, &mut scope, &ids.1).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/webhooks/{id}/deliveries", tag = "integrations",
+    params(("org_id" = String, Path), ("id" = String, Path), PageQuery),
+    responses((status = 200, body = List<DeliveryView>), (status = 403), (status = 404)))]
+async fn list_deliveries(
+    Org(mut scope, _): Org,
+    ApiPath(ids): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<ApiJson<List<DeliveryView>>> {
+    Ok(ApiJson(
+        webhooks::deliveries(&mut scope, &ids.1, q.cursor.as_deref(), q.limit)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct Queued {
+    message_id: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/test", tag = "integrations",
+    params(("org_id" = String, Path), ("id" = String, Path)),
+    responses((status = 202, body = Queued), (status = 403), (status = 404)))]
+async fn test_webhook(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, _): Org,
+    ApiPath(ids): ApiPath<(String, String)>,
+) -> AppResult<Response> {
+    let message_id = webhooks::send_test(&app, &ctx.0, &mut scope, &ids.1).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(Queued { message_id })).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "integrations",
+    params(("org_id" = String, Path), ("id" = String, Path), ("delivery_id" = String, Path)),
+    responses((status = 202), (status = 403), (status = 404)))]
+async fn redeliver(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, _): Org,
+    ApiPath(ids): ApiPath<(String, String, String)>,
+) -> AppResult<StatusCode> {
+    webhooks::redeliver(&app, &ctx.0, &mut scope, &ids.1, &ids.2).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/rotate-secret", tag = "integrations",
+    params(("org_id" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = WebhookSecret, description = "the new `secret`, shown this once; the previous one signs too for a while"),
+        (status = 403), (status = 404)))]
+async fn rotate_secret(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, s): Org,
+    ApiPath(ids): ApiPath<(String, String)>,
+) -> AppResult<ApiJson<WebhookSecret>> {
+    Ok(ApiJson(
+        webhooks::rotate_secret(&app, &ctx.0, &s, &mut scope, &ids.1).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/enable", tag = "integrations",
+    params(("org_id" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = WebhookView), (status = 403), (status = 404)))]
+async fn enable_webhook(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, _): Org,
+    ApiPath(ids): ApiPath<(String, String)>,
+) -> AppResult<ApiJson<WebhookView>> {
+    Ok(ApiJson(
+        webhooks::enable(&app, &ctx.0, &mut scope, &ids.1).await?,
+    ))
 }

@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod tenant;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 pub mod work;
 
 use std::sync::atomic::{AtomicBool, Ordering};

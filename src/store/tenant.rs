@@ -213,6 +213,17 @@ impl TenantTx {
         Self::open(db, org_id, "", Mode::Write).await
     }
 
+    /// The webhook delivery loop: turns one org's new events into messages and delivers them;
+    /// no acting user (the endpoint, found through the cross-org cursor and due tables, is the
+    /// authority, and every statement names it again).
+    pub(crate) async fn for_webhooks(
+        db: &Db,
+        org_id: &str,
+        mode: Mode,
+    ) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, "", mode).await
+    }
+
     /// The search index backfill: finds (`Mode::Read`) and indexes (`Mode::Write`) one org's items
     /// and comments written before the index existed; no acting user.
     pub(crate) async fn for_index_backfill(

@@ -17,6 +17,7 @@ pub mod notifications;
 mod orgs;
 pub mod search;
 pub mod share_links;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::sync::Arc;

@@ -9,7 +9,14 @@ use crate::support::{Req, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
-    let t = TestApp::new().await;
+    let t = TestApp::with(|c| {
+        // A webhook endpoint on loopback where nothing listens: its one delivery fails and
+        // disables it.
+        c.webhooks.allow_networks = vec!["127.0.0.1/32".into()];
+        c.webhooks.allow_http = true;
+        c.webhooks.disable_after_failures = 1;
+    })
+    .await;
     t.verified_user("zoe@example.com", "Zoe").await; // signup, email verified
     t.login_as("zoe@example.com", "not the password at all", "198.51.100.9")
         .await; // login failed
@@ -374,6 +381,44 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .send(Req::delete(&format!("/api/v1/orgs/{org}/api-keys/{key_id}")).cookie(&s))
         .await;
     assert_eq!(r.status, axum::http::StatusCode::NO_CONTENT);
+    // A webhook endpoint: made, tested, disabled by its failure (no actor), redelivered,
+    // enabled, its secret rotated, deleted.
+    let hooks = format!("/api/v1/orgs/{org}/webhooks");
+    let hook = t
+        .send(
+            Req::post(&hooks)
+                .cookie(&s)
+                .json(json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]})),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("webhook")
+        .to_string();
+    t.send(Req::post(&format!("{hooks}/{hook}/test")).cookie(&s))
+        .await;
+    strongroom::tenancy::webhooks::run_once(&t.app)
+        .await
+        .expect("delivery loop");
+    let delivery = t
+        .send(Req::get(&format!("{hooks}/{hook}/deliveries")).cookie(&s))
+        .await
+        .json()["items"][0]["id"]
+        .as_str()
+        .expect("delivery")
+        .to_string();
+    for path in [
+        format!("{hooks}/{hook}/deliveries/{delivery}/redeliver"),
+        format!("{hooks}/{hook}/enable"),
+        format!("{hooks}/{hook}/rotate-secret"),
+    ] {
+        let r = t.send(Req::post(&path).cookie(&s)).await;
+        assert!(r.status.is_success(), "{path}: {}", r.text());
+    }
+    let r = t
+        .send(Req::delete(&format!("{hooks}/{hook}")).cookie(&s))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::NO_CONTENT);
     // An admin exports the trail (itself an audited data export).
     let r = t
         .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events/export")).cookie(&s))
@@ -396,6 +441,12 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         if e.action == "api_key.refused" {
             assert_eq!(e.actor_id, None);
             assert_eq!(e.target_id.as_deref(), Some(key_id.as_str()));
+            continue;
+        }
+        // The delivery loop disables an endpoint on its own.
+        if e.action == "webhook.disabled" {
+            assert_eq!(e.actor_id, None);
+            assert_eq!(e.target_id.as_deref(), Some(hook.as_str()));
             continue;
         }
         // Whoever holds a share link acts without an account: the link is the target.

@@ -72,7 +72,7 @@ async fn member(t: &TestApp, r: &Room, email: &str, role: &str) -> (String, Stri
 
 /// Rows of a tenant table in `org` (read in the org's context: on PostgreSQL row-level security
 /// shows nothing outside one).
-async fn tenant_count(t: &TestApp, org: &str, table: &str) -> i64 {
+pub(crate) async fn tenant_count(t: &TestApp, org: &str, table: &str) -> i64 {
     use sqlx::Row;
     let mut tx = crate::support::scoped_tx(&t.app, org, "").await;
     sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))

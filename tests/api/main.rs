@@ -3,6 +3,7 @@
 
 mod support;
 mod tenancy;
+mod webhooks;
 mod work;
 
 mod abuse;

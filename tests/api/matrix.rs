@@ -191,6 +191,38 @@ fn needs() -> BTreeMap<(&'static str, &'static str), Need> {
             format!("{o}/api-keys/{{id}}"),
             Org(OrgNeed::Admin),
         ),
+        ("post", format!("{o}/webhooks"), Org(OrgNeed::Admin)),
+        ("get", format!("{o}/webhooks"), Org(OrgNeed::Admin)),
+        (
+            "delete",
+            format!("{o}/webhooks/{{id}}"),
+            Org(OrgNeed::Admin),
+        ),
+        (
+            "get",
+            format!("{o}/webhooks/{{id}}/deliveries"),
+            Org(OrgNeed::Admin),
+        ),
+        (
+            "post",
+            format!("{o}/webhooks/{{id}}/test"),
+            Org(OrgNeed::Admin),
+        ),
+        (
+            "post",
+            format!("{o}/webhooks/{{id}}/deliveries/{{delivery_id}}/redeliver"),
+            Org(OrgNeed::Admin),
+        ),
+        (
+            "post",
+            format!("{o}/webhooks/{{id}}/rotate-secret"),
+            Org(OrgNeed::Admin),
+        ),
+        (
+            "post",
+            format!("{o}/webhooks/{{id}}/enable"),
+            Org(OrgNeed::Admin),
+        ),
     ] {
         m.insert((method, leak(path)), need);
     }
@@ -419,6 +451,17 @@ async fn new_link(t: &TestApp, w: &World, ws: &str, doc: &str) -> String {
     links[0]["id"].as_str().expect("id").to_string()
 }
 
+async fn new_hook(t: &TestApp, w: &World) -> String {
+    let h = ok(
+        t,
+        Req::post(&format!("/api/v1/orgs/{}/webhooks", w.org))
+            .cookie(&w.owner)
+            .json(json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]})),
+    )
+    .await;
+    h["id"].as_str().expect("id").to_string()
+}
+
 async fn new_ws(t: &TestApp, w: &World, roles: &BTreeMap<&'static str, String>) -> String {
     let ws = ok(
         t,
@@ -454,6 +497,10 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
         c.rate_limits.signup_per_ip = Limit::new(10_000, 60);
         c.rate_limits.auth_per_ip = Limit::new(100_000, 60);
         c.rate_limits.recovery_per_email = Limit::new(10_000, 60);
+        c.rate_limits.api_keys_per_org = Limit::new(10_000, 60);
+        // Webhook endpoints on loopback (nothing listens there: deliveries fail to connect).
+        c.webhooks.allow_networks = vec!["127.0.0.1/32".into()];
+        c.webhooks.allow_http = true;
     })
     .await;
     // The route table, from the router itself.
@@ -589,6 +636,25 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
     w.item = item["id"].as_str().expect("id").to_string();
     w.doc = new_doc(&t, &w, &w.ws).await;
     w.link = new_link(&t, &w, &w.ws, &w.doc).await;
+    // A webhook endpoint with one failed delivery in its log.
+    let hook = new_hook(&t, &w).await;
+    ok(
+        &t,
+        Req::post(&format!("/api/v1/orgs/{org}/webhooks/{hook}/test")).cookie(&owner),
+    )
+    .await;
+    strongroom::tenancy::webhooks::run_once(&t.app)
+        .await
+        .expect("delivery loop");
+    let log = ok(
+        &t,
+        Req::get(&format!("/api/v1/orgs/{org}/webhooks/{hook}/deliveries")).cookie(&owner),
+    )
+    .await;
+    let delivery = log["items"][0]["id"]
+        .as_str()
+        .expect("delivery")
+        .to_string();
 
     let mut checked = 0;
     let mut actors: Vec<Actor> = (0..SCOPES.len()).map(Actor::Key).collect();
@@ -655,6 +721,13 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                 )
                 .await;
             }
+            if template.contains("/webhooks/{id}") {
+                invitation = if method == "delete" {
+                    new_hook(&t, &w).await
+                } else {
+                    hook.clone()
+                };
+            }
             if template.ends_with("/api-keys/{id}") {
                 let k = ok(
                     &t,
@@ -684,6 +757,7 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                 .replace("{link_id}", &link)
                 .replace("{folder_id}", &folder)
                 .replace("{user_id}", &user)
+                .replace("{delivery_id}", &delivery)
                 .replace("{id}", &invitation);
             let n = w.next();
             let body = match (method.as_str(), template.rsplit('/').next().unwrap_or("")) {
@@ -706,6 +780,7 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                 ("post", "links") => json!({"expires_in_seconds": 3600}),
                 ("post", "folders") => json!({"name": "New folder"}),
                 ("post", "api-keys") => json!({"name": "Matrix key", "scopes": ["items:read"]}),
+                ("post", "webhooks") => json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
                 ("post", "{org_id}") | ("post", "members") => {
                     json!({"reason": "matrix bypass attempt"})
                 }
