@@ -29,6 +29,9 @@ pub enum AppError {
     /// Visible but not allowed (403).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// A request that cannot be taken as it is (400), e.g. an unverifiable signature.
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
     /// Conflicts with the current state (409), e.g. removing a status some item still holds.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },

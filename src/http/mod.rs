@@ -2,6 +2,7 @@
 
 pub mod audit_api;
 pub mod auth_api;
+pub mod billing_api;
 pub mod body;
 pub mod chrome;
 pub mod documents_api;
@@ -63,6 +64,7 @@ pub fn api(app: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(documents_api::router())
         .merge(audit_api::router())
         .merge(integrations_api::router())
+        .merge(billing_api::router())
         .merge(ops::api_router())
         .split_for_parts();
     // The upload routes are in the document too (they are served by `uploads`).

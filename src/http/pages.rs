@@ -82,7 +82,7 @@ pub(super) fn page_error(e: &AppError) -> (StatusCode, String) {
         }
         AppError::EmailNotVerified | AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
         AppError::Conflict { .. } => StatusCode::CONFLICT,
-        AppError::InvalidToken => StatusCode::BAD_REQUEST,
+        AppError::InvalidToken | AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         AppError::NotFound => StatusCode::NOT_FOUND,
         AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

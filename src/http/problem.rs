@@ -87,6 +87,7 @@ impl IntoResponse for AppError {
             AppError::NotFound => problem(StatusCode::NOT_FOUND, "not_found", None),
             AppError::Forbidden { code, .. } => problem(StatusCode::FORBIDDEN, code, detail),
             AppError::Conflict { code, .. } => problem(StatusCode::CONFLICT, code, detail),
+            AppError::BadRequest { code, .. } => problem(StatusCode::BAD_REQUEST, code, detail),
             AppError::RateLimited { retry_after } => {
                 let mut r = problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
                 r.headers_mut()

@@ -224,6 +224,15 @@ impl TenantTx {
         Self::open(db, org_id, "", mode).await
     }
 
+    /// A verified billing event recording a plan change on the org's chain; no acting user.
+    pub(crate) async fn for_billing(
+        db: &Db,
+        org_id: &str,
+        mode: Mode,
+    ) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, "", mode).await
+    }
+
     /// The search index backfill: finds (`Mode::Read`) and indexes (`Mode::Write`) one org's items
     /// and comments written before the index existed; no acting user.
     pub(crate) async fn for_index_backfill(

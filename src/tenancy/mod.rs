@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod audit_trail;
+pub mod billing;
 pub mod documents;
 pub mod home;
 mod invitations;

@@ -15,6 +15,7 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         c.webhooks.allow_networks = vec!["127.0.0.1/32".into()];
         c.webhooks.allow_http = true;
         c.webhooks.disable_after_failures = 1;
+        c.billing.stripe_webhook_secret = Some(crate::billing::SECRET.into());
     })
     .await;
     t.verified_user("zoe@example.com", "Zoe").await; // signup, email verified
@@ -419,6 +420,27 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .send(Req::delete(&format!("{hooks}/{hook}")).cookie(&s))
         .await;
     assert_eq!(r.status, axum::http::StatusCode::NO_CONTENT);
+    // A verified billing event sets the org's plan (no actor: Stripe).
+    let now = i64::try_from(t.clock_secs()).expect("secs");
+    let body = crate::billing::event(
+        "evt_a",
+        "customer.subscription.created",
+        &org,
+        "cus_a",
+        "team",
+        "active",
+    );
+    let r = t
+        .send(
+            Req::post("/api/v1/billing/stripe-webhook")
+                .raw("application/json", body.clone().into_bytes())
+                .header(
+                    "stripe-signature",
+                    &crate::billing::stripe_signature(crate::billing::SECRET, now, &body),
+                ),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
     // An admin exports the trail (itself an audited data export).
     let r = t
         .send(Req::get(&format!("/api/v1/orgs/{org}/audit-events/export")).cookie(&s))
@@ -441,6 +463,11 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         if e.action == "api_key.refused" {
             assert_eq!(e.actor_id, None);
             assert_eq!(e.target_id.as_deref(), Some(key_id.as_str()));
+            continue;
+        }
+        if e.action == "billing.plan_changed" {
+            assert_eq!(e.actor_id, None);
+            assert_eq!(e.target_id.as_deref(), Some(org.as_str()));
             continue;
         }
         // The delivery loop disables an endpoint on its own.

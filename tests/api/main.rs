@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod audit_page;
 mod audit_trail;
+mod billing;
 mod boards;
 mod browser;
 mod browser_documents;

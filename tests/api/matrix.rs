@@ -191,6 +191,7 @@ fn needs() -> BTreeMap<(&'static str, &'static str), Need> {
             format!("{o}/api-keys/{{id}}"),
             Org(OrgNeed::Admin),
         ),
+        ("get", format!("{o}/billing"), Org(OrgNeed::Admin)),
         ("post", format!("{o}/webhooks"), Org(OrgNeed::Admin)),
         ("get", format!("{o}/webhooks"), Org(OrgNeed::Admin)),
         (
