@@ -483,6 +483,8 @@ async fn start_strongroom(
 struct Seeded {
     /// Per org: (org id, owner cookie, workspace ids).
     orgs: Vec<(String, String, Vec<String>)>,
+    /// Per org: an API key of its owner's with the `items:read` scope.
+    keys: Vec<String>,
     /// (org index, workspace id, item id), a sample for the read cases.
     items: Vec<(usize, String, String)>,
     emails: Vec<String>,
@@ -661,8 +663,28 @@ async fn seed(
         .try_collect()
         .await?;
     seconds.insert("items", t.elapsed().as_secs_f64());
+    // An API key per org (items:read, the highest per-key rate), for the read-by-key case.
+    let keys: Vec<String> = stream::iter(orgs.iter())
+        .map(|(org, cookie, _)| async move {
+            let r = client
+                .post(format!("{base}/api/v1/orgs/{org}/api-keys"))
+                .header(reqwest::header::COOKIE, cookie)
+                .json(&json!({"name": "bench", "scopes": ["items:read"], "rate_limit_per_minute": 100_000}))
+                .send()
+                .await?;
+            anyhow::Ok(
+                expect(r, 201, "create API key").await?["key"]
+                    .as_str()
+                    .context("key")?
+                    .to_string(),
+            )
+        })
+        .buffered(SEED_CONCURRENCY)
+        .try_collect()
+        .await?;
     Ok(Seeded {
         orgs,
+        keys,
         items: items.into_iter().flatten().collect(),
         emails,
         seconds,
@@ -832,7 +854,8 @@ init = function(args) math.randomseed(os.time() + (seed or 0) * 7919) end
 request = function()
   local r = reqs[math.random(#reqs)]
   local h = {}
-  if r[3] then h["Cookie"] = r[3] end
+  if r[3] and r[3]:sub(1, 7) == "Bearer " then h["Authorization"] = r[3]
+  elseif r[3] then h["Cookie"] = r[3] end
   if r[4] then h["Content-Type"] = "application/json" end
   return wrk.format(r[1], r[2], h, r[4])
 end
@@ -1022,6 +1045,20 @@ async fn run_backend(
             )
         })
         .collect();
+    // The same reads, by the orgs' API keys instead of their owners' sessions.
+    let key_reads: Vec<_> = seeded
+        .items
+        .iter()
+        .map(|(o, ws, id)| {
+            let org = &seeded.orgs[*o].0;
+            (
+                "GET",
+                format!("/api/v1/orgs/{org}/workspaces/{ws}/items/{id}"),
+                Some(format!("Bearer {}", seeded.keys[*o])),
+                None,
+            )
+        })
+        .collect();
     let lists: Vec<_> = seeded
         .orgs
         .iter()
@@ -1078,6 +1115,9 @@ async fn run_backend(
     let healthz = wrk.run("GET /healthz", &base, c, &health).await?;
     let me_r = wrk.run("GET /api/v1/me", &base, c, &me).await?;
     let read = wrk.run("item read", &base, c, &reads).await?;
+    let read_key = wrk
+        .run("item read by API key", &base, c, &key_reads)
+        .await?;
     let list = wrk.run("item list (50)", &base, c, &lists).await?;
     let create = wrk.run("item create", &base, c, &creates).await?;
     let login_r = wrk.run("login", &base, lc, &logins).await?;
@@ -1114,6 +1154,12 @@ async fn run_backend(
         row("GET /healthz", "bare axum", &healthz, &b),
         row("GET /api/v1/me", "bare axum", &me_r, &b),
         row("item read", "bare axum", &read, &b),
+        row(
+            "item read by API key",
+            "item read by session",
+            &read_key,
+            &read,
+        ),
         row("item list page (50)", "bare axum", &list, &b),
         row("item create (+ audit event)", "bare axum", &create, &b),
         row(
