@@ -309,6 +309,36 @@ async fn an_item_read_on_postgres_runs_at_most_five_statements_in_one_transactio
 }
 
 #[tokio::test]
+async fn an_item_read_by_api_key_costs_what_it_costs_by_session() {
+    let Some((t, proxy)) =
+        counted_app("an_item_read_by_api_key_costs_what_it_costs_by_session").await
+    else {
+        return;
+    };
+    let b = board_with_item(&t).await;
+    let key = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{}/api-keys", b.org))
+                .cookie(&b.cookie)
+                .json(json!({ "name": "counted", "scopes": ["items:read"] })),
+        )
+        .await
+        .json()["key"]
+        .as_str()
+        .expect("a key")
+        .to_string();
+    let path = format!("{}/items/{}", b.base, b.item);
+    let read = || Req::get(&path).header("authorization", &format!("Bearer {key}"));
+    warm_up(&t, &proxy, read).await;
+    let m = measure(&t, &proxy, read()).await;
+    assert_eq!(m.response.status, StatusCode::OK, "{}", m.response.text());
+    assert_eq!(m.response.json()["id"], b.item.as_str());
+    assert_counted_soundly("GET item by key", &m);
+    // The key's lookup takes the session lookup's place: the same budget.
+    assert_budget("GET item by key", &m, ITEM_READ_BUDGET, 1);
+}
+
+#[tokio::test]
 async fn an_item_create_runs_its_change_and_audit_event_in_one_transaction() {
     let Some((t, proxy)) =
         counted_app("an_item_create_runs_its_change_and_audit_event_in_one_transaction").await

@@ -194,51 +194,6 @@ pub async fn note_result(t: &mut TenantTx, id: &str, ok: bool) -> Result<i64, sq
     Ok(r.map(|r| r.try_get("failures")).transpose()?.unwrap_or(0))
 }
 
-/// An event of the org's audit chain.
-pub struct ChainEvent {
-    pub id: String,
-    pub seq: i64,
-    pub at: i64,
-    pub actor_id: Option<String>,
-    pub action: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub metadata: String,
-}
-
-/// Up to `limit` events after `seq` in the org's chain.
-pub async fn events_after(
-    t: &mut TenantTx,
-    seq: i64,
-    limit: i64,
-) -> Result<Vec<ChainEvent>, sqlx::Error> {
-    let chain = t.chain().to_string();
-    let c = t.conn()?;
-    sqlx::query(
-        "SELECT id, seq, at, actor_id, action, target_type, target_id, metadata FROM audit_events \
-         WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-    )
-    .bind(chain)
-    .bind(seq)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(ChainEvent {
-            id: r.try_get("id")?,
-            seq: r.try_get("seq")?,
-            at: r.try_get("at")?,
-            actor_id: r.try_get("actor_id")?,
-            action: r.try_get("action")?,
-            target_type: r.try_get("target_type")?,
-            target_id: r.try_get("target_id")?,
-            metadata: r.try_get("metadata")?,
-        })
-    })
-    .collect()
-}
-
 pub struct NewMessage<'a> {
     pub id: &'a str,
     pub webhook_id: &'a str,

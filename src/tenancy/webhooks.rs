@@ -499,7 +499,7 @@ pub async fn dispatch(app: &App) -> AppResult<usize> {
             continue;
         };
         let wanted: Vec<&str> = hook.events.split(' ').collect();
-        let events = db::events_after(&mut tx, last_seq, 500).await?;
+        let events = store::audit::batch(&mut tx, last_seq, 500).await?;
         let last = events.last().map_or(last_seq, |e| e.seq);
         for e in &events {
             let Some(kind) = event_of(&e.action) else {

@@ -9,39 +9,7 @@ use serde_json::{json, Value};
 
 use crate::support::{Req, TestApp};
 
-struct Org {
-    owner: String,
-    org: String,
-    ws: String,
-}
-
-async fn org(t: &TestApp, email: &str) -> Org {
-    t.verified_user(email, "Owner").await;
-    let owner = t.login(email).await;
-    let org = t
-        .send(
-            Req::post("/api/v1/orgs")
-                .cookie(&owner)
-                .json(json!({"name": "Keys Co"})),
-        )
-        .await
-        .json()["id"]
-        .as_str()
-        .expect("org")
-        .to_string();
-    let ws = t
-        .send(
-            Req::post(&format!("/api/v1/orgs/{org}/workspaces"))
-                .cookie(&owner)
-                .json(json!({"name": "Board", "kind": "board"})),
-        )
-        .await
-        .json()["id"]
-        .as_str()
-        .expect("ws")
-        .to_string();
-    Org { owner, org, ws }
-}
+use crate::documents::{room as org, Room as Org};
 
 async fn make_key(t: &TestApp, o: &Org, body: Value) -> Value {
     let r = t
@@ -63,7 +31,7 @@ fn bearer(r: Req, key: &Value) -> Req {
 }
 
 fn items(o: &Org) -> String {
-    format!("/api/v1/orgs/{}/workspaces/{}/items", o.org, o.ws)
+    format!("{}/items", o.base)
 }
 
 #[tokio::test]
@@ -282,7 +250,7 @@ async fn keys_never_reach_account_session_mfa_or_management_routes() {
         .json();
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
     let org = t.send(Req::get(&org_path).cookie(&o.owner)).await.json();
-    assert_eq!(org["name"], "Keys Co");
+    assert_eq!(org["name"], "Deal Co");
     // A page with a key is not a signed-in page.
     let r = t
         .send(bearer(Req::get("/").header("accept", "text/html"), &k))

@@ -104,11 +104,7 @@ fn verifies(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     })
 }
 
-struct Org {
-    owner: String,
-    org: String,
-    ws: String,
-}
+use crate::documents::Room as Org;
 
 async fn app(tweak: impl FnOnce(&mut strongroom::config::Config)) -> TestApp {
     TestApp::with(|c| {
@@ -120,31 +116,7 @@ async fn app(tweak: impl FnOnce(&mut strongroom::config::Config)) -> TestApp {
 }
 
 async fn org(t: &TestApp) -> Org {
-    t.verified_user("owner@example.com", "Owner").await;
-    let owner = t.login("owner@example.com").await;
-    let org = t
-        .send(
-            Req::post("/api/v1/orgs")
-                .cookie(&owner)
-                .json(json!({"name": "Hooks Co"})),
-        )
-        .await
-        .json()["id"]
-        .as_str()
-        .expect("org")
-        .to_string();
-    let ws = t
-        .send(
-            Req::post(&format!("/api/v1/orgs/{org}/workspaces"))
-                .cookie(&owner)
-                .json(json!({"name": "Board", "kind": "board"})),
-        )
-        .await
-        .json()["id"]
-        .as_str()
-        .expect("ws")
-        .to_string();
-    Org { owner, org, ws }
+    crate::documents::room(t, "owner@example.com").await
 }
 
 async fn hook(t: &TestApp, o: &Org, url: &str, events: Value) -> Value {
@@ -162,7 +134,7 @@ async fn hook(t: &TestApp, o: &Org, url: &str, events: Value) -> Value {
 async fn item(t: &TestApp, o: &Org, title: &str) -> String {
     let r = t
         .send(
-            Req::post(&format!("/api/v1/orgs/{}/workspaces/{}/items", o.org, o.ws))
+            Req::post(&format!("{}/items", o.base))
                 .cookie(&o.owner)
                 .json(json!({ "title": title })),
         )
@@ -211,12 +183,9 @@ async fn events_arrive_signed_only_as_asked_and_5xx_is_retried_on_schedule() {
     let id = item(&t, &o, "Signed").await;
     // Not asked for: an update.
     t.send(
-        Req::new(
-            axum::http::Method::PATCH,
-            &format!("/api/v1/orgs/{}/workspaces/{}/items/{id}", o.org, o.ws),
-        )
-        .cookie(&o.owner)
-        .json(json!({"title": "Renamed"})),
+        Req::new(axum::http::Method::PATCH, &format!("{}/items/{id}", o.base))
+            .cookie(&o.owner)
+            .json(json!({"title": "Renamed"})),
     )
     .await;
     assert_eq!(run(&t).await, (1, 1));
