@@ -612,6 +612,15 @@ impl Config {
         if let Err(e) = crate::net_guard::NetGuard::new(&self.webhooks.allow_networks, false) {
             p.push(e.to_string());
         }
+        if let Some(secret) = &self.billing.stripe_webhook_secret {
+            // An empty key would let anyone sign events.
+            if secret.len() < 16 {
+                p.push(
+                    "billing.stripe_webhook_secret: Stripe's endpoint secret (whsec_...), or unset"
+                        .into(),
+                );
+            }
+        }
         if self.request_timeout_secs == 0 {
             p.push("request_timeout_secs: must be at least 1".into());
         }

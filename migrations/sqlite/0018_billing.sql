@@ -12,5 +12,7 @@ CREATE TABLE billing_accounts (
     customer_id TEXT UNIQUE,
     plan TEXT NOT NULL,
     status TEXT NOT NULL,
-    updated_at BIGINT NOT NULL
+    updated_at BIGINT NOT NULL,
+    -- The `created` time of the event that set the plan: an older event, delivered late, is ignored.
+    event_created BIGINT NOT NULL DEFAULT 0
 );

@@ -490,3 +490,31 @@ pub async fn admins(t: &mut TenantTx) -> Result<Vec<(String, Vec<u8>)>, sqlx::Er
     .map(|r| Ok((r.try_get("id")?, r.try_get("email_ct")?)))
     .collect()
 }
+
+/// Disables every enabled endpoint `user_id` made in the org (the member left, was removed or is
+/// no longer an admin); returns how many.
+pub async fn disable_by_creator(
+    t: &mut TenantTx,
+    user_id: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let (c, org_id) = t.write()?;
+    sqlx::query(
+        "UPDATE webhook_cursors SET enabled = 0 WHERE org_id = $1 AND webhook_id IN \
+         (SELECT id FROM webhooks WHERE org_id = $1 AND created_by = $2)",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .execute(&mut *c)
+    .await?;
+    let r = sqlx::query(
+        "UPDATE webhooks SET disabled_at = $3, disabled_reason = 'its creator is no longer an admin' \
+         WHERE org_id = $1 AND created_by = $2 AND disabled_at IS NULL",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected())
+}

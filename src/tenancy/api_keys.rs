@@ -103,12 +103,14 @@ pub enum KeyAccess {
     /// Never for keys: account, session and second-factor routes, and the org's management.
     Refused,
     Needs(Scope),
+    /// Both scopes: search finds items and comments alike.
+    NeedsBoth(Scope, Scope),
 }
 
 /// The scope the route with template `route` needs for `method`. Only the org's content is open
 /// to keys; any route not named here (including routes added later) is refused until it is.
 pub fn access_for(method: &Method, route: &str) -> KeyAccess {
-    use KeyAccess::{Needs, Refused};
+    use KeyAccess::{Needs, NeedsBoth, Refused};
     use Scope::*;
     let Some(rest) = route.strip_prefix("/api/v1/orgs/{org_id}") else {
         return Refused;
@@ -119,7 +121,7 @@ pub fn access_for(method: &Method, route: &str) -> KeyAccess {
     match segs.as_slice() {
         // The org and its member list may be read; changing them is the admins' own business.
         [] | ["members"] if read => Needs(WorkspacesRead),
-        ["search"] if read => Needs(ItemsRead),
+        ["search"] if read => NeedsBoth(ItemsRead, UpdatesRead),
         ["audit-events", ..] if read => Needs(AuditRead),
         ["workspaces"] | ["workspaces", "{ws_id}"] | ["workspaces", "{ws_id}", "members", ..] => {
             pick(WorkspacesRead, WorkspacesWrite)
@@ -488,7 +490,12 @@ pub async fn authenticate(
     };
     let nets = networks(&row.allowed_networks);
     if !nets.is_empty() && !nets.iter().any(|n| n.contains(&ip)) {
-        refuse(app, &row, ip, now).await;
+        // Recorded on the org's trail, but not without bound: a leaked key tried from many
+        // addresses must not flood the chain (past the limit the refusal stands, unrecorded).
+        let key = format!("api-key-refused:{}", row.id);
+        if app.limiter.hit(&key, Limit::new(10, 3600)).await.is_ok() {
+            refuse(app, &row, ip, now).await;
+        }
         return Err(unauthenticated());
     }
     let access = to
@@ -498,13 +505,22 @@ pub async fn authenticate(
         return Err(AppError::NotFound);
     }
     let scopes = parse_scopes(&row.scopes);
+    let lacking = match access {
+        KeyAccess::Needs(a) => [Some(a), None],
+        KeyAccess::NeedsBoth(a, b) => [Some(a), Some(b)],
+        KeyAccess::Refused => [None, None],
+    }
+    .into_iter()
+    .flatten()
+    .find(|sc| !scopes.contains(sc));
     match access {
-        KeyAccess::Needs(sc) if scopes.contains(&sc) => {}
-        KeyAccess::Needs(sc) => {
-            return Err(AppError::Forbidden {
-                code: "insufficient_scope",
-                detail: format!("This API key lacks the {} scope.", sc.as_str()),
-            })
+        KeyAccess::Needs(_) | KeyAccess::NeedsBoth(..) => {
+            if let Some(sc) = lacking {
+                return Err(AppError::Forbidden {
+                    code: "insufficient_scope",
+                    detail: format!("This API key lacks the {} scope.", sc.as_str()),
+                });
+            }
         }
         KeyAccess::Refused => {
             return Err(AppError::Forbidden {

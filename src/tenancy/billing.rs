@@ -98,7 +98,13 @@ fn plan_of(sub: &Value) -> String {
 
 /// Verifies and handles one delivery of the billing webhook.
 pub async fn receive(app: &App, signature: Option<&str>, payload: &[u8]) -> AppResult<Outcome> {
-    let Some(secret) = app.config.billing.stripe_webhook_secret.as_deref() else {
+    let Some(secret) = app
+        .config
+        .billing
+        .stripe_webhook_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    else {
         return Err(AppError::NotFound);
     };
     let now = app.clock.now_ms();
@@ -118,41 +124,31 @@ pub async fn receive(app: &App, signature: Option<&str>, payload: &[u8]) -> AppR
     }
     let object = &event["data"]["object"];
     let customer = object["customer"].as_str().filter(|c| c.len() <= 255);
-    let mut tx = app.db.begin().await?;
-    let org_id = match object["metadata"]["org_id"].as_str() {
-        Some(o) if uuid::Uuid::parse_str(o).is_ok() => {
-            // The org's data key names it (the orgs table itself is behind row-level security).
-            sqlx::query("SELECT DISTINCT id FROM data_keys WHERE id = $1")
-                .bind(o)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get::<String, _>("id"))
-                .transpose()?
-        }
-        _ => match customer {
-            Some(c) => sqlx::query("SELECT org_id FROM billing_accounts WHERE customer_id = $1")
-                .bind(c)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get::<String, _>("org_id"))
-                .transpose()?,
-            None => None,
-        },
+    let created = event["created"].as_i64().unwrap_or(0);
+    let org_id = find_org(app, object, customer).await?;
+    let subscription = matches!(
+        kind,
+        "customer.subscription.created"
+            | "customer.subscription.updated"
+            | "customer.subscription.deleted"
+    );
+    let (Some(org_id), true) = (org_id.clone(), subscription) else {
+        // Nothing to set: the event is only recorded (once).
+        let mut tx = app.db.begin().await?;
+        let fresh = record(&mut tx, id, kind, org_id.as_deref(), now).await?;
+        tx.commit().await?;
+        return Ok(Outcome {
+            received: true,
+            duplicate: !fresh,
+            org_id: None,
+            plan: None,
+        });
     };
-    let fresh = sqlx::query(
-        "INSERT INTO billing_events (event_id, event_type, org_id, received_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(kind)
-    .bind(org_id.as_deref())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !fresh {
-        tx.rollback().await?;
+    // The event's record, the plan and its audit event commit together, or not at all (so a
+    // retry after a failure is not taken for a duplicate of something that never happened).
+    let mut t = TenantTx::for_billing(&app.db, &org_id, Mode::Write).await?;
+    if !record(t.write()?.0, id, kind, Some(&org_id), now).await? {
+        t.rollback().await?;
         return Ok(Outcome {
             received: true,
             duplicate: true,
@@ -160,21 +156,6 @@ pub async fn receive(app: &App, signature: Option<&str>, payload: &[u8]) -> AppR
             plan: None,
         });
     }
-    let subscription = matches!(
-        kind,
-        "customer.subscription.created"
-            | "customer.subscription.updated"
-            | "customer.subscription.deleted"
-    );
-    let (Some(org_id), true) = (org_id, subscription) else {
-        tx.commit().await?;
-        return Ok(Outcome {
-            received: true,
-            duplicate: false,
-            org_id: None,
-            plan: None,
-        });
-    };
     let status = object["status"]
         .as_str()
         .unwrap_or("unknown")
@@ -190,29 +171,34 @@ pub async fn receive(app: &App, signature: Option<&str>, payload: &[u8]) -> AppR
     } else {
         plan_of(object)
     };
+    let c = t.write()?.0;
     let before: Option<String> = sqlx::query("SELECT plan FROM billing_accounts WHERE org_id = $1")
         .bind(&org_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *c)
         .await?
         .map(|r| r.try_get("plan"))
         .transpose()?;
-    sqlx::query(
-        "INSERT INTO billing_accounts (org_id, customer_id, plan, status, updated_at) VALUES ($1, $2, $3, $4, $5) \
+    // Stripe does not promise order: an event older than the one that set the plan changes
+    // nothing.
+    let applied = sqlx::query(
+        "INSERT INTO billing_accounts (org_id, customer_id, plan, status, updated_at, event_created) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (org_id) DO UPDATE SET customer_id = COALESCE($2, billing_accounts.customer_id), \
-         plan = $3, status = $4, updated_at = $5",
+         plan = $3, status = $4, updated_at = $5, event_created = $6 \
+         WHERE billing_accounts.event_created <= $6",
     )
     .bind(&org_id)
     .bind(customer)
     .bind(&plan)
     .bind(&status)
     .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    // The plan change on the org's own chain.
+    .bind(created)
+    .execute(&mut *c)
+    .await?
+    .rows_affected()
+        == 1;
     let from = before.unwrap_or_else(|| FREE.to_string());
-    if from != plan {
-        let mut t = TenantTx::for_billing(&app.db, &org_id, Mode::Write).await?;
+    if applied && from != plan {
         let ev = audit::Event {
             actor_id: None,
             action: Action::BillingPlanChanged,
@@ -222,14 +208,63 @@ pub async fn receive(app: &App, signature: Option<&str>, payload: &[u8]) -> AppR
             metadata: json!({ "from": from, "to": plan, "status": status, "event_id": id }),
         };
         audit::append_org(&mut t, now, ev).await?;
-        t.commit().await?;
     }
+    t.commit().await?;
     Ok(Outcome {
         received: true,
         duplicate: false,
         org_id: Some(org_id),
-        plan: Some(plan),
+        plan: applied.then_some(plan),
     })
+}
+
+/// Keeps the event's id; false when it was kept before (a duplicate).
+async fn record(
+    c: &mut crate::store::Conn,
+    id: &str,
+    kind: &str,
+    org_id: Option<&str>,
+    now: i64,
+) -> AppResult<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO billing_events (event_id, event_type, org_id, received_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(org_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The org an event names: its `metadata.org_id` (if that org exists), else the org an earlier
+/// event linked to its customer id.
+async fn find_org(app: &App, object: &Value, customer: Option<&str>) -> AppResult<Option<String>> {
+    let mut c = app.db.read().await?;
+    let found = match object["metadata"]["org_id"].as_str() {
+        // The org's data key names it (the orgs table itself is behind row-level security).
+        Some(o) if uuid::Uuid::parse_str(o).is_ok() => {
+            sqlx::query("SELECT DISTINCT id FROM data_keys WHERE id = $1")
+                .bind(o)
+                .fetch_optional(&mut *c)
+                .await?
+                .map(|r| r.try_get::<String, _>("id"))
+                .transpose()?
+        }
+        _ => match customer {
+            Some(cus) => sqlx::query("SELECT org_id FROM billing_accounts WHERE customer_id = $1")
+                .bind(cus)
+                .fetch_optional(&mut *c)
+                .await?
+                .map(|r| r.try_get::<String, _>("org_id"))
+                .transpose()?,
+            None => None,
+        },
+    };
+    Ok(found)
 }
 
 /// The org's plan as the billing events set it.

@@ -115,17 +115,21 @@ pub async fn change_member_role(
     }
     store::orgs::set_member_role(scope.tx(), user_id, role.as_str()).await?;
     // API keys are made by admins and act as them: a member who is no longer one loses them.
-    let keys_revoked = if role < OrgRole::Admin {
-        store::api_keys::revoke_by_creator(scope.tx(), user_id, now).await?
+    let (keys_revoked, webhooks_disabled) = if role < OrgRole::Admin {
+        (
+            store::api_keys::revoke_by_creator(scope.tx(), user_id, now).await?,
+            store::webhooks::disable_by_creator(scope.tx(), user_id, now).await?,
+        )
     } else {
-        0
+        (0, 0)
     };
     audit_org(
         scope,
         ctx,
         Action::MemberRoleChanged,
         ("user", user_id),
-        json!({ "from": current.as_str(), "to": role.as_str(), "api_keys_revoked": keys_revoked }),
+        json!({ "from": current.as_str(), "to": role.as_str(), "api_keys_revoked": keys_revoked,
+                "webhooks_disabled": webhooks_disabled }),
         now,
     )
     .await?;
@@ -176,12 +180,14 @@ pub async fn remove_member(
     store::notifications::forget(scope.tx(), None, None, Some(user_id)).await?;
     store::work::delete_user_workspace_roles(scope.tx(), user_id).await?;
     let keys_revoked = store::api_keys::revoke_by_creator(scope.tx(), user_id, now).await?;
+    let webhooks_disabled = store::webhooks::disable_by_creator(scope.tx(), user_id, now).await?;
     audit_org(
         scope,
         ctx,
         Action::MemberRemoved,
         ("user", user_id),
-        json!({ "role": current.as_str(), "left": leaving, "api_keys_revoked": keys_revoked }),
+        json!({ "role": current.as_str(), "left": leaving, "api_keys_revoked": keys_revoked,
+                "webhooks_disabled": webhooks_disabled }),
         now,
     )
     .await?;

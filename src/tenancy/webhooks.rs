@@ -199,11 +199,15 @@ pub async fn create(
     app: &AppState,
     ctx: &RequestCtx,
     s: &AuthSession,
-    scope: &mut OrgScope,
+    org_id: &str,
     url: &str,
     events: &[String],
 ) -> AppResult<WebhookSecret> {
-    scope.require(OrgRole::Admin)?;
+    // Who may, checked in a read transaction that ends before the URL's name is resolved: no
+    // transaction (on SQLite, the one writer) waits on DNS.
+    super::authorize(app, s, org_id, Mode::Read)
+        .await?
+        .require(OrgRole::Admin)?;
     crate::identity::mfa::require_recent_auth(app, s)?;
     let events = parse_events(events)?;
     if url.len() > 2000 {
@@ -212,19 +216,22 @@ pub async fn create(
             "url: at most 2000 characters.",
         ));
     }
+    crate::ratelimit::creation(
+        &*app.limiter,
+        "webhook",
+        org_id,
+        app.config.rate_limits.api_keys_per_org,
+    )
+    .await?;
     let checked = app
         .webhooks
         .guard
         .check_url(url)
         .await
         .map_err(|e| unsafe_url(&e))?;
-    crate::ratelimit::creation(
-        &*app.limiter,
-        "webhook",
-        scope.org_id(),
-        app.config.rate_limits.api_keys_per_org,
-    )
-    .await?;
+    let mut scope = super::authorize(app, s, org_id, Mode::Write).await?;
+    let scope = &mut scope;
+    scope.require(OrgRole::Admin)?;
     let now = app.clock.now_ms();
     let id = uuid::Uuid::now_v7().to_string();
     let secret = new_secret();
@@ -370,6 +377,10 @@ pub async fn enable(
     Ok(view)
 }
 
+/// Test events and redeliveries one endpoint may be sent per hour (each may hold the delivery
+/// loop for up to the timeout).
+const MANUAL_SENDS: crate::config::Limit = crate::config::Limit::new(60, 3600);
+
 /// Queues a `webhook.test` event for the endpoint, due now.
 pub async fn send_test(
     app: &App,
@@ -378,6 +389,7 @@ pub async fn send_test(
     id: &str,
 ) -> AppResult<String> {
     existing(scope, id).await?;
+    crate::ratelimit::creation(&*app.limiter, "webhook-send", id, MANUAL_SENDS).await?;
     let now = app.clock.now_ms();
     let msg = uuid::Uuid::now_v7().to_string();
     let payload = json!({
@@ -426,6 +438,7 @@ pub async fn redeliver(
     let msg = db::message_of_delivery(scope.tx(), id, delivery_id)
         .await?
         .ok_or(AppError::NotFound)?;
+    crate::ratelimit::creation(&*app.limiter, "webhook-send", id, MANUAL_SENDS).await?;
     let now = app.clock.now_ms();
     db::requeue(scope.tx(), &msg, now).await?;
     audit_org(
@@ -487,16 +500,31 @@ pub async fn dispatch(app: &App) -> AppResult<usize> {
         db::enabled_cursors(&mut c).await?
     };
     for hook_id in hooks {
+        // One org's trouble (say, a key that does not open) is logged and skipped: the others'
+        // events still go out; the failed cursor is taken again once its lease ends.
+        match dispatch_one(app, &hook_id, now, lease).await {
+            Ok(n) => queued += n,
+            Err(e) => tracing::warn!(webhook = %hook_id, error = %e, "webhook dispatch"),
+        }
+    }
+    Ok(queued)
+}
+
+/// `dispatch` for one endpoint.
+async fn dispatch_one(app: &App, hook_id: &str, now: i64, lease: i64) -> AppResult<usize> {
+    let hook_id = hook_id.to_string();
+    let mut queued = 0;
+    {
         let claimed = {
             let mut c = app.db.acquire().await?;
             db::claim_cursor(&mut c, &hook_id, now, lease).await?
         };
         let Some((org_id, last_seq)) = claimed else {
-            continue;
+            return Ok(0);
         };
         let mut tx = TenantTx::for_webhooks(&app.db, &org_id, Mode::Write).await?;
         let Some(hook) = db::get(&mut tx, &hook_id).await? else {
-            continue;
+            return Ok(0);
         };
         let wanted: Vec<&str> = hook.events.split(' ').collect();
         let events = store::audit::batch(&mut tx, last_seq, 500).await?;

@@ -90,6 +90,18 @@ async fn a_key_is_shown_once_stored_hashed_and_works_within_its_org_and_scopes()
         "{}",
         created.metadata
     );
+    // Search reaches comments too: it takes items:read and updates:read.
+    let search = format!("/api/v1/orgs/{}/search?q=key", o.org);
+    let r = t.send(bearer(Req::get(&search), &k)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let both = make_key(
+        &t,
+        &o,
+        json!({"name": "search", "scopes": ["items:read", "updates:read"]}),
+    )
+    .await;
+    let r = t.send(bearer(Req::get(&search), &both)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // Without the scope: 403; the key's last use is recorded, masked.
     let r = t
         .send(bearer(
@@ -304,6 +316,23 @@ async fn a_keys_rate_limit_and_networks_hold_and_refusals_are_audited() {
         .filter(|e| e.action == "api_key.refused")
         .collect();
     assert_eq!(refused.len(), 1);
+    // Tried again and again from elsewhere: always refused, recorded up to a bound per key.
+    for i in 0..15 {
+        let r = t
+            .send(bearer(
+                Req::get(&items(&o)).ip(&format!("192.0.2.{}", i + 2)),
+                &net,
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let recorded = t
+        .chain(&o.org)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "api_key.refused")
+        .count();
+    assert_eq!(recorded, 10, "the chain is not flooded");
     assert_eq!(refused[0].target_id.as_deref(), net["id"].as_str());
     assert_eq!(refused[0].ip.as_deref(), Some("192.0.2.0"), "masked");
 }

@@ -156,6 +156,28 @@ async fn only_verified_fresh_events_set_the_plan_and_replays_change_nothing() {
     assert_eq!(last.metadata["to"], "free");
     assert_eq!(last.actor_id, None);
 
+    // Out of order: an update created before the deletion, delivered after it, restores nothing.
+    let dated = |id: &str, kind: &str, status: &str, created: i64| {
+        json!({
+            "id": id, "type": kind, "created": created,
+            "data": {"object": {"id": "sub_1", "customer": "cus_1", "status": status,
+                "items": {"data": [{"price": {"lookup_key": "business"}}]}}}
+        })
+        .to_string()
+    };
+    let newer = dated("evt_10", "customer.subscription.deleted", "canceled", 2_000);
+    let older = dated("evt_9", "customer.subscription.updated", "active", 1_000);
+    for body in [&newer, &older] {
+        let r = post(&t, body, Some(stripe_signature(SECRET, now, body))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    assert_eq!(
+        plan(&t, &owner, &org).await["plan"],
+        "free",
+        "the late, older event is ignored"
+    );
+    assert_eq!(changes(&t.chain(&org).await), 2);
+
     // Not JSON, no id: 400. Another org's id that does not exist: acknowledged, nothing set.
     let r = post(&t, "{", Some(stripe_signature(SECRET, now, "{"))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);

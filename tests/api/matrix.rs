@@ -247,7 +247,8 @@ fn key_scope(method: &str, template: &str) -> Option<&'static str> {
         return None;
     }
     if rest == "/search" {
-        return Some("items:read");
+        // Items and comments alike: no single scope is enough (see `api_keys.rs` for both).
+        return Some("items:read+updates:read");
     }
     if rest.starts_with("/audit-events") {
         return Some("audit:read");

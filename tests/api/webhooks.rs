@@ -424,3 +424,48 @@ async fn urls_that_are_not_public_https_are_refused_at_registration() {
         0
     );
 }
+
+#[tokio::test]
+async fn an_admin_who_is_demoted_takes_their_webhooks_along() {
+    let t = app(|_| {}).await;
+    let o = org(&t).await;
+    let rx = Receiver::start().await;
+    t.verified_user("admin@example.com", "Admin").await;
+    let admin = t.login("admin@example.com").await;
+    t.join(&o.owner, &o.org, "admin@example.com", "admin", &admin)
+        .await;
+    let admin_id = t.me(&admin).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{}/webhooks", o.org))
+                .cookie(&admin)
+                .json(json!({ "url": rx.url, "events": ["*"] })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = t
+        .send(
+            Req::new(
+                axum::http::Method::PATCH,
+                &format!("/api/v1/orgs/{}/members/{admin_id}", o.org),
+            )
+            .cookie(&o.owner)
+            .json(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    item(&t, &o, "After the demotion").await;
+    run(&t).await;
+    assert!(
+        rx.requests().is_empty(),
+        "nothing is sent to a demoted admin's endpoint"
+    );
+    let list = t
+        .send(Req::get(&format!("/api/v1/orgs/{}/webhooks", o.org)).cookie(&o.owner))
+        .await
+        .json();
+    assert_eq!(list["items"][0]["status"], "disabled", "{list}");
+}
