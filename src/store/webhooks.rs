@@ -239,14 +239,16 @@ async fn due(c: &mut Conn, org_id: &str, message_id: &str, at: i64) -> Result<()
     .map(|_| ())
 }
 
-/// The enabled endpoints' ids, for one pass of the delivery loop.
-pub async fn enabled_cursors(c: &mut Conn) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query("SELECT webhook_id FROM webhook_cursors WHERE enabled = 1 ORDER BY webhook_id")
-        .fetch_all(&mut *c)
-        .await?
-        .into_iter()
-        .map(|r| r.try_get("webhook_id"))
-        .collect()
+/// The enabled endpoints, for one pass of the delivery loop: `(webhook_id, org_id, last_seq)`.
+pub async fn enabled_cursors(c: &mut Conn) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT webhook_id, org_id, last_seq FROM webhook_cursors WHERE enabled = 1 ORDER BY webhook_id",
+    )
+    .fetch_all(&mut *c)
+    .await?
+    .into_iter()
+    .map(|r| Ok((r.try_get("webhook_id")?, r.try_get("org_id")?, r.try_get("last_seq")?)))
+    .collect()
 }
 
 /// Takes one endpoint's cursor until `now + lease_ms` (none if another worker holds it):

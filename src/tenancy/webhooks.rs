@@ -499,7 +499,16 @@ pub async fn dispatch(app: &App) -> AppResult<usize> {
         let mut c = app.db.acquire().await?;
         db::enabled_cursors(&mut c).await?
     };
-    for hook_id in hooks {
+    for (hook_id, org_id, seen) in hooks {
+        // Nothing new in the org's chain: no claim, no write transaction (a read only).
+        match moved(app, &org_id, seen).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(webhook = %hook_id, error = %e, "webhook dispatch");
+                continue;
+            }
+        }
         // One org's trouble (say, a key that does not open) is logged and skipped: the others'
         // events still go out; the failed cursor is taken again once its lease ends.
         match dispatch_one(app, &hook_id, now, lease).await {
@@ -508,6 +517,13 @@ pub async fn dispatch(app: &App) -> AppResult<usize> {
         }
     }
     Ok(queued)
+}
+
+/// Whether the org's chain has events after `seq`.
+async fn moved(app: &App, org_id: &str, seq: i64) -> AppResult<bool> {
+    let mut tx = TenantTx::for_webhooks(&app.db, org_id, Mode::Read).await?;
+    let head = store::audit::head(&mut tx).await?.map_or(0, |h| h.0);
+    Ok(head > seq)
 }
 
 /// `dispatch` for one endpoint.
