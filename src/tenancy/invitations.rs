@@ -348,16 +348,13 @@ pub async fn preview_invitation(app: &App, token: &str) -> AppResult<Option<Invi
     let Some(org) = store::orgs::get_org(&mut tx).await? else {
         return Ok(None);
     };
-    let Some((version, wrapped)) = store::get_data_key(tx.conn()?, &org_id).await? else {
+    let Some(key) = super::org_key(app, &mut tx).await? else {
         return Ok(None);
     };
     let inviter = display_name(app, tx.conn()?, &inv.invited_by)
         .await?
         .unwrap_or_else(|| "A former member".into());
     tx.commit().await?;
-    let key = app
-        .keyring
-        .open_tenant_key(&org_id, &crate::crypto::WrappedKey { version, wrapped })?;
     Ok(Some(InvitationPreview {
         org_name: key.open_string("orgs", "name", &org_id, &org.name_ct)?,
         role: OrgRole::parse(&inv.role).unwrap_or(OrgRole::Member),
@@ -413,7 +410,7 @@ pub async fn accept_invitation(
     let org = store::orgs::get_org(&mut tx)
         .await?
         .ok_or(AppError::InvalidToken)?;
-    let (version, wrapped) = store::get_data_key(tx.conn()?, &org_id)
+    let key = super::org_key(app, &mut tx)
         .await?
         .ok_or(AppError::InvalidToken)?;
     let role = store::orgs::member_role(&mut tx, &s.user_id)
@@ -421,9 +418,6 @@ pub async fn accept_invitation(
         .and_then(|r| OrgRole::parse(&r))
         .unwrap_or(role);
     tx.commit().await?;
-    let key = app
-        .keyring
-        .open_tenant_key(&org_id, &crate::crypto::WrappedKey { version, wrapped })?;
     Ok(super::OrgView {
         id: org_id.clone(),
         name: key.open_string("orgs", "name", &org_id, &org.name_ct)?,

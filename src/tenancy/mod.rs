@@ -192,6 +192,19 @@ pub(crate) fn mfa_required() -> AppError {
     }
 }
 
+/// The org's data key, opened in a transaction that entered the org without a membership (a
+/// share link, an invitation token, the webhook loop); None when the org has no key (it is gone).
+pub(crate) async fn org_key(app: &App, tx: &mut TenantTx) -> AppResult<Option<TenantKey>> {
+    let org_id = tx.org_id().to_string();
+    let Some((version, wrapped)) = store::get_data_key(tx.conn()?, &org_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(app.keyring.open_tenant_key(
+        &org_id,
+        &WrappedKey { version, wrapped },
+    )?))
+}
+
 /// Opaque list cursors: the last key of the previous page.
 pub(crate) fn decode_cursor(cursor: Option<&str>) -> AppResult<String> {
     use base64::Engine;

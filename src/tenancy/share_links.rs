@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use super::documents::{link_state, mask_recipient, recipient_matches, ContentTicket};
 use crate::audit::Action;
 use crate::crypto::stream::ContentKey;
-use crate::crypto::{TenantKey, WrappedKey};
+use crate::crypto::TenantKey;
 use crate::error::{AppError, AppResult};
 use crate::identity::RequestCtx;
 use crate::mail;
@@ -109,16 +109,9 @@ async fn check(
         unavailable(tx).await?;
         return Ok(Err((org_id, link_id, "unavailable")));
     };
-    let (kv, wrapped) = store::get_data_key(tx.conn()?, &org_id)
+    let key = super::org_key(app, &mut tx)
         .await?
         .ok_or(AppError::NotFound)?;
-    let key = app.keyring.open_tenant_key(
-        &org_id,
-        &WrappedKey {
-            version: kv,
-            wrapped,
-        },
-    )?;
     let recipient = link
         .recipient_ct
         .as_ref()

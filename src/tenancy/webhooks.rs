@@ -480,15 +480,6 @@ pub async fn deliveries(
     Ok(page(views, limit, |v: &DeliveryView| v.id.clone()))
 }
 
-async fn org_key(app: &App, tx: &mut TenantTx, org_id: &str) -> AppResult<TenantKey> {
-    let (version, wrapped) = store::get_data_key(tx.conn()?, org_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    Ok(app
-        .keyring
-        .open_tenant_key(org_id, &crate::crypto::WrappedKey { version, wrapped })?)
-}
-
 /// Turns new audit events into messages for every enabled endpoint that asked for them. Returns
 /// how many messages were queued.
 pub async fn dispatch(app: &App) -> AppResult<usize> {
@@ -620,7 +611,9 @@ async fn attempt(app: &AppState, org_id: &str, msg_id: &str) -> AppResult<()> {
         let Some(hook) = db::get(&mut tx, &msg.webhook_id).await? else {
             return Ok(());
         };
-        let key = org_key(app, &mut tx, org_id).await?;
+        let key = super::org_key(app, &mut tx)
+            .await?
+            .ok_or(AppError::NotFound)?;
         let (t, c, r) = url_ad(&hook.id);
         let url = key.open_string(t, c, r, &hook.url_ct)?;
         let now = app.clock.now_ms();
