@@ -75,6 +75,11 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../templates/documents.html"),
     ),
     ("document.html", include_str!("../templates/document.html")),
+    ("org_tabs.html", include_str!("../templates/org_tabs.html")),
+    ("api_keys.html", include_str!("../templates/api_keys.html")),
+    ("webhooks.html", include_str!("../templates/webhooks.html")),
+    ("webhook.html", include_str!("../templates/webhook.html")),
+    ("billing.html", include_str!("../templates/billing.html")),
     ("share.html", include_str!("../templates/share.html")),
     (
         "share_gone.html",

@@ -47,9 +47,6 @@ async fn stripe_webhook(
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org_id}/billing", tag = "integrations", params(("org_id" = String, Path)),
     responses((status = 200, body = PlanView), (status = 403), (status = 404)))]
-async fn org_plan(
-    State(app): State<AppState>,
-    Org(mut scope, _): Org,
-) -> AppResult<ApiJson<PlanView>> {
-    Ok(ApiJson(billing::plan(&app, &mut scope).await?))
+async fn org_plan(Org(mut scope, _): Org) -> AppResult<ApiJson<PlanView>> {
+    Ok(ApiJson(billing::plan(&mut scope).await?))
 }

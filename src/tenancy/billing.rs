@@ -275,16 +275,15 @@ pub struct PlanView {
     pub updated_at: Option<String>,
 }
 
-pub async fn plan(app: &App, scope: &mut super::OrgScope) -> AppResult<PlanView> {
+pub async fn plan(scope: &mut super::OrgScope) -> AppResult<PlanView> {
     scope.require(super::OrgRole::Admin)?;
-    let org_id = scope.org_id().to_string();
-    let row = {
-        let mut c = app.db.read().await?;
+    // In the request's own transaction (the table has no row-level policy: it is read by org id).
+    let (c, org_id) = scope.tx().read()?;
+    let row =
         sqlx::query("SELECT plan, status, updated_at FROM billing_accounts WHERE org_id = $1")
-            .bind(&org_id)
-            .fetch_optional(&mut *c)
-            .await?
-    };
+            .bind(org_id)
+            .fetch_optional(c)
+            .await?;
     Ok(match row {
         Some(r) => PlanView {
             plan: r.try_get("plan")?,

@@ -295,6 +295,12 @@ async fn existing(scope: &mut OrgScope, id: &str) -> AppResult<db::HookRow> {
     db::get(scope.tx(), id).await?.ok_or(AppError::NotFound)
 }
 
+/// One endpoint (org admins).
+pub async fn get(app: &App, scope: &mut OrgScope, id: &str) -> AppResult<WebhookView> {
+    let row = existing(scope, id).await?;
+    view(scope.key(), &row, app.clock.now_ms())
+}
+
 pub async fn delete(app: &App, ctx: &RequestCtx, scope: &mut OrgScope, id: &str) -> AppResult<()> {
     existing(scope, id).await?;
     let now = app.clock.now_ms();

@@ -199,6 +199,18 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    with_browser_config(label, |_| {}, flow).await;
+}
+
+/// `with_browser` with the server's configuration changed by `tweak` first.
+pub(crate) async fn with_browser_config<F, Fut>(
+    label: &str,
+    tweak: impl FnOnce(&mut strongroom::config::Config),
+    flow: F,
+) where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let started = Instant::now();
     for (path, package) in [(CHROMEDRIVER, "chromium-driver"), (CHROMIUM, "chromium")] {
         assert!(
@@ -214,6 +226,7 @@ where
     let base = format!("http://localhost:{port}");
     let mut cfg = support::test_config(dir.path(), db_url);
     cfg.public_url = Some(base.clone());
+    tweak(&mut cfg);
     let app = App::build(cfg, Arc::new(SystemClock)).await;
     let app = app.expect("app builds");
     assert!(app.webauthn.is_some(), "passkeys available on {base}");

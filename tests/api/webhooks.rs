@@ -23,13 +23,13 @@ struct Seen {
     delay: Option<Duration>,
 }
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     seen: Arc<Mutex<Seen>>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let state = seen.clone();
         let app = axum::Router::new().route(
@@ -63,11 +63,11 @@ impl Receiver {
         }
     }
 
-    fn requests(&self) -> Vec<(HeaderMap, String)> {
+    pub(crate) fn requests(&self) -> Vec<(HeaderMap, String)> {
         self.seen.lock().expect("lock").requests.clone()
     }
 
-    fn answer(&self, codes: &[u16]) {
+    pub(crate) fn answer(&self, codes: &[u16]) {
         self.seen.lock().expect("lock").answers.extend(codes);
     }
 }
@@ -75,7 +75,7 @@ impl Receiver {
 /// The Standard Webhooks verification, from the specification: the signed content is
 /// `{webhook-id}.{webhook-timestamp}.{body}`, HMAC-SHA256 keyed by the base64-decoded part of the
 /// `whsec_` secret, base64; the header holds space-separated `v1,<signature>` entries.
-fn verifies(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+pub(crate) fn verifies(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     use hmac::{Hmac, Mac};
     let h = |n: &str| {
         headers
@@ -106,7 +106,7 @@ fn verifies(secret: &str, headers: &HeaderMap, body: &str) -> bool {
 
 use crate::documents::Room as Org;
 
-async fn app(tweak: impl FnOnce(&mut strongroom::config::Config)) -> TestApp {
+pub(crate) async fn app(tweak: impl FnOnce(&mut strongroom::config::Config)) -> TestApp {
     TestApp::with(|c| {
         c.webhooks.allow_networks = vec!["127.0.0.1/32".into()];
         c.webhooks.allow_http = true;
@@ -143,7 +143,7 @@ async fn item(t: &TestApp, o: &Org, title: &str) -> String {
     r.json()["id"].as_str().expect("id").to_string()
 }
 
-async fn run(t: &TestApp) -> (usize, usize) {
+pub(crate) async fn run(t: &TestApp) -> (usize, usize) {
     strongroom::tenancy::webhooks::run_once(&t.app)
         .await
         .expect("delivery loop")

@@ -77,6 +77,7 @@ pub fn router() -> Router<AppState> {
         .route("/invitations/opt-out", get(optout_page).post(optout_submit))
         .merge(audit::routes())
         .merge(documents::routes())
+        .merge(integrations::routes())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,6 +261,7 @@ fn non_empty(v: &str) -> Option<String> {
 
 mod audit;
 mod documents;
+mod integrations;
 mod invitations;
 mod orgs;
 mod scope;
