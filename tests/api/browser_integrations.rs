@@ -36,6 +36,15 @@ async fn value_of(cx: &Ctx, css: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Waits (up to 20 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn integrations_flow(cx: Ctx) {
     let (b, base) = (&cx.b, cx.base.clone());
     let rx = Receiver::start().await;
@@ -116,11 +125,7 @@ async fn integrations_flow(cx: Ctx) {
         "A test event is on its way; it shows in the delivery log once sent.",
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while rx.requests().is_empty() {
-        assert!(Instant::now() < deadline, "the test event never arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the test event's arrival", || !rx.requests().is_empty()).await;
     let (headers, body) = rx.requests()[0].clone();
     assert!(
         verifies(&secret, &headers, &body),
@@ -147,11 +152,7 @@ async fn integrations_flow(cx: Ctx) {
     shots(b, "integrations-webhook-log").await;
     click(b, "#deliveries tbody tr button").await;
     wait_for_text(b, "#notice", "The event is on its way again.").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while rx.requests().len() < 2 {
-        assert!(Instant::now() < deadline, "the redelivery never arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the redelivery's arrival", || rx.requests().len() >= 2).await;
 
     // The plan, before any billing event.
     click(b, "#billing-tab").await;

@@ -28,9 +28,28 @@ fn shown(html: &str, id: &str) -> Option<String> {
     )
 }
 
-async fn org_of(t: &TestApp, owner: &str) -> String {
-    let loc = submit_ok(t, owner, "/orgs", &[("name", "Acme")]).await;
-    crate::org_pages::id_in(&loc, "/orgs/")
+/// An org's owner, a member of it, a stranger to it (their session cookies), and the org.
+struct Cast {
+    owner: String,
+    org: String,
+    mia: String,
+    stranger: String,
+}
+
+async fn cast(t: &TestApp) -> Cast {
+    let owner = user(t, "olga@example.com", "Olga").await;
+    let loc = submit_ok(t, &owner, "/orgs", &[("name", "Acme")]).await;
+    let org = crate::org_pages::id_in(&loc, "/orgs/");
+    let mia = user(t, "mia@example.com", "Mia").await;
+    t.join(&owner, &org, "mia@example.com", "member", &mia)
+        .await;
+    let stranger = user(t, "sam@example.com", "Sam").await;
+    Cast {
+        owner,
+        org,
+        mia,
+        stranger,
+    }
 }
 
 /// A member gets the 403 page for `path` (a GET, or a POST of a key's form), a stranger the 404
@@ -54,12 +73,12 @@ async fn only_admins(t: &TestApp, member: &str, stranger: &str, path: &str, post
 #[tokio::test]
 async fn api_keys_are_made_shown_once_used_and_revoked_through_the_pages() {
     let t = TestApp::new().await;
-    let owner = user(&t, "olga@example.com", "Olga").await;
-    let org = org_of(&t, &owner).await;
-    let mia = user(&t, "mia@example.com", "Mia").await;
-    t.join(&owner, &org, "mia@example.com", "member", &mia)
-        .await;
-    let stranger = user(&t, "sam@example.com", "Sam").await;
+    let Cast {
+        owner,
+        org,
+        mia,
+        stranger,
+    } = cast(&t).await;
     let keys = format!("/orgs/{org}/api-keys");
 
     // The settings pages link to one another; the key page starts empty and offers every scope.
@@ -69,17 +88,7 @@ async fn api_keys_are_made_shown_once_used_and_revoked_through_the_pages() {
     assert!(html.contains(&format!("href=\"/orgs/{org}/billing\"")));
     let html = page(&t, &owner, &keys).await;
     assert!(html.contains("id=\"no-keys\""));
-    for scope in [
-        "workspaces:read",
-        "workspaces:write",
-        "items:read",
-        "items:write",
-        "updates:read",
-        "updates:write",
-        "documents:read",
-        "documents:write",
-        "audit:read",
-    ] {
+    for scope in strongroom::tenancy::api_keys::Scope::ALL.map(|s| s.as_str()) {
         assert!(
             html.contains(&format!("name=\"scopes\" value=\"{scope}\"")),
             "{scope}"
@@ -277,12 +286,12 @@ fn field_id(field: &str) -> &'static str {
 async fn webhooks_are_added_tested_redelivered_rotated_and_deleted_through_the_pages() {
     let t = hooks_app(|c| c.webhooks.disable_after_failures = 1).await;
     let rx = Receiver::start().await;
-    let owner = user(&t, "olga@example.com", "Olga").await;
-    let org = org_of(&t, &owner).await;
-    let mia = user(&t, "mia@example.com", "Mia").await;
-    t.join(&owner, &org, "mia@example.com", "member", &mia)
-        .await;
-    let stranger = user(&t, "sam@example.com", "Sam").await;
+    let Cast {
+        owner,
+        org,
+        mia,
+        stranger,
+    } = cast(&t).await;
     let hooks = format!("/orgs/{org}/webhooks");
     let html = page(&t, &owner, &hooks).await;
     assert!(html.contains("id=\"no-hooks\""));
@@ -474,12 +483,12 @@ async fn webhooks_are_added_tested_redelivered_rotated_and_deleted_through_the_p
 async fn the_billing_page_shows_the_plan_the_signed_events_set() {
     use crate::billing::{event, stripe_signature, SECRET};
     let t = TestApp::with(|c| c.billing.stripe_webhook_secret = Some(SECRET.into())).await;
-    let owner = user(&t, "olga@example.com", "Olga").await;
-    let org = org_of(&t, &owner).await;
-    let mia = user(&t, "mia@example.com", "Mia").await;
-    t.join(&owner, &org, "mia@example.com", "member", &mia)
-        .await;
-    let stranger = user(&t, "sam@example.com", "Sam").await;
+    let Cast {
+        owner,
+        org,
+        mia,
+        stranger,
+    } = cast(&t).await;
     let billing = format!("/orgs/{org}/billing");
     let html = page(&t, &owner, &billing).await;
     assert!(html.contains("id=\"plan\"><strong>free</strong>"));

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::*;
 use crate::http::middleware::RequestCtxExt;
 use crate::http::problem::{ApiForm, ApiQuery};
-use crate::http::session::{next_cookie, FullSession};
+use crate::http::session::FullSession;
 use crate::http::work_api::{param, PathParams};
 use crate::store::tenant::Mode;
 use crate::tenancy::api_keys::{self, KeyInput, NewApiKey};
@@ -40,9 +40,15 @@ pub(super) fn routes() -> Router<AppState> {
             get(hooks_page).post(create_hook_submit),
         )
         .route(&h, get(hook_page))
-        .route(&format!("{h}/test"), post(test_submit))
+        .route(
+            &format!("{h}/test"),
+            post(|State(app), ctx, page, path| button_submit(app, ctx, page, path, Button::Test)),
+        )
         .route(&format!("{h}/rotate-secret"), post(rotate_submit))
-        .route(&format!("{h}/enable"), post(enable_submit))
+        .route(
+            &format!("{h}/enable"),
+            post(|State(app), ctx, page, path| button_submit(app, ctx, page, path, Button::Enable)),
+        )
         .route(&format!("{h}/delete"), post(delete_hook_submit))
         .route(
             &format!("{h}/deliveries/{{delivery_id}}/redeliver"),
@@ -138,25 +144,6 @@ fn confirmed(app: &App, s: &AuthSession) -> bool {
 /// A read scope in the same org after a change (which committed, or failed and rolled back).
 async fn reopen(app: &AppState, s: &AuthSession, org_id: &str) -> AppResult<OrgScope> {
     tenancy::authorize(app, s, org_id, Mode::Read).await
-}
-
-/// The step-up prompt, which comes back to `back` once the user has confirmed it is them.
-fn step_up(app: &AppState, jar: CookieJar, back: &str) -> Response {
-    (
-        jar.add(next_cookie(app, back)),
-        crate::http::pages::reauth_prompt(app),
-    )
-        .into_response()
-}
-
-fn is_step_up(e: &AppError) -> bool {
-    matches!(
-        e,
-        AppError::Forbidden {
-            code: "reauthentication_required",
-            ..
-        }
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,15 +472,31 @@ async fn hook_again(
     hook_view(app, s, &mut scope, hook_id, "", Outcome::failed(e), None).await
 }
 
-async fn test_submit(
-    State(app): State<AppState>,
+/// The endpoint's buttons that need nothing but the endpoint.
+#[derive(Clone, Copy)]
+enum Button {
+    Test,
+    Enable,
+}
+
+async fn button_submit(
+    app: AppState,
     ctx: RequestCtxExt,
     OrgPage(mut scope, s): OrgPage,
     PathParams(path): PathParams,
+    which: Button,
 ) -> Response {
     let hook_id = or_page!(&app, param(&path, "hook_id"));
-    match webhooks::send_test(&app, &ctx.0, &mut scope, &hook_id).await {
-        Ok(_) => hook_done(scope.org_id(), &hook_id, "tested"),
+    let done = match which {
+        Button::Test => webhooks::send_test(&app, &ctx.0, &mut scope, &hook_id)
+            .await
+            .map(|_| "tested"),
+        Button::Enable => webhooks::enable(&app, &ctx.0, &mut scope, &hook_id)
+            .await
+            .map(|_| "enabled"),
+    };
+    match done {
+        Ok(done) => hook_done(scope.org_id(), &hook_id, done),
         Err(e) => hook_again(&app, &s, scope, &hook_id, &e).await,
     }
 }
@@ -510,19 +513,6 @@ async fn redeliver_submit(
     };
     match webhooks::redeliver(&app, &ctx.0, &mut scope, &hook_id, &delivery_id).await {
         Ok(()) => hook_done(scope.org_id(), &hook_id, "redelivered"),
-        Err(e) => hook_again(&app, &s, scope, &hook_id, &e).await,
-    }
-}
-
-async fn enable_submit(
-    State(app): State<AppState>,
-    ctx: RequestCtxExt,
-    OrgPage(mut scope, s): OrgPage,
-    PathParams(path): PathParams,
-) -> Response {
-    let hook_id = or_page!(&app, param(&path, "hook_id"));
-    match webhooks::enable(&app, &ctx.0, &mut scope, &hook_id).await {
-        Ok(_) => hook_done(scope.org_id(), &hook_id, "enabled"),
         Err(e) => hook_again(&app, &s, scope, &hook_id, &e).await,
     }
 }

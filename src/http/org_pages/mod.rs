@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
@@ -158,6 +159,26 @@ fn denied(app: &App, e: &AppError) -> Response {
         context! { title, message, link, link_text, error, signed_in => true },
     );
     with_retry_after(res, e)
+}
+
+/// The step-up prompt, which comes back to `back` once the user has confirmed it is them.
+fn step_up(app: &AppState, jar: CookieJar, back: &str) -> Response {
+    (
+        jar.add(crate::http::session::next_cookie(app, back)),
+        super::pages::reauth_prompt(app),
+    )
+        .into_response()
+}
+
+/// Whether a change was refused for want of a recent step-up.
+fn is_step_up(e: &AppError) -> bool {
+    matches!(
+        e,
+        AppError::Forbidden {
+            code: "reauthentication_required",
+            ..
+        }
+    )
 }
 
 pub(super) fn to_login() -> Response {

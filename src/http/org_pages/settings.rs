@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::*;
 use crate::http::middleware::RequestCtxExt;
 use crate::http::problem::{ApiForm, ApiQuery};
-use crate::http::session::next_cookie;
 use crate::state::AppState;
 
 pub(super) async fn settings_page(
@@ -140,16 +139,8 @@ pub(super) async fn delete_org_submit(
     }
     match tenancy::delete_org(&app, &ctx.0, &s, &mut scope).await {
         Ok(()) => Redirect::to("/orgs?done=org_deleted").into_response(),
-        Err(AppError::Forbidden {
-            code: "reauthentication_required",
-            ..
-        }) => {
-            let back = format!("/orgs/{}/settings", scope.org_id());
-            (
-                jar.add(next_cookie(&app, &back)),
-                crate::http::pages::reauth_prompt(&app),
-            )
-                .into_response()
+        Err(e) if is_step_up(&e) => {
+            step_up(&app, jar, &format!("/orgs/{}/settings", scope.org_id()))
         }
         Err(e) => settings_again(&app, &s, scope, &e, context! {}).await,
     }
