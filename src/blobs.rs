@@ -54,6 +54,14 @@ impl Blobs {
         Ok(me)
     }
 
+    /// The store the configuration names: `[s3]`, else `objects/` in the data dir.
+    pub async fn from_config(cfg: &crate::config::Config) -> anyhow::Result<Self> {
+        match &cfg.s3 {
+            Some(s3) => Self::s3(s3).await,
+            None => Self::local(&cfg.data_dir.join("objects")).await,
+        }
+    }
+
     /// Whether the store answers (used by `/readyz`).
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.store.head(&Path::from(SENTINEL)).await?;
@@ -153,6 +161,31 @@ impl Blobs {
             remove_staging(&root.join(key))?;
         }
         Ok(())
+    }
+
+    /// Whether the store holds any document object (a restore goes only into a store that
+    /// holds none).
+    pub async fn holds_documents(&self) -> anyhow::Result<bool> {
+        use futures_util::StreamExt;
+        let mut list = self.store.list(Some(&Path::from("orgs")));
+        match list.next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Every document object's key.
+    pub async fn document_keys(&self) -> anyhow::Result<Vec<String>> {
+        use futures_util::TryStreamExt;
+        let mut keys: Vec<String> = self
+            .store
+            .list(Some(&Path::from("orgs")))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await?;
+        keys.sort();
+        Ok(keys)
     }
 
     /// Removes every object under `prefix` (a deleted org's).

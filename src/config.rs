@@ -61,6 +61,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub documents: DocumentsConfig,
     pub webhooks: WebhooksConfig,
+    pub backup: BackupConfig,
     pub billing: BillingConfig,
     /// Where documents are stored: absent, the local filesystem under `<data_dir>/objects`.
     pub s3: Option<S3Config>,
@@ -180,6 +181,28 @@ impl Default for WebhooksConfig {
             poll_interval_ms: 1000,
             disable_after_failures: 20,
             rotation_overlap_secs: 24 * 3600,
+        }
+    }
+}
+
+/// Scheduled backups in `serve` (`[backup]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Seconds between backups; 0 turns them off.
+    pub interval_secs: u64,
+    /// Backups older than this are removed after each new one.
+    pub keep_days: u64,
+    /// Where they are written (default `backups/` in the data dir).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 3600,
+            keep_days: 30,
+            dir: None,
         }
     }
 }
@@ -329,6 +352,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             documents: DocumentsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            backup: BackupConfig::default(),
             billing: BillingConfig::default(),
             s3: None,
             smtp: None,
@@ -682,6 +706,14 @@ impl Config {
             Some(u) => u.clone(),
             None => format!("sqlite://{}?mode=rwc", self.embedded_database().display()),
         }
+    }
+
+    /// Where scheduled backups go.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     /// The embedded SQLite database in the data dir, used when no database URL is configured.

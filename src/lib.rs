@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod background;
+pub mod backup;
 pub mod blobs;
 pub mod clock;
 pub mod config;

@@ -19,6 +19,7 @@ pub async fn run(
     let worker = app.mailer.spawn_worker(stop.clone());
     let retention = crate::audit::retention::spawn_job(app.retention_job(), stop.clone());
     let cleanup = crate::tenancy::documents::spawn_cleanup(&app, stop.clone());
+    let backups = crate::backup::spawn_schedule(&app, stop.clone());
     let webhooks = crate::tenancy::webhooks::spawn_loop(&app, stop);
     // Texts written before the search index existed are indexed once, in the background.
     let (db, keyring) = (app.db.clone(), app.keyring.clone());
@@ -46,6 +47,9 @@ pub async fn run(
     let _ = retention.await;
     let _ = cleanup.await;
     let _ = webhooks.await;
+    if let Some(b) = backups {
+        let _ = b.await;
+    }
     backfill.abort();
     tracing::info!("stopped");
     Ok(())

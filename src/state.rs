@@ -64,10 +64,7 @@ impl App {
         let keyring = Arc::new(keyring);
         let hasher = PasswordHasher::new(&config.password)?;
         let mailer = Mailer::new(&config, db.clone(), keyring.clone(), clock.clone())?;
-        let blobs = match &config.s3 {
-            Some(s3) => Blobs::s3(s3).await?,
-            None => Blobs::local(&config.data_dir.join("objects")).await?,
-        };
+        let blobs = Blobs::from_config(&config).await?;
         let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new(clock.clone()));
         let trusted_proxies = config.trusted_proxy_nets();
         let webhooks = crate::tenancy::webhooks::Sender::new(&config.webhooks)?;

@@ -166,6 +166,28 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// The root of every backup's key: derived from the master key for backups alone, so a backup
+/// file is never sealed under the master key itself (and nothing else is sealed under this).
+#[derive(Clone)]
+pub struct BackupRoot(KeyBytes);
+
+impl fmt::Debug for BackupRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BackupRoot(<redacted>)")
+    }
+}
+
+impl BackupRoot {
+    pub fn from_master(master: &KeyBytes) -> Self {
+        BackupRoot(master.derive("backup-v1"))
+    }
+
+    /// The key of the one backup named `backup_id`.
+    pub fn key(&self, backup_id: &str) -> stream::ContentKey {
+        stream::ContentKey::from_root(self.0.derive(&format!("backup:{backup_id}")))
+    }
+}
+
 /// A freshly generated data key wrapped for storage.
 pub struct WrappedKey {
     pub version: u32,
@@ -205,6 +227,11 @@ impl Keyring {
             },
             created,
         ))
+    }
+
+    /// The root of the backups' keys (see `BackupRoot`).
+    pub fn backup_root(&self) -> BackupRoot {
+        BackupRoot::from_master(&self.master)
     }
 
     /// Encrypts an account-data field bound to its place.

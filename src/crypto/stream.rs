@@ -87,6 +87,11 @@ impl ContentKey {
         StreamBE32::from_aead(Aes256Gcm::new(&self.0 .0), prefix.into())
     }
 
+    /// A key derived elsewhere in `crypto` (a backup's).
+    pub(super) fn from_root(k: KeyBytes) -> Self {
+        ContentKey(k)
+    }
+
     /// A sealer for document (version) `doc`, and the header to store first.
     pub fn sealer(&self, doc: &str) -> (Sealer, Vec<u8>) {
         let mut prefix = [0u8; PREFIX];

@@ -759,6 +759,10 @@ pub async fn claim_object(c: &mut Conn, object_key: &str) -> Result<bool, sqlx::
 /// Up to `limit` object keys whose time has come.
 pub async fn due_garbage(db: &Db, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
     let mut c = db.acquire().await?;
+    // Nothing is removed while a backup may still copy it.
+    if super::dump::leased(&mut c, now).await? {
+        return Ok(Vec::new());
+    }
     let rows = sqlx::query(
         "SELECT object_key FROM blob_garbage WHERE not_before <= $1 ORDER BY not_before LIMIT $2",
     )

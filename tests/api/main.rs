@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod audit_page;
 mod audit_trail;
+mod backup;
 mod billing;
 mod boards;
 mod browser;

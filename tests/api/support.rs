@@ -34,7 +34,12 @@ fn pg_base() -> String {
 
 /// A fresh database URL for one test, and the PostgreSQL database name to drop afterwards.
 pub async fn fresh_database(dir: &std::path::Path) -> (String, Option<String>) {
-    if backend_is_postgres() {
+    fresh_database_of(dir, backend_is_postgres()).await
+}
+
+/// `fresh_database` on PostgreSQL (`postgres`) or SQLite, whatever the suite runs on.
+pub async fn fresh_database_of(dir: &std::path::Path, postgres: bool) -> (String, Option<String>) {
+    if postgres {
         use sqlx::Connection;
         let name = format!("sr_test_{}", uuid::Uuid::new_v4().simple());
         let mut c = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base()))
@@ -303,6 +308,22 @@ impl TestApp {
             clock,
             dir,
             pg_db,
+            seen_mail: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// A test app on a configuration made elsewhere (its database and data dir are the caller's
+    /// to remove).
+    pub async fn on(cfg: Config) -> Self {
+        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+        let app = App::build(cfg, clock.clone()).await.expect("app builds");
+        let router = strongroom::http::router(app.clone());
+        Self {
+            app,
+            router,
+            clock,
+            dir: tempfile::tempdir().expect("tempdir"),
+            pg_db: None,
             seen_mail: Mutex::new(HashSet::new()),
         }
     }

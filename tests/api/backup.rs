@@ -1,0 +1,599 @@
+//! Backups and restores: a backup of a seeded installation (users, an org, a workspace, items,
+//! comments, documents, the audit trail) restores into an empty database and object store with
+//! every table and object equal, every audit chain intact, and a server on the restored copy
+//! serves the same documents; a SQLite backup restores into PostgreSQL and back; a backup taken
+//! while writes go on is consistent; a corrupted, truncated, foreign or mismatched backup is
+//! refused with a clear error and nothing written; a live target is never overwritten.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use strongroom::backup::{self, Target};
+use strongroom::blobs::Blobs;
+use strongroom::store::dump::Snapshot;
+use strongroom::store::Db;
+
+use crate::documents::{bytes, id, latest_version, room, upload, Room};
+use crate::support::{backend_is_postgres, fresh_database_of, Req, TestApp};
+
+fn hidden() -> backup::Progress {
+    backup::Progress::hidden()
+}
+
+/// An org with a workspace, two members, items, comments and two documents.
+async fn seed(t: &TestApp) -> (Room, Vec<u8>) {
+    let r = room(t, "owner@example.com").await;
+    t.verified_user("mia@example.com", "Mia").await;
+    let mia = t.login("mia@example.com").await;
+    t.join(&r.owner, &r.org, "mia@example.com", "admin", &mia)
+        .await;
+    for i in 0..5 {
+        let item = t
+            .send(
+                Req::post(&format!("{}/items", r.base))
+                    .cookie(&r.owner)
+                    .json(
+                        json!({ "title": format!("Item {i}"), "description": "**secret** terms" }),
+                    ),
+            )
+            .await;
+        assert_eq!(item.status, StatusCode::CREATED, "{}", item.text());
+        let c = t
+            .send(
+                Req::post(&format!("{}/items/{}/updates", r.base, id(&item.json())))
+                    .cookie(&mia)
+                    .json(json!({ "body": format!("comment on {i}") })),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.text());
+    }
+    let data = bytes(300_000, 7);
+    upload(t, &r, &r.owner, "board-pack.pdf", &data).await;
+    upload(t, &r, &mia, "notes.txt", b"minutes of the meeting").await;
+    (r, data)
+}
+
+/// Every table's rows, each as a JSON object of its columns (so the two databases' column orders
+/// compare equal), sorted.
+pub(crate) async fn contents(url: &str) -> BTreeMap<String, Vec<String>> {
+    let db = Db::connect(url, 2).await.expect("connect");
+    let mut snap = db.snapshot().await.expect("snapshot");
+    let mut out = BTreeMap::new();
+    for t in snap.tables().await.expect("tables") {
+        let sql = Snapshot::select(&t);
+        let rows: Vec<_> = snap.rows(&sql, &t).collect().await;
+        let mut rows: Vec<String> = rows
+            .into_iter()
+            .map(|r| {
+                let obj: BTreeMap<&str, Value> = t
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .zip(r.expect("row"))
+                    .collect();
+                serde_json::to_string(&obj).expect("json")
+            })
+            .collect();
+        rows.sort();
+        out.insert(t.name.clone(), rows);
+    }
+    snap.finish().await.expect("finish");
+    db.close().await;
+    out
+}
+
+/// Every document object, by key.
+pub(crate) async fn objects(blobs: &Blobs) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for k in blobs.document_keys().await.expect("list") {
+        let size = blobs.size(&k).await.expect("head").expect("there");
+        let data = blobs.get_range(&k, 0..size).await.expect("get");
+        out.insert(k, data.to_vec());
+    }
+    out
+}
+
+/// An empty place to restore into: a database (of the kind asked) and an object store.
+struct Place {
+    dir: tempfile::TempDir,
+    url: String,
+    pg: Option<String>,
+    blobs: Blobs,
+}
+
+impl Place {
+    async fn new(postgres: bool) -> Place {
+        let dir = tempfile::tempdir().expect("dir");
+        let (url, pg) = fresh_database_of(dir.path(), postgres).await;
+        let blobs = Blobs::local(&dir.path().join("objects"))
+            .await
+            .expect("store");
+        Place {
+            dir,
+            url,
+            pg,
+            blobs,
+        }
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target {
+            database_url: &self.url,
+            blobs: &self.blobs,
+        }
+    }
+
+    async fn is_empty(&self) -> bool {
+        backup::target_is_empty(&self.target()).await.expect("look")
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg.take() {
+            crate::support::drop_database(name);
+        }
+    }
+}
+
+fn master(t: &TestApp) -> strongroom::crypto::KeyBytes {
+    backup::configured_master(&t.app.config).expect("master key")
+}
+
+fn root(t: &TestApp) -> strongroom::crypto::BackupRoot {
+    t.app.keyring.backup_root()
+}
+
+async fn make_backup(t: &TestApp, dir: &Path, name: &str) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let s = backup::create(
+        &t.app.db,
+        &t.app.blobs,
+        &root(t),
+        &out,
+        t.app.clock.now_ms(),
+        hidden(),
+    )
+    .await
+    .expect("backup");
+    assert!(s.rows > 0 && s.objects == 2, "{s:?}");
+    out
+}
+
+/// The restored copy must equal the source, table by table and object by object, and every
+/// audit chain must verify.
+async fn assert_same(t: &TestApp, p: &Place) {
+    let source = contents(&t.app.config.database_url()).await;
+    let restored = contents(&p.url).await;
+    assert_eq!(
+        source.keys().collect::<Vec<_>>(),
+        restored.keys().collect::<Vec<_>>()
+    );
+    for (table, rows) in &source {
+        assert_eq!(rows, &restored[table], "table {table} differs");
+    }
+    assert!(source["audit_events"].len() > 10);
+    assert_eq!(objects(&t.app.blobs).await, objects(&p.blobs).await);
+    let chains = backup::verify_chains(&p.url, master(t))
+        .await
+        .expect("verify");
+    assert!(chains.len() >= 2, "{chains:?}");
+    assert!(chains.iter().all(|c| c.valid && c.events > 0), "{chains:?}");
+}
+
+#[tokio::test]
+async fn a_backup_restores_whole_and_the_restored_copy_serves_the_same_documents() {
+    let t = TestApp::new().await;
+    let (r, data) = seed(&t).await;
+    let files = tempfile::tempdir().expect("dir");
+    let file = make_backup(&t, files.path(), "full.srbk").await;
+    // Sealed: no plaintext of any table or document in the file.
+    let raw = std::fs::read(&file).expect("read");
+    assert!(raw.starts_with(b"SRBACKUP"));
+    for needle in [
+        &b"owner@example.com"[..],
+        b"Item 3",
+        b"board-pack",
+        b"comment on",
+    ] {
+        assert!(
+            !raw.windows(needle.len()).any(|w| w == needle),
+            "{} in the clear",
+            String::from_utf8_lossy(needle)
+        );
+    }
+
+    let p = Place::new(backend_is_postgres()).await;
+    let s = backup::restore(&file, &root(&t), &p.target(), hidden())
+        .await
+        .expect("restore");
+    assert_eq!(s.objects, 2);
+    assert_same(&t, &p).await;
+
+    // A server on the restored copy (same master key) lets the owner in and serves the file.
+    let mut cfg = crate::support::test_config(p.dir.path(), p.url.clone());
+    cfg.master_key_file = Some(t.dir.path().join("master.key"));
+    let restored = TestApp::on(cfg).await;
+    let cookie = restored.login("owner@example.com").await;
+    let doc = t
+        .send(Req::get(&format!("{}/documents", r.base)).cookie(&r.owner))
+        .await
+        .json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|d| d["name"] == "board-pack.pdf")
+        .map(id)
+        .expect("the document");
+    let got = restored
+        .send(Req::get(&format!("{}/documents/{doc}/content", r.base)).cookie(&cookie))
+        .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body, data);
+    let _ = latest_version(&t, &r, &doc).await;
+}
+
+#[tokio::test]
+async fn a_backup_moves_between_sqlite_and_postgresql_both_ways() {
+    let t = TestApp::new().await;
+    seed(&t).await;
+    let files = tempfile::tempdir().expect("dir");
+    let file = make_backup(&t, files.path(), "first.srbk").await;
+    // Into the other kind of database...
+    let other = Place::new(!backend_is_postgres()).await;
+    backup::restore(&file, &root(&t), &other.target(), hidden())
+        .await
+        .expect("restore into the other kind");
+    assert_same(&t, &other).await;
+    // ...and from there back into this kind: still the same data.
+    let db = Db::connect(&other.url, 2).await.expect("connect");
+    let again = files.path().join("second.srbk");
+    backup::create(
+        &db,
+        &other.blobs,
+        &root(&t),
+        &again,
+        t.app.clock.now_ms(),
+        hidden(),
+    )
+    .await
+    .expect("backup of the copy");
+    db.close().await;
+    let back = Place::new(backend_is_postgres()).await;
+    backup::restore(&again, &root(&t), &back.target(), hidden())
+        .await
+        .expect("restore back");
+    assert_same(&t, &back).await;
+}
+
+/// A tar archive's entries: names and contents.
+type Entries = Vec<(String, Vec<u8>)>;
+
+/// The error of a restore that must be refused, after checking it wrote nothing.
+async fn refused(t: &TestApp, file: &Path, key: &strongroom::crypto::BackupRoot) -> String {
+    let p = Place::new(backend_is_postgres()).await;
+    let e = backup::restore(file, key, &p.target(), hidden())
+        .await
+        .expect_err("refused");
+    assert!(p.is_empty().await, "a refused restore wrote something");
+    let _ = t;
+    format!("{e:#}")
+}
+
+#[tokio::test]
+async fn damaged_foreign_and_mismatched_backups_are_refused_and_nothing_is_written() {
+    let t = TestApp::new().await;
+    seed(&t).await;
+    let files = tempfile::tempdir().expect("dir");
+    let good = make_backup(&t, files.path(), "good.srbk").await;
+    let other = make_backup(&t, files.path(), "other.srbk").await;
+    let raw = std::fs::read(&good).expect("read");
+    let write = |name: &str, data: &[u8]| {
+        let p = files.path().join(name);
+        std::fs::write(&p, data).expect("write");
+        p
+    };
+
+    // One flipped byte, anywhere: in the middle, in the last chunk, in the id.
+    for at in [raw.len() / 2, raw.len() - 5, 12] {
+        let mut bad = raw.clone();
+        bad[at] ^= 0x01;
+        let e = refused(&t, &write("flipped.srbk", &bad), &root(&t)).await;
+        assert!(
+            e.contains("damaged") || e.contains("does not open"),
+            "byte {at}: {e}"
+        );
+    }
+    // Cut short, at a chunk boundary and anywhere.
+    for len in [raw.len() - 16, raw.len() / 3, 30] {
+        let e = refused(&t, &write("short.srbk", &raw[..len]), &root(&t)).await;
+        assert!(
+            e.contains("truncated")
+                || e.contains("damaged")
+                || e.contains("does not open")
+                || e.contains("Strongroom backup"),
+            "{len}: {e}"
+        );
+    }
+    // Not a backup at all.
+    let e = refused(
+        &t,
+        &write("junk.srbk", b"PK\x03\x04 not a backup"),
+        &root(&t),
+    )
+    .await;
+    assert!(e.contains("not a Strongroom backup"), "{e}");
+    // Another installation's master key.
+    let e = refused(
+        &t,
+        &good,
+        &strongroom::crypto::BackupRoot::from_master(&strongroom::crypto::KeyBytes::random()),
+    )
+    .await;
+    assert!(e.contains("does not open with this master key"), "{e}");
+
+    // Rebuilt archives, sealed properly (as someone holding the master key could): a manifest
+    // from another backup, a missing object, an object changed, an older schema.
+    let key = root(&t);
+    let (id, archive) = backup::unseal(&good, &key).await.expect("unseal");
+    let (_, other_archive) = backup::unseal(&other, &key).await.expect("unseal");
+    let entries = |a: &[u8]| -> Entries {
+        let mut ar = tar::Archive::new(a);
+        ar.entries()
+            .expect("entries")
+            .map(|e| {
+                let mut e = e.expect("entry");
+                let name = e.path().expect("path").to_string_lossy().into_owned();
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+                (name, data)
+            })
+            .collect()
+    };
+    let rebuild = |list: &[(String, Vec<u8>)]| -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in list {
+            let mut h = tar::Header::new_ustar();
+            h.set_path(name).expect("path");
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            b.append(&h, data.as_slice()).expect("append");
+        }
+        b.into_inner().expect("tar")
+    };
+    let mine = entries(&archive);
+    let theirs = entries(&other_archive);
+    assert_eq!(mine.last().expect("last").0, "manifest.json");
+    let cases: Vec<(&str, Entries, &str)> = vec![
+        (
+            "another backup's manifest",
+            {
+                let mut l = mine.clone();
+                let n = l.len() - 1;
+                l[n] = theirs.last().expect("manifest").clone();
+                l
+            },
+            "belongs to another backup",
+        ),
+        (
+            "a missing object",
+            mine.iter()
+                .filter(|(n, _)| !n.starts_with("objects/"))
+                .cloned()
+                .collect(),
+            "lacks objects/",
+        ),
+        (
+            "a changed object",
+            mine.iter()
+                .map(|(n, d)| {
+                    let mut d = d.clone();
+                    if n.starts_with("objects/") {
+                        d[40] ^= 1;
+                    }
+                    (n.clone(), d)
+                })
+                .collect(),
+            "does not match the backup's manifest",
+        ),
+        (
+            "an older schema",
+            mine.iter()
+                .map(|(n, d)| {
+                    if n != "manifest.json" {
+                        return (n.clone(), d.clone());
+                    }
+                    let mut m: Value = serde_json::from_slice(d).expect("manifest");
+                    m["schema_version"] = json!(3);
+                    (n.clone(), serde_json::to_vec(&m).expect("json"))
+                })
+                .collect(),
+            "schema version 3",
+        ),
+    ];
+    for (what, list, want) in cases {
+        let path = files.path().join("rebuilt.srbk");
+        let _ = std::fs::remove_file(&path);
+        backup::seal(&rebuild(&list), &id, &key, &path)
+            .await
+            .expect("seal");
+        let e = refused(&t, &path, &key).await;
+        assert!(e.contains(want), "{what}: {e}");
+    }
+
+    // The untouched backup still restores; a second restore onto the now live copy is refused.
+    let p = Place::new(backend_is_postgres()).await;
+    backup::restore(&good, &key, &p.target(), hidden())
+        .await
+        .expect("restore");
+    let before = contents(&p.url).await;
+    let e = backup::restore(&other, &key, &p.target(), hidden())
+        .await
+        .expect_err("live target");
+    assert!(format!("{e:#}").contains("not empty"), "{e:#}");
+    assert_eq!(contents(&p.url).await, before, "the live copy is untouched");
+}
+
+/// `strongroom <args>` with the installation's master key, run to the end.
+async fn cli(args: &[&str], master_key_file: &Path) -> std::process::Output {
+    let mut cmd = tokio::process::Command::from(crate::support::strongroom_bin());
+    cmd.args(args)
+        .env("STRONGROOM_MASTER_KEY_FILE", master_key_file)
+        .kill_on_drop(true);
+    cmd.output().await.expect("run strongroom")
+}
+
+/// The restore drill `.ci/run` relies on (it runs in the suite on both databases): data seeded
+/// through the API, a backup by the real binary while writes go on, a second one once they
+/// stopped; each restored by the binary into a fresh place. The quiet backup's copy equals the
+/// source in every table and object; the busy one's is a consistent earlier state: every audit
+/// chain a prefix of the source's, every document it names present with the source's bytes, and
+/// every row of the append-only trail one the source has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_writes_restores_a_consistent_state_and_a_quiet_one_an_equal_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let t = Arc::new(TestApp::new().await);
+    let (r, _) = seed(&t).await;
+    let key_file = t.dir.path().join("master.key");
+    let url = t.app.config.database_url();
+    let data_dir = t.dir.path().to_string_lossy().into_owned();
+    let files = tempfile::tempdir().expect("dir");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (t, stop, base, owner) = (t.clone(), stop.clone(), r.base.clone(), r.owner.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let item = t
+                    .send(
+                        Req::post(&format!("{base}/items"))
+                            .cookie(&owner)
+                            .json(json!({ "title": format!("During the backup {n}") })),
+                    )
+                    .await;
+                assert_eq!(item.status, StatusCode::CREATED, "{}", item.text());
+                if n % 3 == 0 {
+                    let res = t
+                        .send(
+                            Req::post(&format!("{base}/documents"))
+                                .cookie(&owner)
+                                .file(&format!("during-{n}.bin"), &bytes(70_000, n as u8)),
+                        )
+                        .await;
+                    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    // Let some writes land first.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let busy = files.path().join("busy.srbk");
+    let busy_s = busy.to_string_lossy().into_owned();
+    let out = cli(
+        &[
+            "backup",
+            "--out",
+            &busy_s,
+            "--data-dir",
+            &data_dir,
+            "--database-url",
+            &url,
+        ],
+        &key_file,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.expect("writer");
+    assert!(written > 3, "writes went on ({written})");
+    let quiet = files.path().join("quiet.srbk");
+    let quiet_s = quiet.to_string_lossy().into_owned();
+    let out = cli(
+        &[
+            "backup",
+            "--out",
+            &quiet_s,
+            "--data-dir",
+            &data_dir,
+            "--database-url",
+            &url,
+        ],
+        &key_file,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Each restored by the binary, into a fresh place: its audit chains verified by it.
+    let restore = |file: String| {
+        let key_file = key_file.clone();
+        async move {
+            let p = Place::new(backend_is_postgres()).await;
+            let dir = p.dir.path().to_string_lossy().into_owned();
+            let out = cli(
+                &[
+                    "restore",
+                    "--from",
+                    &file,
+                    "--data-dir",
+                    &dir,
+                    "--database-url",
+                    &p.url,
+                ],
+                &key_file,
+            )
+            .await;
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains("all intact"), "{stdout}");
+            p
+        }
+    };
+    let quiet_copy = restore(quiet_s).await;
+    assert_same(&t, &quiet_copy).await;
+
+    let busy_copy = restore(busy_s).await;
+    let source = contents(&url).await;
+    let copy = contents(&busy_copy.url).await;
+    assert!(copy["items"].len() >= 5 && copy["items"].len() < source["items"].len());
+    for row in &copy["audit_events"] {
+        assert!(
+            source["audit_events"].contains(row),
+            "not in the source: {row}"
+        );
+    }
+    let chains = backup::verify_chains(&busy_copy.url, master(&t))
+        .await
+        .expect("verify");
+    assert!(chains.iter().all(|c| c.valid), "{chains:?}");
+    let source_objects = objects(&t.app.blobs).await;
+    let copy_objects = objects(&busy_copy.blobs).await;
+    assert_eq!(
+        copy_objects.len(),
+        copy["document_versions"].len(),
+        "an object for every version"
+    );
+    for (k, v) in &copy_objects {
+        assert_eq!(Some(v), source_objects.get(k), "{k}");
+    }
+}
