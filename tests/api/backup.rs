@@ -597,3 +597,104 @@ async fn a_backup_taken_during_writes_restores_a_consistent_state_and_a_quiet_on
         assert_eq!(Some(v), source_objects.get(k), "{k}");
     }
 }
+
+#[tokio::test]
+async fn scheduled_backups_keep_their_days_and_report_their_age_in_the_metrics() {
+    let t = TestApp::with(|c| {
+        c.backup.keep_days = 30;
+        c.metrics_token = Some("metrics-token-for-the-backup-test".into());
+    })
+    .await;
+    seed(&t).await;
+    let dir = t.app.config.backup_dir();
+    let day = 24 * 3600;
+    let first = backup::run_scheduled(&t.app)
+        .await
+        .expect("ran")
+        .expect("made");
+    t.clock.advance_secs(20 * day);
+    let second = backup::run_scheduled(&t.app)
+        .await
+        .expect("ran")
+        .expect("made");
+    assert!(first.exists() && second.exists());
+    t.clock.advance_secs(20 * day);
+    let third = backup::run_scheduled(&t.app)
+        .await
+        .expect("ran")
+        .expect("made");
+    // Forty days on, the first is past the thirty kept; the others stay.
+    assert!(!first.exists(), "the 40-day-old backup was removed");
+    assert!(second.exists() && third.exists());
+    let names: Vec<_> = backup::scheduled_backups(&dir)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(names, vec![second.clone(), third.clone()]);
+    // Each is a whole backup that restores.
+    let p = Place::new(backend_is_postgres()).await;
+    backup::restore(&third, &root(&t), &p.target(), hidden())
+        .await
+        .expect("the scheduled backup restores");
+    // A backup held by someone else (a lease: another replica's) is not doubled.
+    strongroom::store::dump::take_lease(&t.app.db, "elsewhere", t.app.clock.now_ms() + 60_000)
+        .await
+        .expect("lease");
+    assert!(backup::run_scheduled(&t.app).await.expect("ran").is_none());
+
+    let m = t
+        .send(
+            Req::get("/metrics")
+                .header("authorization", "Bearer metrics-token-for-the-backup-test"),
+        )
+        .await
+        .text();
+    let last = m
+        .lines()
+        .find(|l| l.starts_with("strongroom_backup_last_success_timestamp_seconds "))
+        .unwrap_or_else(|| panic!("no backup age in the metrics:\n{m}"));
+    let secs: f64 = last
+        .split(' ')
+        .nth(1)
+        .expect("value")
+        .parse()
+        .expect("number");
+    assert!(secs > 1.7e9, "{last}");
+    assert!(m.contains("strongroom_backups_total{result=\"ok\"}"), "{m}");
+}
+
+#[tokio::test]
+async fn deleted_documents_keep_their_objects_while_a_backup_holds_its_lease() {
+    let t = TestApp::new().await;
+    let r = room(&t, "owner@example.com").await;
+    let doc = id(&upload(&t, &r, &r.owner, "a.txt", b"kept for the backup").await);
+    let version = latest_version(&t, &r, &doc).await;
+    let key = strongroom::blobs::document_key(&r.org, &version).expect("key");
+    let now = t.app.clock.now_ms();
+    strongroom::store::dump::take_lease(&t.app.db, "backup-1", now + 60_000)
+        .await
+        .expect("lease");
+    let gone = t
+        .send(Req::delete(&format!("{}/documents/{doc}", r.base)).cookie(&r.owner))
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let removed = strongroom::tenancy::documents::collect_garbage(&t.app.db, &t.app.blobs, now)
+        .await
+        .expect("collect");
+    assert_eq!(removed, 0);
+    assert!(
+        t.app.blobs.size(&key).await.expect("head").is_some(),
+        "kept"
+    );
+    strongroom::store::dump::drop_lease(&t.app.db, "backup-1")
+        .await
+        .expect("drop");
+    let removed = strongroom::tenancy::documents::collect_garbage(&t.app.db, &t.app.blobs, now)
+        .await
+        .expect("collect");
+    assert_eq!(removed, 1);
+    assert!(
+        t.app.blobs.size(&key).await.expect("head").is_none(),
+        "removed"
+    );
+}
