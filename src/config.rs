@@ -65,6 +65,8 @@ pub struct Config {
     pub billing: BillingConfig,
     /// Where documents are stored: absent, the local filesystem under `<data_dir>/objects`.
     pub s3: Option<S3Config>,
+    /// HTTPS on `listen` (see `TlsConfig`).
+    pub tls: Option<TlsConfig>,
     /// When absent, emails are written as `.eml` files to `<data_dir>/outbox/`.
     pub smtp: Option<SmtpConfig>,
 }
@@ -205,6 +207,30 @@ impl Default for BackupConfig {
             dir: None,
         }
     }
+}
+
+/// HTTPS served by Strongroom itself (`[tls]`): absent, plain HTTP behind a proxy that terminates
+/// TLS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM.
+    pub cert_file: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// A plain-HTTP address that only redirects to HTTPS (say `0.0.0.0:80`).
+    #[serde(default)]
+    pub redirect_listen: Option<String>,
+    /// Adds `preload` to Strict-Transport-Security (only once the whole domain is HTTPS-only).
+    #[serde(default)]
+    pub hsts_preload: bool,
+    /// How often the certificate files are checked for a change (SIGHUP reloads at once).
+    #[serde(default = "default_tls_reload_secs")]
+    pub reload_interval_secs: u64,
+}
+
+fn default_tls_reload_secs() -> u64 {
+    10
 }
 
 /// Inbound billing events (`[billing]`).
@@ -355,6 +381,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             billing: BillingConfig::default(),
             s3: None,
+            tls: None,
             smtp: None,
         }
     }
@@ -462,6 +489,21 @@ impl Config {
     /// Every problem with the configuration, in plain words; empty when it is usable.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if let Some(t) = &self.tls {
+            if self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| !u.starts_with("https://"))
+            {
+                p.push("public_url: must be https:// when [tls] is set".into());
+            }
+            if !(1..=86_400).contains(&t.reload_interval_secs) {
+                p.push("tls.reload_interval_secs: must be between 1 and 86400".into());
+            }
+            if let Err(e) = crate::tls::server_config(&t.cert_file, &t.key_file) {
+                p.push(format!("tls: {e:#}"));
+            }
+        }
         if self.audit.retention_days != 0 && !(30..=36_500).contains(&self.audit.retention_days) {
             p.push(format!(
                 "audit.retention_days: {} is not 0 (keep forever) or between 30 and 36500 days",
@@ -693,6 +735,7 @@ impl Config {
     pub fn public_url(&self) -> String {
         match &self.public_url {
             Some(u) => u.trim_end_matches('/').to_string(),
+            None if self.tls.is_some() => format!("https://{}", self.listen),
             None => format!("http://{}", self.listen),
         }
     }

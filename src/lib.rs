@@ -29,4 +29,5 @@ pub mod store;
 pub mod templates;
 pub mod tenancy;
 pub mod text;
+pub mod tls;
 pub mod watermark;

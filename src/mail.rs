@@ -168,10 +168,12 @@ impl Mailer {
             match result {
                 Ok(()) => {
                     store::outbox::mark_sent(&mut conn, &row.id, self.inner.clock.now_ms()).await?;
+                    metrics::counter!("strongroom_emails_total", "result" => "sent").increment(1);
                     sent += 1;
                 }
                 Err(e) => {
                     tracing::warn!(outbox_id = %row.id, attempt = row.attempts, error = %e, "email delivery failed");
+                    metrics::counter!("strongroom_emails_total", "result" => "failed").increment(1);
                     let backoff =
                         1000 * 2i64.pow(u32::try_from(row.attempts.clamp(0, 12)).unwrap_or(12));
                     let next = if row.attempts >= MAX_ATTEMPTS {

@@ -369,23 +369,28 @@ fn config_error(p: &str) -> ExitCode {
 }
 
 async fn serve(mut cfg: Config) -> anyhow::Result<()> {
-    if let Some(addr) = &cfg.metrics_listen {
+    let admin = match &cfg.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
+    if cfg.public_url.is_none() {
+        // With port 0 the real port is known only now.
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        cfg.public_url = Some(format!("{scheme}://{}", listener.local_addr()?));
+    }
+    let app = App::build(cfg, Arc::new(SystemClock)).await?;
+    if let Some(admin) = admin {
         // The admin listener: `/metrics` only, never on the public port. It lives as long as the
         // process.
-        let admin = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(metrics_addr = %admin.local_addr()?, "metrics listening");
+        let router = strongroom::http::ops::admin_router(app.clone());
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(admin, strongroom::http::ops::admin_router()).await {
+            if let Err(e) = axum::serve(admin, router).await {
                 tracing::error!(error = %e, "metrics listener failed");
             }
         });
     }
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
-    if cfg.public_url.is_none() {
-        // With port 0 the real port is known only now.
-        cfg.public_url = Some(format!("http://{}", listener.local_addr()?));
-    }
-    let app = App::build(cfg, Arc::new(SystemClock)).await?;
     strongroom::server::run(app, listener, strongroom::server::shutdown_signal()).await
 }
 

@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
 
 use crate::state::AppState;
@@ -20,7 +22,7 @@ pub async fn run(
     let retention = crate::audit::retention::spawn_job(app.retention_job(), stop.clone());
     let cleanup = crate::tenancy::documents::spawn_cleanup(&app, stop.clone());
     let backups = crate::backup::spawn_schedule(&app, stop.clone());
-    let webhooks = crate::tenancy::webhooks::spawn_loop(&app, stop);
+    let webhooks = crate::tenancy::webhooks::spawn_loop(&app, stop.clone());
     // Texts written before the search index existed are indexed once, in the background.
     let (db, keyring) = (app.db.clone(), app.keyring.clone());
     let backfill = tokio::spawn(async move {
@@ -30,15 +32,58 @@ pub async fn run(
             Err(e) => tracing::error!(error = %format!("{e:#}"), "search index backfill failed"),
         }
     });
-    tracing::info!(listen_addr = %addr, public_url = %app.config.public_url(), "listening");
+    let tls = app.config.tls.clone();
+    let public_url = app.config.public_url();
     let app_background = app.background.clone();
     let router = crate::http::router(app);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let mut tls_tasks = Vec::new();
+    match tls {
+        None => {
+            tracing::info!(listen_addr = %addr, public_url = %public_url, "listening");
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        }
+        Some(t) => {
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(
+                crate::tls::server_config(&t.cert_file, &t.key_file)?,
+            ));
+            tls_tasks.push(crate::tls::spawn_reloader(
+                rustls.clone(),
+                t.cert_file.clone(),
+                t.key_file.clone(),
+                std::time::Duration::from_secs(t.reload_interval_secs),
+                stop.clone(),
+            ));
+            if let Some(redirect) = &t.redirect_listen {
+                let plain = TcpListener::bind(redirect).await?;
+                tracing::info!(redirect_addr = %plain.local_addr()?, "plain HTTP redirects to HTTPS");
+                let r = crate::tls::redirect_router(public_url.clone());
+                let stop = stop.clone();
+                tls_tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(plain, r)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait().await;
+                        })
+                        .await;
+                }));
+            }
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            tracing::info!(listen_addr = %addr, public_url = %public_url, tls = true, "listening");
+            axum_server::from_tcp_rustls(listener.into_std()?, rustls)?
+                .handle(handle)
+                .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+                .await?;
+        }
+    }
     app_background
         .drain(std::time::Duration::from_secs(10))
         .await;
@@ -49,6 +94,9 @@ pub async fn run(
     let _ = webhooks.await;
     if let Some(b) = backups {
         let _ = b.await;
+    }
+    for t in tls_tasks {
+        let _ = t.await;
     }
     backfill.abort();
     tracing::info!("stopped");

@@ -113,16 +113,19 @@ impl PasswordHasher {
     ) -> Result<T, HashError> {
         // The permit moves into the blocking task: a cancelled request does not free its slot
         // while its hash is still being computed.
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Join)?;
+        let waiting = metrics::gauge!("strongroom_password_hash_waiting");
+        waiting.increment(1.0);
+        let permit = self.permits.clone().acquire_owned().await;
+        waiting.decrement(1.0);
+        let permit = permit.map_err(|_| HashError::Join)?;
         self.computed.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            f()
+            let running = metrics::gauge!("strongroom_password_hash_running");
+            running.increment(1.0);
+            let out = f();
+            running.decrement(1.0);
+            out
         })
         .await
         .map_err(|_| HashError::Join)?

@@ -158,16 +158,22 @@ impl Done {
             };
             res.headers_mut().extend(extra);
         }
-        security_headers(res.headers_mut(), self.app.config.is_https());
+        security_headers(res.headers_mut(), hsts(&self.app.config));
         if let Ok(v) = HeaderValue::from_str(&self.id) {
             res.headers_mut().insert("x-request-id", v);
         }
         let elapsed = self.started.elapsed();
         let method = self.method;
-        metrics::counter!("http_requests_total", "method" => method, "status" => status_label(status))
+        // Labelled by the route's template (or "unmatched"), never the raw path: the series stay
+        // as many as the routes.
+        let route = metrics::SharedString::from(self.route.clone());
+        metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status_label(status))
             .increment(1);
-        metrics::histogram!("http_request_duration_seconds", "method" => method)
+        metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone())
             .record(elapsed.as_secs_f64());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            metrics::counter!("strongroom_rate_limited_total", "route" => route).increment(1);
+        }
         crate::logging::access(
             &self.id,
             method,
@@ -259,7 +265,19 @@ fn is_problem(h: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.starts_with("application/problem+json"))
 }
 
-fn security_headers(h: &mut HeaderMap, https: bool) {
+/// Strict-Transport-Security for an HTTPS site (two years, subdomains; `preload` when
+/// `tls.hsts_preload` opts in); none over plain HTTP.
+fn hsts(cfg: &crate::config::Config) -> Option<&'static str> {
+    if !cfg.is_https() {
+        None
+    } else if cfg.tls.as_ref().is_some_and(|t| t.hsts_preload) {
+        Some("max-age=63072000; includeSubDomains; preload")
+    } else {
+        Some("max-age=63072000; includeSubDomains")
+    }
+}
+
+fn security_headers(h: &mut HeaderMap, hsts: Option<&'static str>) {
     const HEADERS: [(HeaderName, &str); 8] = [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -282,11 +300,9 @@ fn security_headers(h: &mut HeaderMap, https: bool) {
     for (k, v) in HEADERS {
         h.entry(k).or_insert(HeaderValue::from_static(v));
     }
-    if https {
+    if let Some(v) = hsts {
         h.entry(header::STRICT_TRANSPORT_SECURITY)
-            .or_insert(HeaderValue::from_static(
-                "max-age=63072000; includeSubDomains",
-            ));
+            .or_insert(HeaderValue::from_static(v));
     }
 }
 

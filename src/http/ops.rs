@@ -31,7 +31,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 /// The process-wide Prometheus recorder (installed once, shared by every app in the process).
 pub fn metrics_handle() -> &'static Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+    HANDLE.get_or_init(|| {
+        // Histograms with buckets (quantiles can then be aggregated across replicas).
+        const SECONDS: [f64; 14] = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                &SECONDS,
+            )
+            .ok()?
+            .install_recorder()
+            .ok()
+    })
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -63,9 +76,36 @@ async fn readyz(State(app): State<AppState>) -> Response {
 
 /// The router of the admin listener (`metrics_listen`): `/metrics` only, without a token (the
 /// address itself is the protection: keep it off the public network).
-pub fn admin_router() -> axum::Router {
+pub fn admin_router(app: AppState) -> axum::Router {
     let _ = metrics_handle();
-    axum::Router::new().route("/metrics", axum::routing::get(metrics_text))
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |State(app): State<AppState>| async move { metrics_text(&app).await },
+            ),
+        )
+        .with_state(app)
+}
+
+/// Gauges read at scrape time: database pools, queues.
+async fn sample(app: &AppState) {
+    for (pool, open, idle, max) in app.db.pool_stats() {
+        metrics::gauge!("strongroom_db_pool_connections", "pool" => pool, "state" => "open")
+            .set(f64::from(open));
+        metrics::gauge!("strongroom_db_pool_connections", "pool" => pool, "state" => "idle")
+            .set(idle as f64);
+        metrics::gauge!("strongroom_db_pool_connections", "pool" => pool, "state" => "max")
+            .set(f64::from(max));
+    }
+    match app.db.queue_depths().await {
+        Ok((pending, dead, hooks)) => {
+            metrics::gauge!("strongroom_email_queue", "state" => "pending").set(pending as f64);
+            metrics::gauge!("strongroom_email_queue", "state" => "given_up").set(dead as f64);
+            metrics::gauge!("strongroom_webhook_queue_due").set(hooks as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: queue depths unavailable"),
+    }
 }
 
 /// `/metrics` on the main listener: only with `metrics_token` configured and presented as
@@ -87,10 +127,11 @@ async fn metrics_on_main(State(app): State<AppState>, headers: header::HeaderMap
     if expected.is_empty() || !bool::from(digest(presented).ct_eq(&digest(expected))) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    metrics_text().await
+    metrics_text(&app).await
 }
 
-async fn metrics_text() -> Response {
+async fn metrics_text(app: &AppState) -> Response {
+    sample(app).await;
     let text = metrics_handle()
         .as_ref()
         .map(PrometheusHandle::render)

@@ -156,6 +156,8 @@ async fn login_failed(
     reason: &str,
     now: i64,
 ) -> AppResult<()> {
+    metrics::counter!("strongroom_login_failures_total", "reason" => reason.to_string())
+        .increment(1);
     let mut tx = app.db.begin().await?;
     let ev = Event {
         actor_id: uid,

@@ -235,6 +235,53 @@ impl Db {
     /// `query_only` reader connection (it waits for no writer) and on PostgreSQL is `READ ONLY`;
     /// a write on SQLite takes the writer with `BEGIN IMMEDIATE`.
     async fn begin_mode(&self, mode: tenant::Mode) -> Result<Tx, sqlx::Error> {
+        let started = std::time::Instant::now();
+        let tx = self.begin_mode_inner(mode).await;
+        // The wait for a connection (and, on SQLite, for the writer) with the BEGIN itself.
+        metrics::histogram!("strongroom_db_begin_seconds", "mode" => match mode {
+            tenant::Mode::Read => "read",
+            tenant::Mode::Write => "write",
+        })
+        .record(started.elapsed().as_secs_f64());
+        tx
+    }
+
+    /// Connections open and idle, per pool: `(pool, open, idle, max)`.
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize, u32)> {
+        let one = |name, p: &AnyPool| {
+            (
+                name,
+                p.size(),
+                p.num_idle(),
+                p.options().get_max_connections(),
+            )
+        };
+        match self.dialect {
+            Dialect::Sqlite => vec![one("writer", &self.pool), one("reader", &self.reader)],
+            Dialect::Postgres => vec![one("main", &self.pool)],
+        }
+    }
+
+    /// Queued work: emails waiting to be sent, emails given up on, webhook messages due.
+    pub async fn queue_depths(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        let mut c = self.read().await?;
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM email_outbox WHERE sent_at IS NULL AND next_attempt_at < $1) AS pending, \
+               (SELECT COUNT(*) FROM email_outbox WHERE sent_at IS NULL AND next_attempt_at >= $1) AS dead, \
+               (SELECT COUNT(*) FROM webhook_due) AS hooks",
+        )
+        .bind(i64::MAX)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok((
+            row.try_get("pending")?,
+            row.try_get("dead")?,
+            row.try_get("hooks")?,
+        ))
+    }
+
+    async fn begin_mode_inner(&self, mode: tenant::Mode) -> Result<Tx, sqlx::Error> {
         match (self.dialect, mode) {
             (Dialect::Sqlite, tenant::Mode::Read) => self.reader.begin().await,
             (Dialect::Sqlite, tenant::Mode::Write) => self.pool.begin_with("BEGIN IMMEDIATE").await,

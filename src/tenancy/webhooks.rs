@@ -645,6 +645,8 @@ async fn attempt(app: &AppState, org_id: &str, msg_id: &str) -> AppResult<()> {
         Err(e) => (None, Some(e.clone())),
     };
     let ok = matches!(outcome, Ok(code) if (200..300).contains(&code));
+    metrics::counter!("strongroom_webhook_deliveries_total", "result" => if ok { "ok" } else { "failed" })
+        .increment(1);
     let gave_up = msg.created_at + 24 * 3600 * 1000 < now && attempt_no > BACKOFF_SECS.len() as i64;
     let next_at = match usize::try_from(attempt_no - 1)
         .ok()

@@ -3,6 +3,7 @@
 
 mod support;
 mod tenancy;
+mod tls;
 mod webhooks;
 mod work;
 
@@ -30,6 +31,7 @@ mod identity;
 mod integration_pages;
 mod logs;
 mod matrix;
+mod metrics;
 mod mfa;
 mod org_pages;
 mod pages;
