@@ -447,6 +447,25 @@ async fn cli(args: &[&str], master_key_file: &Path) -> std::process::Output {
     cmd.output().await.expect("run strongroom")
 }
 
+/// `strongroom backup --out OUT` of the installation in `data_dir` and `url`, which must work.
+async fn backup_by_cli(out: &str, data_dir: &str, url: &str, key_file: &Path) {
+    let args = [
+        "backup",
+        "--out",
+        out,
+        "--data-dir",
+        data_dir,
+        "--database-url",
+        url,
+    ];
+    let done = cli(&args, key_file).await;
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 /// The restore drill `.ci/run` relies on (it runs in the suite on both databases): data seeded
 /// through the API, a backup by the real binary while writes go on, a second one once they
 /// stopped; each restored by the binary into a fresh place. The quiet backup's copy equals the
@@ -497,48 +516,14 @@ async fn a_backup_taken_during_writes_restores_a_consistent_state_and_a_quiet_on
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let busy = files.path().join("busy.srbk");
     let busy_s = busy.to_string_lossy().into_owned();
-    let out = cli(
-        &[
-            "backup",
-            "--out",
-            &busy_s,
-            "--data-dir",
-            &data_dir,
-            "--database-url",
-            &url,
-        ],
-        &key_file,
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    backup_by_cli(&busy_s, &data_dir, &url, &key_file).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let written = writer.await.expect("writer");
     assert!(written > 3, "writes went on ({written})");
     let quiet = files.path().join("quiet.srbk");
     let quiet_s = quiet.to_string_lossy().into_owned();
-    let out = cli(
-        &[
-            "backup",
-            "--out",
-            &quiet_s,
-            "--data-dir",
-            &data_dir,
-            "--database-url",
-            &url,
-        ],
-        &key_file,
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    backup_by_cli(&quiet_s, &data_dir, &url, &key_file).await;
 
     // Each restored by the binary, into a fresh place: its audit chains verified by it.
     let restore = |file: String| {

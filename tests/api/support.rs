@@ -299,17 +299,10 @@ impl TestApp {
         let (url, pg_db) = fresh_database(dir.path()).await;
         let mut cfg = test_config(dir.path(), url);
         tweak(&mut cfg);
-        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
-        let app = App::build(cfg, clock.clone()).await.expect("app builds");
-        let router = strongroom::http::router(app.clone());
-        Self {
-            app,
-            router,
-            clock,
-            dir,
-            pg_db,
-            seen_mail: Mutex::new(HashSet::new()),
-        }
+        let mut t = Self::on(cfg).await;
+        t.dir = dir;
+        t.pg_db = pg_db;
+        t
     }
 
     /// A test app on a configuration made elsewhere (its database and data dir are the caller's
