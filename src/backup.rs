@@ -711,13 +711,18 @@ pub async fn restore(
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    if let Err(e) = loaded {
+    // The rows commit last (after SQLite's foreign-key check); if anything failed, the objects
+    // already written go too, so the target is left as empty as it was.
+    let committed = match loaded {
+        Ok(()) => load.commit().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = committed {
         for key in &written {
             let _ = target.blobs.delete(key).await;
         }
         return Err(e);
     }
-    load.commit().await?;
     db.close().await;
     Ok(Summary {
         backup_id: m.backup_id,

@@ -425,6 +425,45 @@ async fn damaged_foreign_and_mismatched_backups_are_refused_and_nothing_is_writt
         assert!(e.contains(want), "{what}: {e}");
     }
 
+    // Rows that break a foreign key (the documents emptied, their versions kept, the manifest made
+    // to agree): SQLite's check refuses them at the end, and the objects already written go too.
+    let docs_part = mine
+        .iter()
+        .find(|(n, _)| n.starts_with("db/documents/"))
+        .map(|(n, _)| n.clone())
+        .expect("a documents part");
+    let orphaned: Entries = mine
+        .iter()
+        .map(|(n, d)| {
+            if *n == docs_part {
+                return (n.clone(), Vec::new());
+            }
+            if n != "manifest.json" {
+                return (n.clone(), d.clone());
+            }
+            let mut m: Value = serde_json::from_slice(d).expect("manifest");
+            m["entries"][&docs_part] = json!({
+                "size": 0,
+                "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"")),
+            });
+            (n.clone(), serde_json::to_vec(&m).expect("json"))
+        })
+        .collect();
+    let path = files.path().join("orphans.srbk");
+    backup::seal(&rebuild(&orphaned), &id, &key, &path)
+        .await
+        .expect("seal");
+    let sqlite = Place::new(false).await;
+    let e = backup::restore(&path, &key, &sqlite.target(), hidden())
+        .await
+        .expect_err("orphans refused");
+    assert!(format!("{e:#}").contains("break a foreign key"), "{e:#}");
+    assert!(
+        sqlite.is_empty().await,
+        "nothing stays of a refused restore"
+    );
+    assert!(sqlite.blobs.document_keys().await.expect("list").is_empty());
+
     // The untouched backup still restores; a second restore onto the now live copy is refused.
     let p = Place::new(backend_is_postgres()).await;
     backup::restore(&good, &key, &p.target(), hidden())
