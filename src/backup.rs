@@ -788,7 +788,7 @@ pub fn configured_master(cfg: &crate::config::Config) -> anyhow::Result<KeyBytes
 
 /// The database URL of an installation that must exist already (a SQLite file is opened, never
 /// created).
-fn existing_database(cfg: &crate::config::Config) -> anyhow::Result<String> {
+pub fn existing_database(cfg: &crate::config::Config) -> anyhow::Result<String> {
     Ok(match &cfg.database_url {
         Some(url) => url.clone(),
         None => {
@@ -841,14 +841,30 @@ pub async fn restore_command(
     };
     let root = BackupRoot::from_master(&master);
     let summary = restore(from, &root, &target, progress).await?;
-    let checks = verify_chains(&url, master).await?;
+    let previous = crate::crypto::load_previous_master_key(
+        cfg.previous_master_key.as_deref(),
+        cfg.previous_master_key_file.as_deref(),
+    )?;
+    let checks = verify_chains(&url, master, previous).await?;
     Ok((summary, checks))
 }
 
 /// `audit verify` over every chain in the database at `url`.
-pub async fn verify_chains(url: &str, master: KeyBytes) -> anyhow::Result<Vec<ChainCheck>> {
+pub async fn verify_chains(
+    url: &str,
+    master: KeyBytes,
+    previous: Option<KeyBytes>,
+) -> anyhow::Result<Vec<ChainCheck>> {
     let db = Db::connect(url, 2).await?;
-    let (keyring, _) = crate::crypto::Keyring::open(master, None)?;
+    let stored = {
+        let mut c = db.acquire().await?;
+        crate::store::get_data_key(&mut c, "platform").await?
+    };
+    let (keyring, _) = crate::crypto::Keyring::open_rotating(
+        master,
+        previous,
+        stored.map(|(version, wrapped)| crate::crypto::WrappedKey { version, wrapped }),
+    )?;
     let mut out = Vec::new();
     for chain in dump::chains(url).await? {
         let scope = if chain == crate::audit::PLATFORM_CHAIN {

@@ -41,6 +41,16 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// The base64 master key itself (prefer a file or a secret manager's env injection).
     pub master_key: Option<String>,
+    /// During a master key rotation: the master key being rotated away from (a file, as
+    /// `master_key_file`). Keys still wrapped under it open until `strongroom keys rotate` has
+    /// re-wrapped them all; then remove it.
+    pub previous_master_key_file: Option<PathBuf>,
+    /// The previous master key itself (base64), as `master_key`.
+    pub previous_master_key: Option<String>,
+    /// `strongroom keys rotate --org`: how long a rotation waits after it starts before it checks
+    /// a last time that nothing is sealed under the old key and drops it (so that a write begun
+    /// before the rotation, under the old key, has ended). Seconds.
+    pub key_rotation_grace_secs: u64,
     /// Tracing filter, e.g. `info` or `strongroom=debug,info`.
     pub log_level: String,
     /// Extra origins allowed to make credentialed cross-origin requests (CORS and the origin guard).
@@ -365,6 +375,9 @@ impl Default for Config {
             sqlite_read_connections: 4,
             master_key_file: None,
             master_key: None,
+            previous_master_key_file: None,
+            previous_master_key: None,
+            key_rotation_grace_secs: 60,
             log_level: "info".into(),
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod humanize;
 pub mod identity;
+pub mod keys;
 pub mod logging;
 pub mod mail;
 pub mod markdown;

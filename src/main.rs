@@ -42,6 +42,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Key rotation while the server runs.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Restores a backup into the empty data dir or database the usual flags name, then verifies
     /// every audit chain of the result.
     Restore {
@@ -69,6 +72,27 @@ enum AuditCommand {
         /// with that hash, so an export cut short at the end does not pass.
         #[arg(long, value_name = "SEQ:HASH", requires = "file")]
         head: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Without --org: re-wraps every data key under the master key (master_key_file names the new
+    /// key, previous_master_key_file the old one; remove the old one when this reports success).
+    /// With --org ID: rotates that org's data key, re-sealing its fields and re-wrapping its
+    /// documents' keys under a new one; run it again to resume one that was cut short.
+    Rotate {
+        /// The org whose data key to rotate.
+        #[arg(long, value_name = "ID")]
+        org: Option<String>,
+        /// With --org: rows re-sealed per transaction.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        batch_size: i64,
+        /// With --org: stop after this many batches (the next run resumes).
+        #[arg(long, value_name = "N")]
+        max_batches: Option<u64>,
         #[command(flatten)]
         common: Common,
     },
@@ -240,7 +264,7 @@ async fn run(cli: Cli) -> ExitCode {
                                 if report.checkpoint_signatures_checked {
                                     ""
                                 } else {
-                                    " (retention checkpoint signatures not checked: no master key)"
+                                    " (retention checkpoint signatures not checked: no master key or database)"
                                 }
                             );
                             ExitCode::SUCCESS
@@ -281,6 +305,39 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(e) => {
                     bar.abandon();
                     eprintln!("backup failed: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Keys(KeysCommand::Rotate {
+            org,
+            batch_size,
+            max_batches,
+            common,
+        }) => {
+            let cfg = match common.load() {
+                Ok(cfg) => cfg,
+                Err(p) => return config_error(&p),
+            };
+            let _log = strongroom::logging::init(&cfg.log_level);
+            let bar = progress_bar(
+                if org.is_some() {
+                    "re-sealing the org's fields"
+                } else {
+                    "re-wrapping data keys"
+                },
+                true,
+            );
+            let result = rotate_keys(&cfg, org.as_deref(), batch_size, max_batches, &bar).await;
+            match result {
+                Ok(report) => {
+                    bar.finish_and_clear();
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    bar.abandon();
+                    eprintln!("key rotation failed: {e:#}");
                     ExitCode::from(1)
                 }
             }
@@ -394,6 +451,55 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     strongroom::server::run(app, listener, strongroom::server::shutdown_signal()).await
 }
 
+/// `keys rotate`: the master key's (every data key re-wrapped) or one org's.
+async fn rotate_keys(
+    cfg: &Config,
+    org: Option<&str>,
+    batch: i64,
+    max_batches: Option<u64>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<String> {
+    let db = Db::connect(&strongroom::backup::existing_database(cfg)?, 2).await?;
+    let result = async {
+        let keyring = strongroom::state::operator_keyring(cfg, &db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no master key configured, or no keys stored yet"))?;
+        let now = strongroom::clock::Clock::now_ms(&SystemClock);
+        Ok(match org {
+            None => {
+                let r = strongroom::keys::rotate_master(&db, &keyring, now, bar).await?;
+                format!(
+                    "{}\nevery data key ({}) is wrapped under the new master key ({} re-wrapped by this run): previous_master_key_file can be removed",
+                    serde_json::to_string(&r).unwrap_or_default(),
+                    r.keys,
+                    r.rewrapped
+                )
+            }
+            Some(org) => {
+                let opts = strongroom::keys::OrgOptions {
+                    batch,
+                    max_batches,
+                    grace: std::time::Duration::from_secs(cfg.key_rotation_grace_secs),
+                };
+                let r = strongroom::keys::rotate_org(&db, &keyring, &SystemClock, org, &opts, bar)
+                    .await?;
+                format!(
+                    "{}\n{}",
+                    serde_json::to_string(&r).unwrap_or_default(),
+                    if r.finished {
+                        format!("org {org} is under key version {} alone; the old key is gone", r.version)
+                    } else {
+                        format!("org {org}: rotation to key version {} under way; run this again to resume", r.version)
+                    }
+                )
+            }
+        })
+    }
+    .await;
+    db.close().await;
+    result
+}
+
 /// Verifies a chain in the database the configuration points at. The database is only read: it
 /// is neither created nor migrated, and no key is generated for it.
 async fn verify_database(
@@ -410,7 +516,7 @@ async fn verify_database(
         }
     };
     let db = strongroom::store::Db::connect(&url, 2).await?;
-    let keyring = offline_keyring(&cfg)?;
+    let keyring = strongroom::state::operator_keyring(&cfg, &db).await?;
     let scope = if org == strongroom::audit::PLATFORM_CHAIN {
         ""
     } else {
@@ -425,21 +531,17 @@ async fn verify_database(
     Ok((org.to_string(), report?))
 }
 
-/// The keyring for checking retention checkpoints, when the configuration has a master key (none
-/// is generated for a verification).
-fn offline_keyring(cfg: &Config) -> anyhow::Result<Option<strongroom::crypto::Keyring>> {
-    let has_key = cfg.master_key.is_some()
-        || cfg.master_key_file.is_some()
-        || cfg.data_dir.join("master.key").exists();
-    if !has_key {
+/// The keyring for checking retention checkpoints (signed under a key derived from the platform
+/// data key): when the configuration has a master key and its database exists (neither is
+/// created for a verification).
+async fn offline_keyring(cfg: &Config) -> anyhow::Result<Option<strongroom::crypto::Keyring>> {
+    let Ok(url) = strongroom::backup::existing_database(cfg) else {
         return Ok(None);
-    }
-    let (master, _) = strongroom::crypto::load_master_key(
-        cfg.master_key.as_deref(),
-        cfg.master_key_file.as_deref(),
-        &cfg.data_dir,
-    )?;
-    Ok(Some(strongroom::crypto::Keyring::open(master, None)?.0))
+    };
+    let db = strongroom::store::Db::connect(&url, 1).await?;
+    let keyring = strongroom::state::operator_keyring(cfg, &db).await;
+    db.close().await;
+    keyring
 }
 
 /// Verifies a JSON Lines export, line by line. Retention checkpoints are checked against the
@@ -470,7 +572,7 @@ async fn verify_file(
         }
     };
     let mut hash_at_head = None;
-    let keyring = offline_keyring(cfg)?;
+    let keyring = offline_keyring(cfg).await?;
     let reader = std::io::BufReader::new(
         std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
     );

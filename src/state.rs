@@ -60,7 +60,14 @@ impl App {
             ),
             MasterKeySource::Configured => {}
         }
-        let keyring = open_keyring(&db, master, clock.now_ms()).await?;
+        let previous = crypto::load_previous_master_key(
+            config.previous_master_key.as_deref(),
+            config.previous_master_key_file.as_deref(),
+        )?;
+        if previous.is_some() {
+            tracing::warn!("a previous master key is configured: run `strongroom keys rotate`, then remove it from the configuration");
+        }
+        let keyring = open_keyring(&db, master, previous, clock.now_ms()).await?;
         let keyring = Arc::new(keyring);
         let hasher = PasswordHasher::new(&config.password)?;
         let mailer = Mailer::new(&config, db.clone(), keyring.clone(), clock.clone())?;
@@ -100,11 +107,47 @@ impl App {
     }
 }
 
-async fn open_keyring(db: &Db, master: crypto::KeyBytes, now: i64) -> anyhow::Result<Keyring> {
+/// The keyring of an existing installation, for the operator's commands: the configured master
+/// key (never a generated one), the previous one if configured, and the platform key stored in
+/// `db`. `None` when no master key is configured or the database holds no platform key.
+pub async fn operator_keyring(cfg: &Config, db: &Db) -> anyhow::Result<Option<Keyring>> {
+    let has_key = cfg.master_key.is_some()
+        || cfg.master_key_file.is_some()
+        || cfg.data_dir.join("master.key").exists();
+    if !has_key {
+        return Ok(None);
+    }
+    let (master, _) = crypto::load_master_key(
+        cfg.master_key.as_deref(),
+        cfg.master_key_file.as_deref(),
+        &cfg.data_dir,
+    )?;
+    let previous = crypto::load_previous_master_key(
+        cfg.previous_master_key.as_deref(),
+        cfg.previous_master_key_file.as_deref(),
+    )?;
+    let mut c = db.acquire().await?;
+    let Some((version, wrapped)) = store::get_data_key(&mut c, "platform").await? else {
+        return Ok(None);
+    };
+    let (ring, _) = Keyring::open_rotating(master, previous, Some(WrappedKey { version, wrapped }))
+        .map_err(|e| {
+            anyhow::anyhow!("cannot open the platform key with the configured master key: {e}")
+        })?;
+    Ok(Some(ring))
+}
+
+pub(crate) async fn open_keyring(
+    db: &Db,
+    master: crypto::KeyBytes,
+    previous: Option<crypto::KeyBytes>,
+    now: i64,
+) -> anyhow::Result<Keyring> {
     let mut tx = db.begin().await?;
     let stored = store::get_data_key(&mut tx, "platform").await?;
-    let (ring, created) = Keyring::open(
+    let (ring, created) = Keyring::open_rotating(
         master,
+        previous,
         stored.map(|(version, wrapped)| WrappedKey { version, wrapped }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the platform key with this master key: {e}"))?;

@@ -96,6 +96,9 @@ pub enum Action {
     SuperadminGranted,
     AuditExported,
     AuditRetentionCheckpoint,
+    KeysMasterRotated,
+    KeysOrgRotationStarted,
+    KeysOrgRotated,
 }
 
 impl Action {
@@ -166,6 +169,9 @@ impl Action {
         Action::SuperadminGranted,
         Action::AuditExported,
         Action::AuditRetentionCheckpoint,
+        Action::KeysMasterRotated,
+        Action::KeysOrgRotationStarted,
+        Action::KeysOrgRotated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -236,6 +242,9 @@ impl Action {
             Action::SuperadminGranted => "superadmin.granted",
             Action::AuditExported => "audit.exported",
             Action::AuditRetentionCheckpoint => "audit.retention_checkpoint",
+            Action::KeysMasterRotated => "keys.master_rotated",
+            Action::KeysOrgRotationStarted => "keys.org_rotation_started",
+            Action::KeysOrgRotated => "keys.org_rotated",
         }
     }
 

@@ -86,6 +86,9 @@ struct DataKey {
     field: KeyBytes,
     blind_index: KeyBytes,
     token: KeyBytes,
+    /// The MACs of long-lived signed values (audit checkpoints, device cookies, opt-out links):
+    /// derived from a data key, not from the master key, so they outlive a master key rotation.
+    mac: KeyBytes,
 }
 
 impl DataKey {
@@ -95,13 +98,18 @@ impl DataKey {
             field: root.derive("field-encryption"),
             blind_index: root.derive("blind-index"),
             token: root.derive("token-hash"),
+            mac: root.derive("mac"),
         }
     }
 }
 
-/// The master key and the unwrapped platform data key.
+/// The master key (and, during a master key rotation, the previous one) and the unwrapped
+/// platform data key.
 pub struct Keyring {
     master: KeyBytes,
+    /// The master key being rotated away from: wrapped keys that do not open under `master` are
+    /// tried under it, until `strongroom keys rotate` has re-wrapped them all.
+    previous: Option<KeyBytes>,
     platform: DataKey,
 }
 
@@ -150,6 +158,39 @@ pub fn load_master_key(
     write_private(&path, STANDARD.encode(key.0).as_bytes())
         .map_err(|e| CryptoError::MasterKey(format!("cannot write {}: {e}", path.display())))?;
     Ok((key, MasterKeySource::Generated))
+}
+
+/// The previous master key of a rotation, when the configuration names one (never generated).
+pub fn load_previous_master_key(
+    inline: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<KeyBytes>, CryptoError> {
+    let decode = |s: &str| {
+        STANDARD
+            .decode(s.trim())
+            .ok()
+            .and_then(|b| KeyBytes::from_slice(&b))
+            .ok_or_else(|| {
+                CryptoError::MasterKey(
+                    "the previous master key must be 32 bytes, base64-encoded".into(),
+                )
+            })
+    };
+    if let Some(s) = inline {
+        return decode(s).map(Some);
+    }
+    if let Some(path) = file {
+        let s = std::fs::read_to_string(path)
+            .map_err(|e| CryptoError::MasterKey(format!("cannot read {}: {e}", path.display())))?;
+        return decode(&s).map(Some);
+    }
+    Ok(None)
+}
+
+/// Whether two keys are the same (a rotation to the key in use is refused).
+pub fn same_key(a: &KeyBytes, b: &KeyBytes) -> bool {
+    use subtle::ConstantTimeEq;
+    a.0.ct_eq(&b.0).into()
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -201,15 +242,31 @@ impl Keyring {
         master: KeyBytes,
         stored: Option<WrappedKey>,
     ) -> Result<(Self, Option<WrappedKey>), CryptoError> {
+        Self::open_rotating(master, None, stored)
+    }
+
+    /// `open`, with the master key being rotated away from (`previous_master_key_file`): a key
+    /// still wrapped under it opens too.
+    pub fn open_rotating(
+        master: KeyBytes,
+        previous: Option<KeyBytes>,
+        stored: Option<WrappedKey>,
+    ) -> Result<(Self, Option<WrappedKey>), CryptoError> {
         let (root, version, created) = match stored {
             Some(w) => (
-                unwrap_key(&master, "platform", w.version, &w.wrapped)?,
+                unwrap_either(
+                    &master,
+                    previous.as_ref(),
+                    "platform",
+                    w.version,
+                    &w.wrapped,
+                )?,
                 w.version,
                 None,
             ),
             None => {
                 let root = KeyBytes::random();
-                let wrapped = wrap_key(&master, "platform", 1, &root);
+                let wrapped = seal_wrapped(&master, "platform", 1, &root.0);
                 (
                     root,
                     1,
@@ -223,10 +280,33 @@ impl Keyring {
         Ok((
             Self {
                 master,
+                previous,
                 platform: DataKey::new(version, &root),
             },
             created,
         ))
+    }
+
+    /// Whether a previous master key is configured (a rotation is under way).
+    pub fn rotating_master(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// A stored wrapped key (data key `id`, `version`) re-wrapped under the current master key:
+    /// `None` when it is wrapped under the current master already, an error when it opens under
+    /// neither master key.
+    pub fn rewrap(
+        &self,
+        id: &str,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<Option<Vec<u8>>, CryptoError> {
+        if open_wrapped(&self.master, id, version, wrapped).is_ok() {
+            return Ok(None);
+        }
+        let previous = self.previous.as_ref().ok_or(CryptoError::Open)?;
+        let raw = open_wrapped(previous, id, version, wrapped)?;
+        Ok(Some(seal_wrapped(&self.master, id, version, &raw)))
     }
 
     /// The root of the backups' keys (see `BackupRoot`).
@@ -273,19 +353,25 @@ impl Keyring {
         hmac_hex(&self.platform.token, token.as_bytes())
     }
 
-    /// A keyed MAC over arbitrary bytes with a purpose label (e.g. for audit checkpoints).
+    /// A keyed MAC over arbitrary bytes with a purpose label (e.g. for audit checkpoints), under
+    /// a key derived from the platform data key (which a master key rotation keeps).
     pub fn mac(&self, label: &str, data: &[u8]) -> String {
-        let k = self.master.derive(label);
-        hmac_hex(&k, data)
+        hmac_hex(&self.platform.mac.derive(label), data)
     }
 
-    /// Whether `mac` is `self.mac(label, data)`, compared in constant time.
+    /// Whether `mac` is `self.mac(label, data)`, compared in constant time. Values signed before
+    /// MACs moved to the platform key (under a key derived from the master key itself) are
+    /// accepted while that master key is configured, as the current or the previous one.
     pub fn verify_mac(&self, label: &str, data: &[u8], mac: &str) -> bool {
         use subtle::ConstantTimeEq;
-        self.mac(label, data)
-            .as_bytes()
-            .ct_eq(mac.as_bytes())
-            .into()
+        let matches =
+            |k: &KeyBytes| -> bool { hmac_hex(k, data).as_bytes().ct_eq(mac.as_bytes()).into() };
+        matches(&self.platform.mac.derive(label))
+            || matches(&self.master.derive(label))
+            || self
+                .previous
+                .as_ref()
+                .is_some_and(|p| matches(&p.derive(label)))
     }
 }
 
@@ -294,6 +380,9 @@ impl Keyring {
 pub struct TenantKey {
     scope: String,
     key: DataKey,
+    /// During a rotation of this tenant's key (`strongroom keys rotate --org`): the key being
+    /// rotated away from, which opens what is not re-sealed yet.
+    previous: Option<DataKey>,
 }
 
 impl fmt::Debug for TenantKey {
@@ -314,6 +403,7 @@ impl TenantKey {
         seal(&self.key.field, self.key.version, &ad.bytes(), plaintext)
     }
 
+    /// Opens a field sealed under this key, or (during a rotation) under the previous one.
     pub fn open(
         &self,
         table: &str,
@@ -327,7 +417,39 @@ impl TenantKey {
             column,
             row,
         };
-        open(&self.key.field, self.key.version, &ad.bytes(), ciphertext)
+        let key = match (&self.previous, sealed_version(ciphertext)) {
+            (Some(p), Some(v)) if v == p.version => p,
+            _ => &self.key,
+        };
+        open(&key.field, key.version, &ad.bytes(), ciphertext)
+    }
+
+    /// The version of this tenant's current data key.
+    pub fn version(&self) -> u32 {
+        self.key.version
+    }
+
+    /// Whether a rotation of this key is under way (the previous key is held too).
+    pub fn rotating(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// A field still sealed under the previous key, opened and sealed again under the current
+    /// one; `None` when it is sealed under the current key already.
+    pub fn reseal(
+        &self,
+        table: &str,
+        column: &str,
+        row: &str,
+        ciphertext: &[u8],
+    ) -> Result<Option<Vec<u8>>, CryptoError> {
+        if sealed_version(ciphertext) == Some(self.key.version) {
+            return Ok(None);
+        }
+        let mut plain = self.open(table, column, row, ciphertext)?;
+        let out = self.seal(table, column, row, &plain);
+        plain.zeroize();
+        Ok(Some(out))
     }
 
     pub fn open_string(
@@ -345,21 +467,42 @@ impl TenantKey {
     /// search find a text it should not (within the org and the caller's workspaces) about once in
     /// 2^64 comparisons, and short hashes keep the index small.
     pub fn search_term(&self, term: &str) -> String {
-        let mut h = hmac_hex(&self.key.blind_index, format!("search|{term}").as_bytes());
-        h.truncate(16);
-        h
+        search_hash(&self.key, term)
     }
+
+    /// What a query term may be indexed under: its hash under the current key and, during a
+    /// rotation, under the previous key too (texts not re-indexed yet).
+    pub fn search_term_variants(&self, term: &str) -> Vec<String> {
+        let mut out = vec![search_hash(&self.key, term)];
+        if let Some(p) = &self.previous {
+            out.push(search_hash(p, term));
+        }
+        out
+    }
+}
+
+fn search_hash(key: &DataKey, term: &str) -> String {
+    let mut h = hmac_hex(&key.blind_index, format!("search|{term}").as_bytes());
+    h.truncate(16);
+    h
+}
+
+/// The key version a field ciphertext names in its header.
+fn sealed_version(data: &[u8]) -> Option<u32> {
+    (data.len() >= 5 && data[0] == FIELD_FORMAT_V1)
+        .then(|| u32::from_be_bytes([data[1], data[2], data[3], data[4]]))
 }
 
 impl Keyring {
     /// A fresh data key for tenant `id`: the key to use now, and its wrapped form to store.
     pub fn new_tenant_key(&self, id: &str) -> (TenantKey, WrappedKey) {
         let root = KeyBytes::random();
-        let wrapped = wrap_key(&self.master, id, 1, &root);
+        let wrapped = seal_wrapped(&self.master, id, 1, &root.0);
         (
             TenantKey {
                 scope: id.to_string(),
                 key: DataKey::new(1, &root),
+                previous: None,
             },
             WrappedKey {
                 version: 1,
@@ -368,13 +511,87 @@ impl Keyring {
         )
     }
 
-    /// Unwraps tenant `id`'s stored key.
+    /// Unwraps tenant `id`'s stored key. During a rotation the stored key is a pair: the new
+    /// key (this version) and the one before it (the version before).
     pub fn open_tenant_key(&self, id: &str, stored: &WrappedKey) -> Result<TenantKey, CryptoError> {
-        let root = unwrap_key(&self.master, id, stored.version, &stored.wrapped)?;
+        let raw = self.unwrap_raw(id, stored.version, &stored.wrapped)?;
+        let (current, previous) = split_keys(&raw)?;
         Ok(TenantKey {
             scope: id.to_string(),
-            key: DataKey::new(stored.version, &root),
+            key: DataKey::new(stored.version, &current),
+            previous: match previous {
+                Some(p) if stored.version > 1 => Some(DataKey::new(stored.version - 1, &p)),
+                Some(_) => return Err(CryptoError::Open),
+                None => None,
+            },
         })
+    }
+
+    /// The start of a rotation of tenant `id`'s key: a fresh key, stored (one version up) paired
+    /// with the current one so that both open until every field is re-sealed. `None` when a
+    /// rotation is under way already (`stored` is a pair).
+    pub fn begin_tenant_rotation(
+        &self,
+        id: &str,
+        stored: &WrappedKey,
+    ) -> Result<Option<WrappedKey>, CryptoError> {
+        let raw = self.unwrap_raw(id, stored.version, &stored.wrapped)?;
+        if raw.len() != 32 {
+            return Ok(None);
+        }
+        let fresh = KeyBytes::random();
+        let mut pair = zeroize::Zeroizing::new(Vec::with_capacity(64));
+        pair.extend_from_slice(&fresh.0);
+        pair.extend_from_slice(&raw);
+        let version = stored.version + 1;
+        Ok(Some(WrappedKey {
+            version,
+            wrapped: seal_wrapped(&self.master, id, version, &pair),
+        }))
+    }
+
+    /// The end of a rotation: the new key alone, wrapped at its version (the previous key is
+    /// dropped); `None` when `stored` is not a pair.
+    pub fn finish_tenant_rotation(
+        &self,
+        id: &str,
+        stored: &WrappedKey,
+    ) -> Result<Option<WrappedKey>, CryptoError> {
+        let raw = self.unwrap_raw(id, stored.version, &stored.wrapped)?;
+        if raw.len() != 64 {
+            return Ok(None);
+        }
+        Ok(Some(WrappedKey {
+            version: stored.version,
+            wrapped: seal_wrapped(&self.master, id, stored.version, &raw[..32]),
+        }))
+    }
+
+    fn unwrap_raw(
+        &self,
+        id: &str,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+        match open_wrapped(&self.master, id, version, wrapped) {
+            Ok(raw) => Ok(raw),
+            Err(e) => match &self.previous {
+                Some(p) => open_wrapped(p, id, version, wrapped),
+                None => Err(e),
+            },
+        }
+    }
+}
+
+/// A stored key's bytes: one key, or a rotation's pair (new, previous).
+fn split_keys(raw: &[u8]) -> Result<(KeyBytes, Option<KeyBytes>), CryptoError> {
+    match raw.len() {
+        32 => Ok((KeyBytes::from_slice(raw).ok_or(CryptoError::Open)?, None)),
+        64 => Ok((
+            KeyBytes::from_slice(&raw[..32]).ok_or(CryptoError::Open)?,
+            Some(KeyBytes::from_slice(&raw[32..]).ok_or(CryptoError::Open)?),
+        )),
+        _ => Err(CryptoError::Open),
     }
 }
 
@@ -416,22 +633,39 @@ fn unreachable_hmac() -> Hmac<Sha256> {
     panic!("HMAC rejected a 32-byte key")
 }
 
-fn wrap_key(master: &KeyBytes, id: &str, version: u32, key: &KeyBytes) -> Vec<u8> {
+/// Key bytes (one key or a rotation's pair) sealed under a master key, bound to the data key's id
+/// and version.
+fn seal_wrapped(master: &KeyBytes, id: &str, version: u32, raw: &[u8]) -> Vec<u8> {
     let ad = format!("strongroom:wrap:v1|{id}|{version}");
-    seal(master, version, ad.as_bytes(), &key.0)
+    seal(master, version, ad.as_bytes(), raw)
 }
 
-fn unwrap_key(
+fn open_wrapped(
     master: &KeyBytes,
     id: &str,
     version: u32,
     wrapped: &[u8],
-) -> Result<KeyBytes, CryptoError> {
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
     let ad = format!("strongroom:wrap:v1|{id}|{version}");
-    let mut raw = open(master, version, ad.as_bytes(), wrapped)?;
-    let k = KeyBytes::from_slice(&raw).ok_or(CryptoError::Open);
-    raw.zeroize();
-    k
+    open(master, version, ad.as_bytes(), wrapped).map(zeroize::Zeroizing::new)
+}
+
+/// A platform key: one key, never a pair.
+fn unwrap_either(
+    master: &KeyBytes,
+    previous: Option<&KeyBytes>,
+    id: &str,
+    version: u32,
+    wrapped: &[u8],
+) -> Result<KeyBytes, CryptoError> {
+    let raw = match open_wrapped(master, id, version, wrapped) {
+        Ok(raw) => raw,
+        Err(e) => match previous {
+            Some(p) => open_wrapped(p, id, version, wrapped)?,
+            None => return Err(e),
+        },
+    };
+    KeyBytes::from_slice(&raw).ok_or(CryptoError::Open)
 }
 
 /// Layout: format byte ‖ key version (u32 BE) ‖ 24-byte nonce ‖ ciphertext+tag. The header is
@@ -572,6 +806,135 @@ mod tests {
         assert!(b.open("workspaces", "name", "w1", &ct).is_err());
         // A wrapped key moved to another tenant does not unwrap.
         assert!(k.open_tenant_key("org-b", &wrapped).is_err());
+    }
+
+    #[test]
+    fn a_master_rotation_rewraps_keys_and_keeps_macs_valid() {
+        let (old, new) = (KeyBytes::random(), KeyBytes::random());
+        let (k1, created) = Keyring::open(old.clone(), None).expect("create");
+        let platform = created.expect("wrapped");
+        let (_, org_wrapped) = k1.new_tenant_key("org-a");
+        let sig = k1.mac("label", b"data");
+        // New master alone: nothing opens yet.
+        assert!(Keyring::open(
+            new.clone(),
+            Some(WrappedKey {
+                version: 1,
+                wrapped: platform.wrapped.clone()
+            })
+        )
+        .is_err());
+        // New master with the previous one: everything opens, and re-wraps under the new one.
+        let (both, _) = Keyring::open_rotating(
+            new.clone(),
+            Some(old.clone()),
+            Some(WrappedKey {
+                version: 1,
+                wrapped: platform.wrapped.clone(),
+            }),
+        )
+        .expect("open with previous");
+        assert!(both.open_tenant_key("org-a", &org_wrapped).is_ok());
+        let p2 = both
+            .rewrap("platform", 1, &platform.wrapped)
+            .expect("rewrap")
+            .expect("changed");
+        let o2 = both
+            .rewrap("org-a", 1, &org_wrapped.wrapped)
+            .expect("rewrap")
+            .expect("changed");
+        assert!(both.rewrap("org-a", 1, &o2).expect("again").is_none());
+        assert!(both.rewrap("org-b", 1, &o2).is_err(), "bound to its id");
+        let (k2, _) = Keyring::open(
+            new,
+            Some(WrappedKey {
+                version: 1,
+                wrapped: p2.clone(),
+            }),
+        )
+        .expect("new alone");
+        let org = k2
+            .open_tenant_key(
+                "org-a",
+                &WrappedKey {
+                    version: 1,
+                    wrapped: o2,
+                },
+            )
+            .expect("org key under the new master");
+        let reopened = k1.open_tenant_key("org-a", &org_wrapped).expect("old");
+        let ct = reopened.seal("t", "c", "r", b"x");
+        assert_eq!(org.open("t", "c", "r", &ct).expect("same key"), b"x");
+        assert!(
+            k2.verify_mac("label", b"data", &sig),
+            "MACs outlive the master key"
+        );
+        assert!(!k2.verify_mac("label", b"other", &sig));
+        // The old master alone opens nothing any more.
+        assert!(Keyring::open(
+            old,
+            Some(WrappedKey {
+                version: 1,
+                wrapped: p2
+            })
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn an_org_key_rotation_opens_both_versions_until_it_ends() {
+        let k = ring();
+        let (v1, w1) = k.new_tenant_key("org-a");
+        let old_ct = v1.seal("items", "title", "i1", b"Falcon");
+        let old_term = v1.search_term("falcon");
+        let pair = k
+            .begin_tenant_rotation("org-a", &w1)
+            .expect("begin")
+            .expect("pair");
+        assert_eq!(pair.version, 2);
+        assert!(k
+            .begin_tenant_rotation("org-a", &pair)
+            .expect("again")
+            .is_none());
+        let during = k.open_tenant_key("org-a", &pair).expect("open pair");
+        assert!(during.rotating() && during.version() == 2);
+        assert_eq!(
+            during.open("items", "title", "i1", &old_ct).expect("old"),
+            b"Falcon"
+        );
+        let new_ct = during
+            .reseal("items", "title", "i1", &old_ct)
+            .expect("reseal")
+            .expect("changed");
+        assert!(during
+            .reseal("items", "title", "i1", &new_ct)
+            .expect("same")
+            .is_none());
+        assert!(
+            during.reseal("items", "title", "i2", &old_ct).is_err(),
+            "bound to its row"
+        );
+        assert_eq!(during.search_term_variants("falcon")[1], old_term);
+        assert_ne!(during.search_term("falcon"), old_term);
+        let single = k
+            .finish_tenant_rotation("org-a", &pair)
+            .expect("finish")
+            .expect("single");
+        assert!(k
+            .finish_tenant_rotation("org-a", &single)
+            .expect("again")
+            .is_none());
+        let after = k.open_tenant_key("org-a", &single).expect("open");
+        assert!(!after.rotating());
+        assert_eq!(
+            after.open("items", "title", "i1", &new_ct).expect("new"),
+            b"Falcon"
+        );
+        assert!(
+            after.open("items", "title", "i1", &old_ct).is_err(),
+            "the old key is gone"
+        );
+        assert_eq!(after.search_term_variants("falcon").len(), 1);
     }
 
     #[test]

@@ -249,6 +249,17 @@ impl TenantTx {
         Self::open(db, org_id, "", Mode::Write).await
     }
 
+    /// The operator's key rotation (`strongroom keys rotate --org`): re-seals one org's fields and
+    /// records the rotation in its chain; no acting user, or (`user_id`) the user whose own rows
+    /// (notifications) it re-seals.
+    pub(crate) async fn for_key_rotation(
+        db: &Db,
+        org_id: &str,
+        user_id: &str,
+    ) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, user_id, Mode::Write).await
+    }
+
     /// The operator's command line (`audit verify`): reads one org's chain, or the platform's
     /// (`org_id` empty); no acting user.
     pub async fn for_operator_read(db: &Db, org_id: &str) -> Result<TenantTx, sqlx::Error> {

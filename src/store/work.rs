@@ -532,11 +532,13 @@ pub async fn add_terms(
     Ok(())
 }
 
-/// Items and comments of the org carrying every one of `terms`, in the workspaces `user_id` may
-/// see (every workspace when `all_workspaces`): `(workspace_id, item_id, target_id)`.
+/// Items and comments of the org carrying `words` of `terms` (every word of a query, when the
+/// terms are its words' hashes under one key each), in the workspaces `user_id` may see (every
+/// workspace when `all_workspaces`): `(workspace_id, item_id, target_id)`.
 pub async fn search(
     t: &mut TenantTx,
     terms: &[String],
+    words: usize,
     all_workspaces: bool,
     limit: i64,
 ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
@@ -562,7 +564,7 @@ pub async fn search(
         .bind(org_id)
         .bind(user_id)
         .bind(i64::from(all_workspaces))
-        .bind(i64::try_from(terms.len()).unwrap_or(i64::MAX));
+        .bind(i64::try_from(words).unwrap_or(i64::MAX));
     for term in terms {
         q = q.bind(term);
     }

@@ -541,7 +541,6 @@ pub struct UploadTicket {
     pub version_id: String,
     pub object_key: String,
     pub key: ContentKey,
-    key_wrapped: Vec<u8>,
     new_document: bool,
     folder_id: Option<String>,
 }
@@ -577,7 +576,6 @@ pub async fn begin_upload(
     let version_id = uuid::Uuid::now_v7().to_string();
     let object_key = document_key(&org_id, &version_id).ok_or(AppError::NotFound)?;
     let key = ContentKey::random();
-    let key_wrapped = key.wrap(ws.org.key(), &version_id);
     let deadline = app.clock.now_ms()
         + i64::try_from(app.config.documents.abandoned_upload_secs).unwrap_or(i64::MAX / 2_000)
             * 1000;
@@ -592,7 +590,6 @@ pub async fn begin_upload(
         version_id,
         object_key,
         key,
-        key_wrapped,
         new_document: document_id.is_none(),
         folder_id: folder_id.map(str::to_string),
     })
@@ -622,7 +619,9 @@ pub async fn finish_upload(
         size: i64::try_from(stored.size).map_err(|e| AppError::Internal(e.into()))?,
         sha256: stored.sha256.clone(),
         content_type: stored.content_type.to_string(),
-        key_wrapped: t.key_wrapped.clone(),
+        // Wrapped again under the org key read in this transaction: the key may have been rotated
+        // during the transfer, and what is written must be sealed under the key current now.
+        key_wrapped: t.key.wrap(&key, &t.version_id),
         uploaded_by: user.clone(),
         created_at: now,
     };

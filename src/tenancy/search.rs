@@ -26,7 +26,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// What a text is indexed by: its distinct words (at most 400).
-fn index_terms(texts: &[&str]) -> Vec<String> {
+pub(crate) fn index_terms(texts: &[&str]) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
     for t in texts {
         for w in words(t) {
@@ -51,7 +51,7 @@ fn query_terms(q: &str) -> Vec<String> {
 }
 
 /// The texts an item is found by: its title, description and labels.
-pub(super) fn item_texts<'a>(
+pub(crate) fn item_texts<'a>(
     title: &'a str,
     description: &'a str,
     labels: &'a [String],
@@ -125,9 +125,15 @@ pub async fn search(app: &App, org: &mut OrgScope, q: &str) -> AppResult<SearchR
     if terms.len() > 10 {
         return Err(AppError::invalid("invalid_query", "q: at most 10 words."));
     }
-    let hashed = hashed(org, terms);
+    let words = terms.len();
+    // During a rotation of the org key a text is indexed under the old key or the new one (never
+    // both): each word is looked up under both, and a text must still carry every word.
+    let hashed: Vec<String> = terms
+        .iter()
+        .flat_map(|t| org.key().search_term_variants(t))
+        .collect();
     let all = org.role() >= OrgRole::Admin;
-    let hits = work::search(org.tx(), &hashed, all, 50).await?;
+    let hits = work::search(org.tx(), &hashed, words, all, 50).await?;
     let mut items = Vec::with_capacity(hits.len());
     for (ws_id, item_id, target_id) in hits {
         let Some(item) = work::get_item(org.tx(), &ws_id, &item_id).await? else {

@@ -177,7 +177,7 @@ async fn assert_same(t: &TestApp, p: &Place) {
     }
     assert!(source["audit_events"].len() > 10);
     assert_eq!(objects(&t.app.blobs).await, objects(&p.blobs).await);
-    let chains = backup::verify_chains(&p.url, master(t))
+    let chains = backup::verify_chains(&p.url, master(t), None)
         .await
         .expect("verify");
     assert!(chains.len() >= 2, "{chains:?}");
@@ -606,7 +606,7 @@ async fn a_backup_taken_during_writes_restores_a_consistent_state_and_a_quiet_on
             "not in the source: {row}"
         );
     }
-    let chains = backup::verify_chains(&busy_copy.url, master(&t))
+    let chains = backup::verify_chains(&busy_copy.url, master(&t), None)
         .await
         .expect("verify");
     assert!(chains.iter().all(|c| c.valid), "{chains:?}");

@@ -29,6 +29,7 @@ mod hardening_abuse;
 mod hardening_small;
 mod identity;
 mod integration_pages;
+mod keys;
 mod logs;
 mod matrix;
 mod metrics;
