@@ -544,8 +544,8 @@ async fn offline_keyring(cfg: &Config) -> anyhow::Result<Option<strongroom::cryp
     keyring
 }
 
-/// Verifies a JSON Lines export, line by line. Retention checkpoints are checked against the
-/// master key when the configuration has one (and none is generated for this). With `head`
+/// Verifies a JSON Lines export, line by line. Retention checkpoints are checked when the
+/// configuration names the installation's master key and database (neither is created for this). With `head`
 /// (`SEQ:HASH`), the file must also reach that event and agree on its hash.
 async fn verify_file(
     cfg: &Config,

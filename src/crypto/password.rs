@@ -3,11 +3,11 @@
 //! a strength estimator, nothing that contains the user's own email or name).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 
@@ -24,6 +24,11 @@ pub struct PasswordHasher {
     /// Hashes computed so far (verifications included): lets a test show that every branch of a
     /// login costs the same number.
     computed: Arc<AtomicU64>,
+    /// Argon2's working memory (19 MiB at the default cost), kept for the next hash: allocated
+    /// and freed per hash, glibc raised its mmap threshold after the first free and kept each
+    /// freed block in the arena of the blocking thread that used it, so a burst of logins on
+    /// many threads left hundreds of MiB resident. At most `hash_concurrency` buffers exist.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +55,23 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| HashError::Argon(e.to_string()))?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let memory = Arc::new(Mutex::new(Vec::new()));
         let salt = SaltString::generate(&mut OsRng);
-        let dummy = argon
-            .hash_password(crate::crypto::new_token().as_bytes(), &salt)
-            .map_err(|e| HashError::Argon(e.to_string()))?
-            .to_string();
+        let dummy = with_memory(&memory, params.block_count(), |blocks| {
+            hash_phc(
+                &Self::argon(params.clone()),
+                crate::crypto::new_token().as_bytes(),
+                salt.as_salt(),
+                blocks,
+            )
+        })
+        .map_err(|e| HashError::Argon(e.to_string()))?;
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(cfg.hash_concurrency.max(1))),
             dummy: Arc::new(dummy),
             computed: Arc::new(AtomicU64::new(0)),
+            memory,
         })
     }
 
@@ -72,12 +83,18 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let pw = normalize(password);
         let params = self.params.clone();
+        let memory = self.memory.clone();
         self.run(move || {
             let salt = SaltString::generate(&mut OsRng);
-            Self::argon(params)
-                .hash_password(pw.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| HashError::Argon(e.to_string()))
+            with_memory(&memory, params.block_count(), |blocks| {
+                hash_phc(
+                    &Self::argon(params.clone()),
+                    pw.as_bytes(),
+                    salt.as_salt(),
+                    blocks,
+                )
+            })
+            .map_err(|e| HashError::Argon(e.to_string()))
         })
         .await
     }
@@ -90,12 +107,10 @@ impl PasswordHasher {
             .map(str::to_owned)
             .unwrap_or_else(|| self.dummy.as_str().to_owned());
         let params = self.params.clone();
+        let memory = self.memory.clone();
         self.run(move || {
             let parsed = PasswordHash::new(&phc).map_err(|e| HashError::Argon(e.to_string()))?;
-            let ok = Self::argon(params.clone())
-                .verify_password(pw.as_bytes(), &parsed)
-                .is_ok()
-                && real;
+            let ok = verify_phc(&memory, pw.as_bytes(), &parsed).is_ok() && real;
             let needs_rehash = ok && weaker(&parsed, &params);
             Ok(Verified { ok, needs_rehash })
         })
@@ -129,6 +144,91 @@ impl PasswordHasher {
         })
         .await
         .map_err(|_| HashError::Join)?
+    }
+}
+
+/// Runs `f` with at least `blocks` blocks of Argon2 working memory from the pool (or new), and
+/// puts the memory back.
+fn with_memory<T>(
+    pool: &Mutex<Vec<Vec<Block>>>,
+    blocks: usize,
+    f: impl FnOnce(&mut [Block]) -> T,
+) -> T {
+    let mut memory = pool
+        .lock()
+        .map(|mut p| p.pop())
+        .unwrap_or_default()
+        .unwrap_or_default();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let out = f(&mut memory);
+    if let Ok(mut p) = pool.lock() {
+        p.push(memory);
+    }
+    out
+}
+
+/// The PHC string of `password` under `argon` with `salt`, computed in `memory` (what
+/// `argon2::PasswordHasher::hash_password` does, in memory the caller keeps).
+fn hash_phc(
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: Salt<'_>,
+    memory: &mut [Block],
+) -> argon2::password_hash::Result<String> {
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf)?;
+    let params = argon.params();
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(len, |out| {
+        argon
+            .hash_password_into_with_memory(password, salt_bytes, out, &mut *memory)
+            .map_err(Into::into)
+    })?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt),
+        hash: Some(output),
+    }
+    .to_string())
+}
+
+/// Whether `password` matches `hash` (its own algorithm, version and parameters), compared in
+/// constant time (`Output`'s equality), computed in pooled memory.
+fn verify_phc(
+    pool: &Mutex<Vec<Vec<Block>>>,
+    password: &[u8],
+    hash: &PasswordHash<'_>,
+) -> argon2::password_hash::Result<()> {
+    use argon2::password_hash::Error;
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return Err(Error::Password);
+    };
+    let algorithm = Algorithm::try_from(hash.algorithm)?;
+    let version = hash
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let params = Params::try_from(hash)?;
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf)?;
+    let computed = with_memory(pool, blocks, |memory| {
+        Output::init_with(expected.len(), |out| {
+            argon
+                .hash_password_into_with_memory(password, salt_bytes, out, &mut *memory)
+                .map_err(Into::into)
+        })
+    })?;
+    if &computed == expected {
+        Ok(())
+    } else {
+        Err(Error::Password)
     }
 }
 
@@ -272,5 +372,55 @@ mod tests {
             .await
             .expect("v");
         assert!(v.ok && v.needs_rehash);
+    }
+
+    #[tokio::test]
+    async fn pooled_hashing_matches_the_argon2_crates_own_hash_and_verify() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let h = PasswordHasher::new(&cfg()).expect("hasher");
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, h.params.clone());
+        // Theirs verifies ours (right password only)...
+        let ours = h.hash("a long enough passphrase").await.expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        assert!(theirs
+            .verify_password(b"a long enough passphrase", &parsed)
+            .is_ok());
+        assert!(theirs
+            .verify_password(b"another passphrase", &parsed)
+            .is_err());
+        // ...and ours verifies theirs, also under other parameters than configured.
+        let salt = SaltString::generate(&mut OsRng);
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(96, 2, 1, None).expect("params"),
+        );
+        let phc = other
+            .hash_password(b"a long enough passphrase", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(
+            h.verify("a long enough passphrase", Some(&phc))
+                .await
+                .expect("v")
+                .ok
+        );
+        assert!(
+            !h.verify("a long enough passphrasE", Some(&phc))
+                .await
+                .expect("v")
+                .ok
+        );
+        // The same salt and parameters give the same string.
+        let same = with_memory(&h.memory, 96, |m| {
+            hash_phc(&other, b"a long enough passphrase", salt.as_salt(), m)
+        })
+        .expect("ours");
+        assert_eq!(same, phc);
+        // Memory is reused, not grown per hash: at most one buffer per hash at once.
+        for _ in 0..5 {
+            h.hash("a long enough passphrase").await.expect("hash");
+        }
+        assert_eq!(h.memory.lock().map(|p| p.len()).unwrap_or(0), 1);
     }
 }

@@ -1138,12 +1138,34 @@ async fn retention_removes_an_old_prefix_behind_a_signed_checkpoint_and_the_rest
     let file = t.dir.path().join("after-retention.jsonl");
     std::fs::write(&file, &export).expect("write");
     let dir = t.dir.path().to_str().expect("dir");
+    // Checkpoint signatures are keyed from the platform data key: checked when the configuration
+    // names the installation's master key and its database, and said to be unchecked otherwise.
+    let url = t.app.config.database_url();
     let (code, out, err) = cli_verify(
         t.dir.path(),
-        &["--file", file.to_str().expect("f"), "--data-dir", dir],
+        &[
+            "--file",
+            file.to_str().expect("f"),
+            "--data-dir",
+            dir,
+            "--database-url",
+            &url,
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("not checked"), "{out}");
+    let elsewhere = tempfile::tempdir().expect("dir");
+    let (code, out, err) = cli_verify(
+        t.dir.path(),
+        &[
+            "--file",
+            file.to_str().expect("f"),
+            "--data-dir",
+            elsewhere.path().to_str().expect("dir"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("not checked"), "{out}");
     // One more event cut off the start by hand is not retention: caught at the new start.
     let cut: Vec<&str> = export.lines().skip(1).collect();
     std::fs::write(&file, cut.join("\n")).expect("write");
