@@ -824,8 +824,9 @@ pub struct ChainCheck {
     pub first_bad_seq: Option<i64>,
 }
 
-/// `strongroom restore --from FILE`: into the (empty) database and object store the
-/// configuration names, then `audit verify` over every chain of the result.
+/// `strongroom restore --from FILE` (or `--from s3:NAME`, a scheduled backup in `[backup.s3]`):
+/// into the (empty) database and object store the configuration names, then `audit verify` over
+/// every chain of the result.
 pub async fn restore_command(
     cfg: &crate::config::Config,
     from: &Path,
@@ -840,7 +841,12 @@ pub async fn restore_command(
         blobs: &blobs,
     };
     let root = BackupRoot::from_master(&master);
-    let summary = restore(from, &root, &target, progress).await?;
+    let (file, fetched) = fetch_backup(cfg, from).await?;
+    let restored = restore(&file, &root, &target, progress).await;
+    if fetched {
+        let _ = tokio::fs::remove_file(&file).await;
+    }
+    let summary = restored?;
     let previous = crate::crypto::load_previous_master_key(
         cfg.previous_master_key.as_deref(),
         cfg.previous_master_key_file.as_deref(),
@@ -979,6 +985,24 @@ pub async fn run_scheduled(app: &crate::state::App) -> anyhow::Result<Option<Pat
     made?;
     let keep_ms =
         i64::try_from(app.config.backup.keep_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+    if let Some(s3) = &app.config.backup.s3 {
+        let store = Blobs::s3(s3).await?;
+        if let Err(e) = upload(&store, &path).await {
+            metrics::counter!("strongroom_backups_total", "result" => "failed").increment(1);
+            tracing::error!(error = %format!("{e:#}"), file = %path.display(), "backup not uploaded; the local copy stays");
+            return Err(e);
+        }
+        tokio::fs::remove_file(&path).await?;
+        for (t, key) in remote_backups(&store).await? {
+            if now - t > keep_ms {
+                match store.delete(&key).await {
+                    Ok(()) => tracing::info!(key = %key, "old backup removed from the bucket"),
+                    Err(e) => tracing::warn!(key = %key, error = %e, "old backup not removed"),
+                }
+            }
+        }
+        return Ok(Some(path));
+    }
     for (t, old) in scheduled_backups(&dir) {
         if now - t > keep_ms {
             match tokio::fs::remove_file(&old).await {
@@ -990,6 +1014,116 @@ pub async fn run_scheduled(app: &crate::state::App) -> anyhow::Result<Option<Pat
         }
     }
     Ok(Some(path))
+}
+
+/// Where backups live in a bucket.
+const REMOTE_PREFIX: &str = "backups";
+
+/// Copies a finished backup file to the bucket (multipart), under its own name.
+async fn upload(store: &Blobs, path: &Path) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow::anyhow!("a backup file has a name"))?;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut w = store.writer(&format!("{REMOTE_PREFIX}/{name}")).await?;
+    let result = async {
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            w.put(bytes::Bytes::from(buf)).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => w.finish().await,
+        Err(e) => {
+            let _ = w.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// The scheduled backups in the bucket: `(time made, key)`, oldest first.
+async fn remote_backups(store: &Blobs) -> anyhow::Result<Vec<(i64, String)>> {
+    let mut out: Vec<(i64, String)> = store
+        .keys_under(REMOTE_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|k| {
+            let name = k.strip_prefix(&format!("{REMOTE_PREFIX}/"))?;
+            Some((scheduled_time(name)?, k.clone()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// When the newest scheduled backup was made: in the bucket with `[backup.s3]`, else in the
+/// folder.
+async fn newest_backup(app: &crate::state::App) -> Option<i64> {
+    match &app.config.backup.s3 {
+        Some(s3) => match Blobs::s3(s3).await {
+            Ok(store) => match remote_backups(&store).await {
+                Ok(list) => list.last().map(|(t, _)| *t),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot list the backups in the bucket");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot reach the backup bucket");
+                None
+            }
+        },
+        None => scheduled_backups(&app.config.backup_dir())
+            .last()
+            .map(|(t, _)| *t),
+    }
+}
+
+/// A backup named `s3:NAME` fetched from `[backup.s3]` into the backup folder (removed by the
+/// caller after the restore), or the local file named.
+async fn fetch_backup(cfg: &crate::config::Config, from: &Path) -> anyhow::Result<(PathBuf, bool)> {
+    let text = from.to_string_lossy();
+    let Some(name) = text.strip_prefix("s3:") else {
+        return Ok((from.to_path_buf(), false));
+    };
+    ensure!(
+        scheduled_time(name).is_some(),
+        "s3:{name} is not the name of a scheduled backup ({SCHEDULED_PREFIX}YYYYMMDDTHHMMSSZ{SCHEDULED_SUFFIX})"
+    );
+    let s3 = cfg
+        .backup
+        .s3
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("s3:{name}: no [backup.s3] bucket is configured"))?;
+    let store = Blobs::s3(s3).await?;
+    let key = format!("{REMOTE_PREFIX}/{name}");
+    let size = store
+        .size(&key)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no backup {name} in the bucket"))?;
+    let dir = cfg.backup_dir();
+    crate::private_dir::create(&dir)?;
+    let local = dir.join(format!("{name}.download"));
+    let mut file = tokio::fs::File::create(&local).await?;
+    let mut at = 0;
+    while at < size {
+        use tokio::io::AsyncWriteExt;
+        let end = (at + (8 << 20)).min(size);
+        let chunk = store.get_range(&key, at..end).await?;
+        file.write_all(&chunk).await?;
+        at = end;
+    }
+    file.sync_all().await?;
+    Ok((local, true))
 }
 
 /// Runs `run_scheduled` every `backup.interval_secs`, counted from the newest backup in the
@@ -1012,7 +1146,7 @@ pub fn spawn_schedule(
         let started = app.clock.now_ms();
         let mut retry_at = 0;
         loop {
-            let last = scheduled_backups(&dir).last().map(|(t, _)| *t);
+            let last = newest_backup(&app).await;
             if let Some(t) = last {
                 metrics::gauge!("strongroom_backup_last_success_timestamp_seconds")
                     .set((t / 1000) as f64);

@@ -177,10 +177,15 @@ impl Blobs {
 
     /// Every document object's key.
     pub async fn document_keys(&self) -> anyhow::Result<Vec<String>> {
+        self.keys_under("orgs").await
+    }
+
+    /// The keys of the objects under `prefix`, sorted.
+    pub async fn keys_under(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
         use futures_util::TryStreamExt;
         let mut keys: Vec<String> = self
             .store
-            .list(Some(&Path::from("orgs")))
+            .list(Some(&Path::from(prefix)))
             .map_ok(|m| m.location.to_string())
             .try_collect()
             .await?;

@@ -205,8 +205,12 @@ pub struct BackupConfig {
     pub interval_secs: u64,
     /// Backups older than this are removed after each new one.
     pub keep_days: u64,
-    /// Where they are written (default `backups/` in the data dir).
+    /// Where they are written (default `backups/` in the data dir); with `[backup.s3]`, where
+    /// each is made before it is uploaded.
     pub dir: Option<PathBuf>,
+    /// An S3-compatible bucket the scheduled backups go to (`[backup.s3]`, as `[s3]`), under
+    /// `backups/`; best a bucket of its own, away from the documents.
+    pub s3: Option<S3Config>,
 }
 
 impl Default for BackupConfig {
@@ -215,6 +219,7 @@ impl Default for BackupConfig {
             interval_secs: 3600,
             keep_days: 30,
             dir: None,
+            s3: None,
         }
     }
 }

@@ -39,6 +39,25 @@ pub async fn run(
     let mut tls_tasks = Vec::new();
     match tls {
         None => {
+            // SIGHUP reloads the certificate when there is one; without one it must not stop the
+            // server (its default action), whatever a service manager's reload sends.
+            #[cfg(unix)]
+            if let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                let stop = stop.clone();
+                tls_tasks.push(tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            r = hup.recv() => match r {
+                                Some(()) => tracing::info!("SIGHUP: no certificate to reload (TLS is off)"),
+                                None => return,
+                            },
+                            _ = stop.wait() => return,
+                        }
+                    }
+                }));
+            }
             tracing::info!(listen_addr = %addr, public_url = %public_url, "listening");
             axum::serve(
                 listener,

@@ -127,10 +127,29 @@ async fn zero_config_serve_logs_its_address_and_stops_on_sigterm() {
     if !crate::support::backend_is_postgres() {
         assert!(data.join("strongroom.db").is_file());
     }
+    // A service manager's reload (SIGHUP) without TLS configured: logged, and the server serves on.
+    #[cfg(unix)]
+    {
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &server.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(hup.success());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let health = reqwest::get(format!("http://{}/healthz", server.addr))
+            .await
+            .expect("still serving after SIGHUP");
+        assert_eq!(health.status(), 200);
+    }
     let (status, lines) = server.stop().await;
     assert!(status.success(), "graceful exit, got {status}");
     assert!(
         lines.iter().any(|l| l.contains("shutdown signal received")),
+        "{lines:?}"
+    );
+    #[cfg(unix)]
+    assert!(
+        lines.iter().any(|l| l.contains("no certificate to reload")),
         "{lines:?}"
     );
     assert!(

@@ -159,3 +159,111 @@ async fn documents_round_trip_through_an_s3_compatible_store() {
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
     assert!(keys(&store).await.is_empty(), "the objects are removed");
 }
+
+/// The keys under `prefix`, sorted.
+async fn keys_under(store: &object_store::aws::AmazonS3, prefix: &str) -> Vec<String> {
+    let prefix = object_store::path::Path::from(prefix);
+    let mut keys: Vec<String> = store
+        .list(Some(&prefix))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+#[ignore = "needs an S3-compatible store in STRONGROOM_TEST_S3 (CI starts one)"]
+async fn scheduled_backups_go_to_a_bucket_are_pruned_there_and_restore_from_it() {
+    use strongroom::backup;
+    let cfg = bucket().await;
+    let store = client(&cfg);
+    let t = TestApp::with(|c| c.backup.s3 = Some(cfg.clone())).await;
+    let r = room(&t, "owner@example.com").await;
+    upload(&t, &r, &r.owner, "kept.txt", b"kept in the backup").await;
+
+    let first = backup::run_scheduled(&t.app)
+        .await
+        .expect("backup")
+        .expect("made");
+    assert!(!first.exists(), "the local copy goes once it is uploaded");
+    let listed = keys_under(&store, "backups").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let name = first
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .expect("name");
+    assert_eq!(listed[0], format!("backups/{name}"));
+
+    // A month later the next one is made and the first is pruned from the bucket.
+    t.clock.advance_secs(31 * 86_400);
+    let second = backup::run_scheduled(&t.app)
+        .await
+        .expect("backup")
+        .expect("made");
+    let name = second
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .expect("name");
+    assert_eq!(
+        keys_under(&store, "backups").await,
+        vec![format!("backups/{name}")]
+    );
+
+    // `restore --from s3:NAME` into a fresh installation with the same master key.
+    let dir = tempfile::tempdir().expect("dir");
+    let (url, pg) =
+        crate::support::fresh_database_of(dir.path(), crate::support::backend_is_postgres()).await;
+    std::fs::copy(
+        t.dir.path().join("master.key"),
+        dir.path().join("master.key"),
+    )
+    .expect("key");
+    let mut rc = t.app.config.as_ref().clone();
+    rc.data_dir = dir.path().to_path_buf();
+    rc.database_url = Some(url.clone());
+    let refused = backup::restore_command(
+        &rc,
+        std::path::Path::new("s3:strongroom-20200101T000000Z.srbk"),
+        backup::Progress::hidden(),
+    )
+    .await
+    .expect_err("no such backup");
+    assert!(format!("{refused:#}").contains("no backup"), "{refused:#}");
+    let refused = backup::restore_command(
+        &rc,
+        std::path::Path::new("s3:../../etc/passwd"),
+        backup::Progress::hidden(),
+    )
+    .await
+    .expect_err("not a backup name");
+    assert!(
+        format!("{refused:#}").contains("not the name"),
+        "{refused:#}"
+    );
+    let (summary, chains) = backup::restore_command(
+        &rc,
+        std::path::Path::new(&format!("s3:{name}")),
+        backup::Progress::hidden(),
+    )
+    .await
+    .expect("restore");
+    assert_eq!(summary.objects, 1);
+    assert!(
+        !chains.is_empty() && chains.iter().all(|c| c.valid),
+        "{chains:?}"
+    );
+    let mut source = crate::backup::contents(&t.app.config.database_url()).await;
+    let mut restored = crate::backup::contents(&url).await;
+    source.remove("backup_leases");
+    restored.remove("backup_leases");
+    assert_eq!(source, restored);
+    assert!(
+        !rc.backup_dir().join(format!("{name}.download")).exists(),
+        "the downloaded copy is removed"
+    );
+    if let Some(name) = pg {
+        crate::support::drop_database(name);
+    }
+}
