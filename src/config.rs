@@ -72,6 +72,7 @@ pub struct Config {
     pub documents: DocumentsConfig,
     pub webhooks: WebhooksConfig,
     pub backup: BackupConfig,
+    pub retention: RetentionConfig,
     pub billing: BillingConfig,
     /// Where documents are stored: absent, the local filesystem under `<data_dir>/objects`.
     pub s3: Option<S3Config>,
@@ -105,6 +106,39 @@ impl Default for AuditConfig {
         Self {
             retention_days: 730,
             retention_interval_secs: 3600,
+        }
+    }
+}
+
+/// How long what is no longer needed is kept (`[retention]`), removed by a job in `serve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// How often the purge runs (and once at start); 0 never.
+    pub interval_secs: u64,
+    /// Ended sessions (expired, idle or revoked), used or expired tokens, ended invitations and
+    /// share-link codes are removed this many days after they ended.
+    pub expired_keep_days: u64,
+    /// Sent mail is removed after this many days.
+    pub sent_emails_days: u64,
+    /// Notifications read this many days ago are removed...
+    pub read_notifications_days: u64,
+    /// ...and any notification this old.
+    pub notifications_days: u64,
+    /// Webhook messages (payloads and delivery logs) no longer pending are removed after this
+    /// many days.
+    pub webhook_log_days: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 3600,
+            expired_keep_days: 7,
+            sent_emails_days: 7,
+            read_notifications_days: 30,
+            notifications_days: 180,
+            webhook_log_days: 30,
         }
     }
 }
@@ -397,6 +431,7 @@ impl Default for Config {
             documents: DocumentsConfig::default(),
             webhooks: WebhooksConfig::default(),
             backup: BackupConfig::default(),
+            retention: RetentionConfig::default(),
             billing: BillingConfig::default(),
             s3: None,
             tls: None,

@@ -22,6 +22,7 @@ pub mod markdown;
 pub mod mask;
 pub mod net_guard;
 pub mod private_dir;
+pub mod purge;
 pub mod ratelimit;
 pub mod server;
 pub mod shutdown;

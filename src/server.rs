@@ -21,6 +21,7 @@ pub async fn run(
     let worker = app.mailer.spawn_worker(stop.clone());
     let retention = crate::audit::retention::spawn_job(app.retention_job(), stop.clone());
     let cleanup = crate::tenancy::documents::spawn_cleanup(&app, stop.clone());
+    let purge = crate::purge::spawn_job(app.purge_job(), stop.clone());
     let backups = crate::backup::spawn_schedule(&app, stop.clone());
     let webhooks = crate::tenancy::webhooks::spawn_loop(&app, stop.clone());
     // Texts written before the search index existed are indexed once, in the background.
@@ -113,6 +114,9 @@ pub async fn run(
     let _ = webhooks.await;
     if let Some(b) = backups {
         let _ = b.await;
+    }
+    if let Some(p) = purge {
+        let _ = p.await;
     }
     for t in tls_tasks {
         let _ = t.await;

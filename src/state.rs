@@ -96,6 +96,16 @@ impl App {
         }))
     }
 
+    /// What the retention purge works with (it runs outside any request).
+    pub fn purge_job(&self) -> crate::purge::Job {
+        crate::purge::Job {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            config: self.config.retention.clone(),
+            session_idle_ms: self.config.session.idle_timeout_secs.saturating_mul(1000),
+        }
+    }
+
     /// What the audit retention job works with (it runs outside any request).
     pub fn retention_job(&self) -> crate::audit::retention::Job {
         crate::audit::retention::Job {

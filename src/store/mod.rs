@@ -14,6 +14,7 @@ pub mod mfa;
 pub mod notifications;
 pub mod orgs;
 pub mod outbox;
+pub mod purge;
 pub mod sessions;
 pub mod tenant;
 pub mod tokens;

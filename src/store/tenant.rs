@@ -243,8 +243,8 @@ impl TenantTx {
         Self::open(db, org_id, "", mode).await
     }
 
-    /// The audit retention job: trims one org's chain, or the platform's (`org_id` empty); no
-    /// acting user.
+    /// The retention jobs: the audit trail's trims one org's chain, or the platform's (`org_id`
+    /// empty); the purge removes one org's expired rows. No acting user.
     pub(crate) async fn for_retention(db: &Db, org_id: &str) -> Result<TenantTx, sqlx::Error> {
         Self::open(db, org_id, "", Mode::Write).await
     }

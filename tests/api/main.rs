@@ -37,5 +37,6 @@ mod mfa;
 mod org_pages;
 mod pages;
 mod product_pages;
+mod purge;
 mod rejections;
 mod sessions;
