@@ -86,9 +86,6 @@ struct DataKey {
     field: KeyBytes,
     blind_index: KeyBytes,
     token: KeyBytes,
-    /// The MACs of long-lived signed values (audit checkpoints, device cookies, opt-out links):
-    /// derived from a data key, not from the master key, so they outlive a master key rotation.
-    mac: KeyBytes,
 }
 
 impl DataKey {
@@ -98,7 +95,6 @@ impl DataKey {
             field: root.derive("field-encryption"),
             blind_index: root.derive("blind-index"),
             token: root.derive("token-hash"),
-            mac: root.derive("mac"),
         }
     }
 }
@@ -111,6 +107,11 @@ pub struct Keyring {
     /// tried under it, until `strongroom keys rotate` has re-wrapped them all.
     previous: Option<KeyBytes>,
     platform: DataKey,
+    /// The root of the MACs of long-lived signed values (audit checkpoints, device cookies,
+    /// opt-out links): derived from the platform data key, not from the master key, so they
+    /// outlive a master key rotation. (Platform only: an org key derives none, which keeps the
+    /// per-request unwrap of an org key at three derivations.)
+    mac: KeyBytes,
 }
 
 impl fmt::Debug for Keyring {
@@ -282,6 +283,7 @@ impl Keyring {
                 master,
                 previous,
                 platform: DataKey::new(version, &root),
+                mac: root.derive("mac"),
             },
             created,
         ))
@@ -356,7 +358,7 @@ impl Keyring {
     /// A keyed MAC over arbitrary bytes with a purpose label (e.g. for audit checkpoints), under
     /// a key derived from the platform data key (which a master key rotation keeps).
     pub fn mac(&self, label: &str, data: &[u8]) -> String {
-        hmac_hex(&self.platform.mac.derive(label), data)
+        hmac_hex(&self.mac.derive(label), data)
     }
 
     /// Whether `mac` is `self.mac(label, data)`, compared in constant time. Values signed before
@@ -366,7 +368,7 @@ impl Keyring {
         use subtle::ConstantTimeEq;
         let matches =
             |k: &KeyBytes| -> bool { hmac_hex(k, data).as_bytes().ct_eq(mac.as_bytes()).into() };
-        matches(&self.platform.mac.derive(label))
+        matches(&self.mac.derive(label))
             || matches(&self.master.derive(label))
             || self
                 .previous
