@@ -30,6 +30,16 @@ pub fn ip(ip: IpAddr) -> String {
     }
 }
 
+/// A person's display name as shown to someone else: as they chose it, unless it holds an email
+/// address (someone who gave their address as their name), which is masked like one.
+pub fn display_name(n: &str) -> String {
+    if n.contains('@') {
+        email(n)
+    } else {
+        n.to_string()
+    }
+}
+
 /// A person's name reduced to its initial.
 pub fn name(n: &str) -> String {
     n.chars()

@@ -185,7 +185,7 @@ impl Invite<'_> {
              If you did not expect this, ignore this message.\n\n\
              Don't want invitations from this organization? One click stops them:\n{optout}\n",
             role = self.role.as_str(),
-            inviter = mail::quote_untrusted(self.inviter),
+            inviter = mail::quote_untrusted(&mask::display_name(self.inviter)),
             name = mail::quote_untrusted(self.org_name),
             accept = self.accept_url,
             optout = self.optout_url,
@@ -318,7 +318,7 @@ async fn display_name(app: &App, c: &mut store::Conn, user_id: &str) -> AppResul
 pub struct InvitationPreview {
     pub org_name: String,
     pub role: OrgRole,
-    /// The inviter's display name, as they chose it.
+    /// The inviter's display name, as they chose it (masked if it holds an email address).
     pub inviter: String,
 }
 
@@ -353,6 +353,7 @@ pub async fn preview_invitation(app: &App, token: &str) -> AppResult<Option<Invi
     };
     let inviter = display_name(app, tx.conn()?, &inv.invited_by)
         .await?
+        .map(|n| mask::display_name(&n))
         .unwrap_or_else(|| "A former member".into());
     tx.commit().await?;
     Ok(Some(InvitationPreview {

@@ -27,11 +27,7 @@ fn known(kind: &str) -> bool {
 
 /// A display name as others see it in a notification: masked if it looks like an email address.
 fn shown(name: &str) -> String {
-    if name.contains('@') {
-        crate::mask::email(name)
-    } else {
-        name.to_string()
-    }
+    crate::mask::display_name(name)
 }
 
 /// What an action tells its recipient.

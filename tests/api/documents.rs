@@ -553,7 +553,7 @@ async fn versions_stay_downloadable_by_editors_and_links_follow_latest_or_stay_p
     assert_eq!(t.send(Req::get(&path_of(&latest))).await.body, v2);
 }
 
-async fn link(t: &TestApp, r: &Room, doc: &str, body: Value) -> String {
+pub(crate) async fn link(t: &TestApp, r: &Room, doc: &str, body: Value) -> String {
     let res = t
         .send(
             Req::post(&format!("{}/documents/{doc}/links", r.base))
@@ -567,7 +567,7 @@ async fn link(t: &TestApp, r: &Room, doc: &str, body: Value) -> String {
     url
 }
 
-fn path_of(url: &str) -> String {
+pub(crate) fn path_of(url: &str) -> String {
     url.trim_start_matches("http://strongroom.test").to_string()
 }
 

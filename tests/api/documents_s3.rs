@@ -53,15 +53,7 @@ fn client(cfg: &S3Config) -> object_store::aws::AmazonS3 {
 
 /// The keys under `orgs/`, sorted.
 async fn keys(store: &object_store::aws::AmazonS3) -> Vec<String> {
-    let prefix = object_store::path::Path::from("orgs");
-    let mut keys: Vec<String> = store
-        .list(Some(&prefix))
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .expect("list");
-    keys.sort();
-    keys
+    keys_under(store, "orgs").await
 }
 
 #[tokio::test]

@@ -145,6 +145,19 @@ async fn view(t: &TestApp, r: &Room) -> Value {
     })
 }
 
+/// `keys rotate --org` through the library, on the test app's database and keyring.
+async fn rotate(t: &TestApp, org: &str, opts: &OrgOptions) -> anyhow::Result<keys::OrgRotation> {
+    keys::rotate_org(
+        &t.app.db,
+        &t.app.keyring,
+        &*t.app.clock,
+        org,
+        opts,
+        &hidden(),
+    )
+    .await
+}
+
 fn sha(b: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(b).to_vec()
@@ -389,16 +402,7 @@ async fn an_org_key_rotation_stopped_midway_reads_everything_and_the_command_lin
         max_batches: Some(3),
         grace: Duration::ZERO,
     };
-    let part = keys::rotate_org(
-        &t.app.db,
-        &t.app.keyring,
-        &*t.app.clock,
-        &r.org,
-        &opts,
-        &hidden(),
-    )
-    .await
-    .expect("partial");
+    let part = rotate(&t, &r.org, &opts).await.expect("partial");
     assert!(
         part.started && !part.finished && part.version == 2,
         "{part:?}"
@@ -434,16 +438,7 @@ async fn an_org_key_rotation_stopped_midway_reads_everything_and_the_command_lin
     assert_eq!(found["items"].as_array().map(Vec::len), Some(1), "{found}");
 
     // A second interrupted run resumes (it does not start another rotation).
-    let part2 = keys::rotate_org(
-        &t.app.db,
-        &t.app.keyring,
-        &*t.app.clock,
-        &r.org,
-        &opts,
-        &hidden(),
-    )
-    .await
-    .expect("partial again");
+    let part2 = rotate(&t, &r.org, &opts).await.expect("partial again");
     assert!(
         !part2.started && !part2.finished && part2.version == 2,
         "{part2:?}"
@@ -554,16 +549,13 @@ async fn an_org_key_rotation_stopped_midway_reads_everything_and_the_command_lin
     assert_eq!(v.json()["valid"], true, "{}", v.text());
 
     // A second rotation starts from version 2.
-    let next = keys::rotate_org(
-        &t.app.db,
-        &t.app.keyring,
-        &*t.app.clock,
+    let next = rotate(
+        &t,
         &r.org,
         &OrgOptions {
             grace: Duration::ZERO,
             ..OrgOptions::default()
         },
-        &hidden(),
     )
     .await
     .expect("next");
@@ -573,24 +565,8 @@ async fn an_org_key_rotation_stopped_midway_reads_everything_and_the_command_lin
     );
     assert_eq!(view(&t, &r).await["searches"], before["searches"]);
     // Nonsense refused clearly.
-    let bad = keys::rotate_org(
-        &t.app.db,
-        &t.app.keyring,
-        &*t.app.clock,
-        "not-an-org",
-        &opts,
-        &hidden(),
-    )
-    .await;
+    let bad = rotate(&t, "not-an-org", &opts).await;
     assert!(bad.is_err());
-    let missing = keys::rotate_org(
-        &t.app.db,
-        &t.app.keyring,
-        &*t.app.clock,
-        &uuid::Uuid::now_v7().to_string(),
-        &opts,
-        &hidden(),
-    )
-    .await;
+    let missing = rotate(&t, &uuid::Uuid::now_v7().to_string(), &opts).await;
     assert!(format!("{:#}", missing.expect_err("no org")).contains("no org"));
 }

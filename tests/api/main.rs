@@ -31,6 +31,7 @@ mod identity;
 mod integration_pages;
 mod keys;
 mod logs;
+mod masking;
 mod matrix;
 mod metrics;
 mod mfa;

@@ -220,6 +220,9 @@ impl Req {
     pub fn delete(path: &str) -> Self {
         Self::new(Method::DELETE, path)
     }
+    pub fn put(path: &str) -> Self {
+        Self::new(Method::PUT, path)
+    }
     pub fn json(mut self, v: Value) -> Self {
         self.body = serde_json::to_vec(&v).expect("json");
         self.headers
@@ -528,7 +531,7 @@ pub async fn scoped_tx(app: &App, org: &str, user: &str) -> sqlx::Transaction<'s
     tx
 }
 
-fn parse_eml(raw: &str) -> Mail {
+pub(crate) fn parse_eml(raw: &str) -> Mail {
     let raw = raw.replace("\r\n", "\n");
     let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
     let get = |name: &str| {
