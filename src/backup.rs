@@ -1065,23 +1065,29 @@ async fn remote_backups(store: &Blobs) -> anyhow::Result<Vec<(i64, String)>> {
     Ok(out)
 }
 
-/// When the newest scheduled backup was made: in the bucket with `[backup.s3]`, else in the
-/// folder.
-async fn newest_backup(app: &crate::state::App) -> Option<i64> {
+/// When the newest scheduled backup was made: in the bucket with `[backup.s3]` (reached once,
+/// then kept in `bucket`), else in the folder.
+async fn newest_backup(app: &crate::state::App, bucket: &mut Option<Blobs>) -> Option<i64> {
     match &app.config.backup.s3 {
-        Some(s3) => match Blobs::s3(s3).await {
-            Ok(store) => match remote_backups(&store).await {
+        Some(s3) => {
+            if bucket.is_none() {
+                match Blobs::s3(s3).await {
+                    Ok(store) => *bucket = Some(store),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot reach the backup bucket");
+                        return None;
+                    }
+                }
+            }
+            let store = bucket.as_ref()?;
+            match remote_backups(store).await {
                 Ok(list) => list.last().map(|(t, _)| *t),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "cannot list the backups in the bucket");
                     None
                 }
-            },
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "cannot reach the backup bucket");
-                None
             }
-        },
+        }
         None => scheduled_backups(&app.config.backup_dir())
             .last()
             .map(|(t, _)| *t),
@@ -1145,8 +1151,9 @@ pub fn spawn_schedule(
         remove_partials(&dir);
         let started = app.clock.now_ms();
         let mut retry_at = 0;
+        let mut bucket = None;
         loop {
-            let last = newest_backup(&app).await;
+            let last = newest_backup(&app, &mut bucket).await;
             if let Some(t) = last {
                 metrics::gauge!("strongroom_backup_last_success_timestamp_seconds")
                     .set((t / 1000) as f64);
