@@ -74,6 +74,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub retention: RetentionConfig,
     pub billing: BillingConfig,
+    pub accounts: AccountsConfig,
     /// Where documents are stored: absent, the local filesystem under `<data_dir>/objects`.
     pub s3: Option<S3Config>,
     /// HTTPS on `listen` (see `TlsConfig`).
@@ -216,6 +217,11 @@ pub struct WebhooksConfig {
     pub disable_after_failures: u32,
     /// How long the previous secret still signs deliveries after a rotation.
     pub rotation_overlap_secs: u64,
+    /// Deliveries in flight at once (each endpoint has at most one: its messages go in order).
+    pub max_in_flight: u32,
+    /// Deliveries in flight at once for one org, so that an org with many slow endpoints
+    /// cannot hold every slot.
+    pub max_in_flight_per_org: u32,
 }
 
 impl Default for WebhooksConfig {
@@ -227,6 +233,8 @@ impl Default for WebhooksConfig {
             poll_interval_ms: 1000,
             disable_after_failures: 20,
             rotation_overlap_secs: 24 * 3600,
+            max_in_flight: 8,
+            max_in_flight_per_org: 2,
         }
     }
 }
@@ -280,6 +288,23 @@ pub struct TlsConfig {
 
 fn default_tls_reload_secs() -> u64 {
     10
+}
+
+/// Accounts (`[accounts]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Days between a deletion request and the erasure, during which the owner can cancel it
+    /// (by signing in). 0 erases at once.
+    pub deletion_grace_days: u32,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            deletion_grace_days: 14,
+        }
+    }
 }
 
 /// Inbound billing events (`[billing]`).
@@ -433,6 +458,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             retention: RetentionConfig::default(),
             billing: BillingConfig::default(),
+            accounts: AccountsConfig::default(),
             s3: None,
             tls: None,
             smtp: None,
@@ -725,8 +751,12 @@ impl Config {
         if self.max_body_bytes < 1024 {
             p.push("max_body_bytes: must be at least 1024".into());
         }
-        if self.webhooks.timeout_secs == 0 || self.webhooks.poll_interval_ms == 0 {
-            p.push("webhooks.timeout_secs, webhooks.poll_interval_ms: must be at least 1".into());
+        if self.webhooks.timeout_secs == 0
+            || self.webhooks.poll_interval_ms == 0
+            || self.webhooks.max_in_flight == 0
+            || self.webhooks.max_in_flight_per_org == 0
+        {
+            p.push("webhooks.timeout_secs, webhooks.poll_interval_ms, webhooks.max_in_flight, webhooks.max_in_flight_per_org: must be at least 1".into());
         }
         if let Err(e) = crate::net_guard::NetGuard::new(&self.webhooks.allow_networks, false) {
             p.push(e.to_string());

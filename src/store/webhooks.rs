@@ -222,17 +222,24 @@ pub async fn insert_message(t: &mut TenantTx, m: NewMessage<'_>) -> Result<bool,
     if r.rows_affected() == 0 {
         return Ok(false);
     }
-    due(c, org_id, m.id, m.now).await?;
+    due(c, org_id, m.webhook_id, m.id, m.now).await?;
     Ok(true)
 }
 
-async fn due(c: &mut Conn, org_id: &str, message_id: &str, at: i64) -> Result<(), sqlx::Error> {
+async fn due(
+    c: &mut Conn,
+    org_id: &str,
+    webhook_id: &str,
+    message_id: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO webhook_due (message_id, org_id, due_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (message_id) DO UPDATE SET due_at = $3, locked_until = NULL",
+        "INSERT INTO webhook_due (message_id, org_id, webhook_id, due_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (message_id) DO UPDATE SET due_at = $4, locked_until = NULL, webhook_id = $3",
     )
     .bind(message_id)
     .bind(org_id)
+    .bind(webhook_id)
     .bind(at)
     .execute(&mut *c)
     .await
@@ -296,16 +303,26 @@ pub async fn claim_due(
     c: &mut Conn,
     now: i64,
     lease_ms: i64,
+    per_org: i64,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
+    // The oldest due message whose endpoint has no delivery in flight (one at a time per
+    // endpoint: its messages go in order and a slow endpoint holds one slot) and whose org has
+    // fewer than `per_org` in flight (an org with many slow endpoints cannot hold them all).
     let r = sqlx::query(
         "UPDATE webhook_due SET locked_until = $2 \
-         WHERE message_id = (SELECT message_id FROM webhook_due WHERE due_at <= $1 \
-                             AND (locked_until IS NULL OR locked_until <= $1) ORDER BY due_at, message_id LIMIT 1) \
+         WHERE message_id = (SELECT d.message_id FROM webhook_due d WHERE d.due_at <= $1 \
+                               AND (d.locked_until IS NULL OR d.locked_until <= $1) \
+                               AND NOT EXISTS (SELECT 1 FROM webhook_due b \
+                                               WHERE b.webhook_id = d.webhook_id AND b.locked_until > $1) \
+                               AND (SELECT COUNT(*) FROM webhook_due b \
+                                    WHERE b.org_id = d.org_id AND b.locked_until > $1) < $3 \
+                             ORDER BY d.due_at, d.message_id LIMIT 1) \
            AND due_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
          RETURNING message_id, org_id",
     )
     .bind(now)
     .bind(now + lease_ms)
+    .bind(per_org)
     .fetch_optional(&mut *c)
     .await?;
     r.map(|r| Ok((r.try_get("message_id")?, r.try_get("org_id")?)))
@@ -389,7 +406,7 @@ pub async fn record_attempt(t: &mut TenantTx, a: Attempt<'_>) -> Result<(), sqlx
     .execute(&mut *c)
     .await?;
     match a.next_at {
-        Some(at) => due(c, org_id, a.message_id, at).await,
+        Some(at) => due(c, org_id, a.webhook_id, a.message_id, at).await,
         None => sqlx::query("DELETE FROM webhook_due WHERE message_id = $1 AND org_id = $2")
             .bind(a.message_id)
             .bind(org_id)
@@ -402,15 +419,20 @@ pub async fn record_attempt(t: &mut TenantTx, a: Attempt<'_>) -> Result<(), sqlx
 /// Queues a message again, due now (a manual redelivery).
 pub async fn requeue(t: &mut TenantTx, message_id: &str, now: i64) -> Result<(), sqlx::Error> {
     let (c, org_id) = t.write()?;
-    sqlx::query(
-        "UPDATE webhook_messages SET status = 'pending', next_attempt_at = $3 WHERE org_id = $1 AND id = $2",
+    let r = sqlx::query(
+        "UPDATE webhook_messages SET status = 'pending', next_attempt_at = $3 WHERE org_id = $1 AND id = $2 \
+         RETURNING webhook_id",
     )
     .bind(org_id)
     .bind(message_id)
     .bind(now)
-    .execute(&mut *c)
+    .fetch_optional(&mut *c)
     .await?;
-    due(c, org_id, message_id, now).await
+    let Some(r) = r else {
+        return Ok(());
+    };
+    let webhook_id: String = r.try_get("webhook_id")?;
+    due(c, org_id, &webhook_id, message_id, now).await
 }
 
 pub struct DeliveryRow {

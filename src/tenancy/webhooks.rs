@@ -13,7 +13,9 @@
 //! redirects. 2xx is delivered; anything else is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h
 //! and 10 h (about 28 hours in all, past the 24 the contract asks), then failed. After
 //! `webhooks.disable_after_failures` failed attempts in a row the endpoint is disabled and the
-//! org's admins are emailed.
+//! org's admins are emailed. Deliveries run concurrently (`webhooks.max_in_flight`), one at a
+//! time per endpoint so that its messages keep their order, and at most
+//! `webhooks.max_in_flight_per_org` for one org, so that no endpoint or org holds up the others.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -589,21 +591,56 @@ async fn dispatch_one(app: &App, hook_id: &str, now: i64, lease: i64) -> AppResu
     Ok(queued)
 }
 
-/// Sends every due message once. Returns how many attempts were made.
+/// Deliveries under way, a task each.
+type InFlight = tokio::task::JoinSet<(String, AppResult<()>)>;
+
+/// Sends every due message once, several at a time (`webhooks.max_in_flight`, one per endpoint,
+/// `webhooks.max_in_flight_per_org` per org), and waits for them. Returns how many attempts were
+/// made.
 pub async fn deliver_due(app: &AppState) -> AppResult<usize> {
+    let mut in_flight = InFlight::new();
+    let mut attempts = top_up(app, &mut in_flight).await?;
+    while let Some(done) = in_flight.join_next().await {
+        finished(done);
+        // A slot is free, and the endpoint whose delivery ended may have another message due.
+        attempts += top_up(app, &mut in_flight).await?;
+    }
+    Ok(attempts)
+}
+
+/// Claims due messages and starts their deliveries until `webhooks.max_in_flight` are under way
+/// or nothing more may start now. Returns how many it started.
+async fn top_up(app: &AppState, in_flight: &mut InFlight) -> AppResult<usize> {
     let lease = i64::try_from(app.config.webhooks.timeout_secs * 1000 + 30_000).unwrap_or(60_000);
-    let mut attempts = 0;
-    loop {
+    let cap = usize::try_from(app.config.webhooks.max_in_flight).unwrap_or(1);
+    let per_org = i64::from(app.config.webhooks.max_in_flight_per_org);
+    let mut started = 0;
+    while in_flight.len() < cap {
         let now = app.clock.now_ms();
         let claimed = {
             let mut c = app.db.acquire().await?;
-            db::claim_due(&mut c, now, lease).await?
+            db::claim_due(&mut c, now, lease, per_org).await?
         };
         let Some((msg_id, org_id)) = claimed else {
-            return Ok(attempts);
+            break;
         };
-        attempt(app, &org_id, &msg_id).await?;
-        attempts += 1;
+        let app = Arc::clone(app);
+        in_flight.spawn(async move {
+            let r = attempt(&app, &org_id, &msg_id).await;
+            (msg_id, r)
+        });
+        started += 1;
+    }
+    Ok(started)
+}
+
+/// Logs a delivery task that went wrong. Its message stays claimed until the lease ends, then is
+/// tried again (a receiver may see it twice, with the same `webhook-id`).
+fn finished(done: Result<(String, AppResult<()>), tokio::task::JoinError>) {
+    match done {
+        Ok((_, Ok(()))) => {}
+        Ok((msg, Err(e))) => tracing::warn!(message = %msg, error = %e, "webhook delivery"),
+        Err(e) => tracing::error!(error = %e, "webhook delivery task"),
     }
 }
 
@@ -789,7 +826,10 @@ pub async fn run_once(app: &AppState) -> AppResult<(usize, usize)> {
     Ok((queued, sent))
 }
 
-/// The delivery loop, every `webhooks.poll_interval_ms` until shutdown.
+/// The delivery loop: new events are dispatched every `webhooks.poll_interval_ms`; deliveries
+/// run concurrently and a free slot is filled as soon as one ends, so a slow endpoint delays
+/// neither other endpoints nor the next dispatch. At shutdown, deliveries under way get their
+/// timeout to finish.
 pub fn spawn_loop(
     app: &AppState,
     shutdown: crate::shutdown::Shutdown,
@@ -797,14 +837,36 @@ pub fn spawn_loop(
     let app = Arc::clone(app);
     tokio::spawn(async move {
         let every = Duration::from_millis(app.config.webhooks.poll_interval_ms);
+        let mut in_flight = InFlight::new();
+        let mut next_poll = tokio::time::Instant::now();
         loop {
-            if let Err(e) = run_once(&app).await {
+            if tokio::time::Instant::now() >= next_poll {
+                if let Err(e) = dispatch(&app).await {
+                    tracing::warn!(error = %e, "webhook dispatch");
+                }
+                next_poll = tokio::time::Instant::now() + every;
+            }
+            if let Err(e) = top_up(&app, &mut in_flight).await {
                 tracing::warn!(error = %e, "webhook delivery loop");
             }
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                _ = shutdown.wait() => return,
+                () = tokio::time::sleep_until(next_poll) => {}
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => finished(done),
+                () = shutdown.wait() => break,
             }
+        }
+        let grace = Duration::from_secs(app.config.webhooks.timeout_secs + 1);
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(done) = in_flight.join_next().await {
+                finished(done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = in_flight.len(),
+                "webhook deliveries cut short by shutdown"
+            );
         }
     })
 }

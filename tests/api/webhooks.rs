@@ -7,9 +7,9 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use base64::Engine;
 use serde_json::{json, Value};
 
@@ -21,6 +21,13 @@ struct Seen {
     requests: Vec<(HeaderMap, String)>,
     answers: VecDeque<u16>,
     delay: Option<Duration>,
+    /// Requests being answered now, by the URL's query (tests tell endpoints apart by it).
+    live: std::collections::HashMap<String, usize>,
+    /// The most requests answered at once, in all and for one query.
+    most: usize,
+    most_per_query: usize,
+    /// When each request came, and its query.
+    arrivals: Vec<(Instant, String)>,
 }
 
 pub(crate) struct Receiver {
@@ -34,16 +41,27 @@ impl Receiver {
         let state = seen.clone();
         let app = axum::Router::new().route(
             "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
+            axum::routing::post(move |uri: Uri, headers: HeaderMap, body: String| {
                 let state = state.clone();
                 async move {
+                    let query = uri.query().unwrap_or("").to_string();
                     let (status, delay) = {
                         let mut s = state.lock().expect("lock");
                         s.requests.push((headers, body));
+                        s.arrivals.push((Instant::now(), query.clone()));
+                        let live = s.live.entry(query.clone()).or_default();
+                        *live += 1;
+                        let live = *live;
+                        s.most_per_query = s.most_per_query.max(live);
+                        let all = s.live.values().sum();
+                        s.most = s.most.max(all);
                         (s.answers.pop_front().unwrap_or(200), s.delay)
                     };
                     if let Some(d) = delay {
                         tokio::time::sleep(d).await;
+                    }
+                    if let Some(n) = state.lock().expect("lock").live.get_mut(&query) {
+                        *n -= 1;
                     }
                     StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
                 }
@@ -369,6 +387,68 @@ async fn a_receiver_slower_than_ten_seconds_times_out() {
     let entries = log(&t, &o, h["id"].as_str().expect("id")).await;
     assert_eq!(entries[0]["error"], "timed out", "{entries:?}");
     assert!(entries[0]["status_code"].is_null());
+}
+
+#[tokio::test]
+async fn deliveries_run_side_by_side_one_per_endpoint_and_a_slow_org_holds_two_slots() {
+    let t = app(|_| {}).await;
+    // A slow org: three endpoints on a receiver that takes 1.5 s to answer, two events each.
+    let slow_org = org(&t).await;
+    let slow = Receiver::start().await;
+    let pause = Duration::from_millis(1500);
+    slow.seen.lock().expect("lock").delay = Some(pause);
+    for e in 1..=3 {
+        hook(&t, &slow_org, &format!("{}?e={e}", slow.url), json!(["item.created"])).await;
+    }
+    let mut ids = Vec::new();
+    for n in 1..=2 {
+        ids.push(item(&t, &slow_org, &format!("Slow {n}")).await);
+    }
+    // Another org, whose endpoint answers at once.
+    let quick_org = crate::documents::room(&t, "quick@example.com").await;
+    let quick = Receiver::start().await;
+    hook(&t, &quick_org, &quick.url, json!(["item.created"])).await;
+    for n in 1..=3 {
+        item(&t, &quick_org, &format!("Quick {n}")).await;
+    }
+
+    let started = Instant::now();
+    assert_eq!(run(&t).await, (9, 9));
+    let took = started.elapsed();
+    let seen = slow.seen.lock().expect("lock");
+    // Two at a time for the slow org (never more), one at a time per endpoint: six answers of
+    // 1.5 s take three rounds, not six (one at a time) nor two (three at a time).
+    assert_eq!(seen.most, 2, "at once for the slow org");
+    assert_eq!(seen.most_per_query, 1, "at once for one endpoint");
+    assert!(
+        took >= pause * 3 && took < pause * 5,
+        "six slow deliveries, two at a time, took {took:?}"
+    );
+    // Each endpoint got its events in order.
+    for e in 1..=3 {
+        let q = format!("e={e}");
+        let got: Vec<String> = seen
+            .arrivals
+            .iter()
+            .zip(&seen.requests)
+            .filter(|((_, query), _)| *query == q)
+            .map(|(_, (_, body))| {
+                let v: Value = serde_json::from_str(body).expect("json");
+                v["data"]["id"].as_str().expect("id").to_string()
+            })
+            .collect();
+        assert_eq!(got, ids, "{q}: its events, in order");
+    }
+    // The quick org's events all arrived before the slow org's first answer was back.
+    let quick_seen = quick.seen.lock().expect("lock");
+    assert_eq!(quick_seen.arrivals.len(), 3);
+    let first_slow = seen.arrivals.first().expect("slow").0;
+    for (at, _) in &quick_seen.arrivals {
+        assert!(
+            at.saturating_duration_since(first_slow) < pause,
+            "a quick delivery waited for the slow endpoint"
+        );
+    }
 }
 
 #[tokio::test]
