@@ -87,6 +87,24 @@ pub async fn enqueue(
     store::outbox::insert(c, &id, keyring.seal_field(&ad(&id), &payload), now).await
 }
 
+/// Removes every message to `addr` from the outbox, sent or not (an erased account's).
+/// Returns how many went.
+pub async fn forget_recipient(c: &mut Conn, keyring: &Keyring, addr: &str) -> anyhow::Result<u64> {
+    let mut gone = 0;
+    for (id, payload_ct) in store::outbox::all(c).await? {
+        let Ok(payload) = keyring.open_field(&ad(&id), &payload_ct) else {
+            continue;
+        };
+        let Ok(mail) = serde_json::from_slice::<Email>(&payload) else {
+            continue;
+        };
+        if mail.to.eq_ignore_ascii_case(addr) {
+            gone += store::outbox::delete(c, &id).await?;
+        }
+    }
+    Ok(gone)
+}
+
 enum Transport {
     File(AsyncFileTransport<Tokio1Executor>),
     Smtp(AsyncSmtpTransport<Tokio1Executor>),

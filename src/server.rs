@@ -22,6 +22,7 @@ pub async fn run(
     let retention = crate::audit::retention::spawn_job(app.retention_job(), stop.clone());
     let cleanup = crate::tenancy::documents::spawn_cleanup(&app, stop.clone());
     let purge = crate::purge::spawn_job(app.purge_job(), stop.clone());
+    let erasure = crate::identity::erasure::spawn_job(&app, stop.clone());
     let backups = crate::backup::spawn_schedule(&app, stop.clone());
     let webhooks = crate::tenancy::webhooks::spawn_loop(&app, stop.clone());
     // Texts written before the search index existed are indexed once, in the background.
@@ -117,6 +118,9 @@ pub async fn run(
     }
     if let Some(p) = purge {
         let _ = p.await;
+    }
+    if let Some(e) = erasure {
+        let _ = e.await;
     }
     for t in tls_tasks {
         let _ = t.await;

@@ -14,6 +14,7 @@ use super::problem::{ApiJson, ApiPath};
 use super::session::Authed;
 use crate::error::AppError;
 use crate::error::AppResult;
+use crate::identity::erasure::DeletionView;
 use crate::identity::{self, SessionView, UserView};
 use crate::state::AppState;
 use crate::tenancy::home::{self, AssignedList};
@@ -23,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_me, update_me))
         .routes(routes!(change_password))
+        .routes(routes!(request_deletion, cancel_deletion))
         .routes(routes!(list_sessions, revoke_other_sessions))
         .routes(routes!(revoke_session))
         .routes(routes!(assigned))
@@ -187,4 +189,24 @@ async fn update_notification_settings(
     ApiJson(b): ApiJson<Settings>,
 ) -> AppResult<ApiJson<Settings>> {
     Ok(ApiJson(notifications::update_settings(&app, &s, b).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/deletion", tag = "me", responses((status = 202, body = DeletionView), (status = 401), (status = 403, description = "step-up needed"), (status = 409, description = "the only owner of an organization")))]
+async fn request_deletion(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+) -> AppResult<(StatusCode, ApiJson<DeletionView>)> {
+    let v = identity::erasure::request_deletion(&app, &ctx.0, &s).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(v)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/deletion", tag = "me", responses((status = 204), (status = 401), (status = 404, description = "no deletion is scheduled")))]
+async fn cancel_deletion(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+) -> AppResult<StatusCode> {
+    identity::erasure::cancel_deletion(&app, &ctx.0, &s).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -18,6 +18,9 @@ pub struct UserView {
     pub email_verified: bool,
     pub mfa: MfaView,
     pub created_at: String,
+    /// When the account will be erased, if its deletion was asked for (cancel with
+    /// `DELETE /api/v1/me/deletion`).
+    pub deletion_scheduled_for: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -38,6 +41,7 @@ impl UserView {
                 passkeys: 0,
             },
             created_at: crate::clock::rfc3339(u.created_at),
+            deletion_scheduled_for: u.deletion_due_at.map(crate::clock::rfc3339),
         }
     }
 }

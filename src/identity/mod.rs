@@ -3,6 +3,7 @@
 //! the same password-hash work.
 
 mod account;
+pub mod erasure;
 pub mod lockout;
 pub mod mfa;
 mod onboarding;

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod documents;
 pub mod dump;
+pub mod erasure;
 pub mod keys;
 pub mod mfa;
 pub mod notifications;

@@ -78,3 +78,22 @@ pub async fn mark_failed(
         .await
         .map(|_| ())
 }
+
+/// Every message's id and sealed payload (the outbox holds a few days of mail: sent messages are
+/// purged after `retention.sent_emails_days`).
+pub async fn all(c: &mut Conn) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query("SELECT id, payload_ct FROM email_outbox ORDER BY id")
+        .fetch_all(&mut *c)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("payload_ct")?)))
+        .collect()
+}
+
+pub async fn delete(c: &mut Conn, id: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM email_outbox WHERE id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected())
+}

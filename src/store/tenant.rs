@@ -249,6 +249,13 @@ impl TenantTx {
         Self::open(db, org_id, "", Mode::Write).await
     }
 
+    /// An account's erasure: removes invitations addressed to the erased email (and its
+    /// opt-outs) from one org, wherever the person was invited; no acting user (the erasure,
+    /// requested by the account's owner after a step-up and its grace period, is the authority).
+    pub(crate) async fn for_erasure(db: &Db, org_id: &str) -> Result<TenantTx, sqlx::Error> {
+        Self::open(db, org_id, "", Mode::Write).await
+    }
+
     /// The operator's key rotation (`strongroom keys rotate --org`): re-seals one org's fields and
     /// records the rotation in its chain; no acting user, or (`user_id`) the user whose own rows
     /// (notifications) it re-seals.

@@ -12,9 +12,12 @@ pub struct UserRow {
     pub password_hash: String,
     pub email_verified_at: Option<i64>,
     pub created_at: i64,
+    /// When the account is to be erased, if its owner asked for that.
+    pub deletion_due_at: Option<i64>,
 }
 
-const COLS: &str = "id, email_ct, display_name_ct, password_hash, email_verified_at, created_at";
+const COLS: &str =
+    "id, email_ct, display_name_ct, password_hash, email_verified_at, created_at, deletion_due_at";
 
 fn from_row(r: sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
@@ -24,6 +27,7 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
         password_hash: r.try_get("password_hash")?,
         email_verified_at: r.try_get("email_verified_at")?,
         created_at: r.try_get("created_at")?,
+        deletion_due_at: r.try_get("deletion_due_at")?,
     })
 }
 
@@ -212,4 +216,27 @@ pub async fn make_superadmin(
         .await?
         .map(|r| r.try_get("id"))
         .transpose()
+}
+
+/// Which of `ids` are erased accounts.
+pub async fn erased_among(
+    c: &mut Conn,
+    ids: &[&str],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in ids.chunks(100) {
+        let marks = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT id FROM users WHERE erased_at IS NOT NULL AND id IN ({marks})");
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut *c).await? {
+            out.insert(r.try_get("id")?);
+        }
+    }
+    Ok(out)
 }

@@ -37,6 +37,8 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .to_string();
     t.send(Req::delete(&format!("/api/v1/me/sessions/{b_id}")).cookie(&a))
         .await; // session revoked
+    t.send(Req::post("/api/v1/me/deletion").cookie(&a)).await; // deletion requested
+    t.send(Req::delete("/api/v1/me/deletion").cookie(&a)).await; // and cancelled
     t.send(
         Req::new(axum::http::Method::PATCH, "/api/v1/me")
             .cookie(&a)
@@ -524,6 +526,8 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
     // Retention runs two years later, at the end of this test; key rotations are the operator's
     // commands, checked by the key rotation tests.
     let later = [
+        // After the grace period: the erasure tests check it.
+        Action::AccountErased,
         Action::AuditRetentionCheckpoint,
         Action::KeysMasterRotated,
         Action::KeysOrgRotationStarted,

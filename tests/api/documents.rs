@@ -51,7 +51,7 @@ pub(crate) async fn room(t: &TestApp, email: &str) -> Room {
 }
 
 /// A member of the room's org with `role` in its workspace: (cookie, user id).
-async fn member(t: &TestApp, r: &Room, email: &str, role: &str) -> (String, String) {
+pub(crate) async fn member(t: &TestApp, r: &Room, email: &str, role: &str) -> (String, String) {
     t.verified_user(email, "Member").await;
     let cookie = t.login(email).await;
     t.join(&r.owner, &r.org, email, "member", &cookie).await;

@@ -24,6 +24,7 @@ mod cli;
 mod document_pages;
 mod documents;
 mod documents_s3;
+mod erasure;
 mod hardening;
 mod hardening_abuse;
 mod hardening_small;

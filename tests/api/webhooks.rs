@@ -398,7 +398,13 @@ async fn deliveries_run_side_by_side_one_per_endpoint_and_a_slow_org_holds_two_s
     let pause = Duration::from_millis(1500);
     slow.seen.lock().expect("lock").delay = Some(pause);
     for e in 1..=3 {
-        hook(&t, &slow_org, &format!("{}?e={e}", slow.url), json!(["item.created"])).await;
+        hook(
+            &t,
+            &slow_org,
+            &format!("{}?e={e}", slow.url),
+            json!(["item.created"]),
+        )
+        .await;
     }
     let mut ids = Vec::new();
     for n in 1..=2 {

@@ -461,19 +461,31 @@ pub(super) async fn item_view(
                 ) || in_ws.contains(&m.user_id)
             })
             .collect();
+        // Authors who are no longer members: those whose account was erased are named so.
+        let gone: Vec<&str> = updates
+            .iter()
+            .map(|u| u.author_id.as_str())
+            .filter(|a| !members.iter().any(|m| m.user_id == *a))
+            .collect();
+        let erased = if gone.is_empty() {
+            std::collections::HashSet::new()
+        } else {
+            crate::store::users::erased_among(ws.org.tx().conn()?, &gone).await?
+        };
         Ok::<_, AppError>((
             item,
             org,
             view,
             updates,
             more_comments,
-            (members, assignable),
+            (members, assignable, erased),
         ))
     };
-    let (item, org, view, updates, more_comments, (members, assignable)) = match loaded.await {
-        Ok(v) => v,
-        Err(e) => return denied(app, &e),
-    };
+    let (item, org, view, updates, more_comments, (members, assignable, erased)) =
+        match loaded.await {
+            Ok(v) => v,
+            Err(e) => return denied(app, &e),
+        };
     let names = names(&members);
     let fields: Vec<(&str, String)> = item
         .fields
@@ -494,7 +506,11 @@ pub(super) async fn item_view(
         .iter()
         .map(|u| Comment {
             id: &u.id,
-            author: name_of(&names, &u.author_id),
+            author: if erased.contains(&u.author_id) {
+                crate::identity::erasure::DELETED_USER
+            } else {
+                name_of(&names, &u.author_id)
+            },
             body: &u.body,
             created_at: &u.created_at,
         })
