@@ -12,6 +12,7 @@ pub mod config;
 pub mod content;
 pub mod crypto;
 pub mod error;
+pub mod exports;
 pub mod http;
 pub mod humanize;
 pub mod identity;

@@ -23,6 +23,7 @@ pub async fn run(
     let cleanup = crate::tenancy::documents::spawn_cleanup(&app, stop.clone());
     let purge = crate::purge::spawn_job(app.purge_job(), stop.clone());
     let erasure = crate::identity::erasure::spawn_job(&app, stop.clone());
+    let exports = crate::exports::spawn_job(&app, stop.clone());
     let backups = crate::backup::spawn_schedule(&app, stop.clone());
     let webhooks = crate::tenancy::webhooks::spawn_loop(&app, stop.clone());
     // Texts written before the search index existed are indexed once, in the background.
@@ -122,6 +123,7 @@ pub async fn run(
     if let Some(e) = erasure {
         let _ = e.await;
     }
+    let _ = exports.await;
     for t in tls_tasks {
         let _ = t.await;
     }

@@ -83,6 +83,32 @@ impl ContentKey {
         key.map(ContentKey)
     }
 
+    /// The key sealed under the platform key (a person's export `id`).
+    pub fn wrap_platform(&self, k: &super::Keyring, id: &str) -> Vec<u8> {
+        k.seal_field(&Self::platform_ad(id), &self.0 .0)
+    }
+
+    /// The key of a person's export `id`, from its wrapped form.
+    pub fn unwrap_platform(
+        k: &super::Keyring,
+        id: &str,
+        wrapped: &[u8],
+    ) -> Result<Self, super::CryptoError> {
+        let mut raw = k.open_field(&Self::platform_ad(id), wrapped)?;
+        let key = KeyBytes::from_slice(&raw).ok_or(super::CryptoError::Open);
+        raw.zeroize();
+        key.map(ContentKey)
+    }
+
+    fn platform_ad(id: &str) -> super::FieldAd<'_> {
+        super::FieldAd {
+            scope: "platform",
+            table: "exports",
+            column: "content_key",
+            row: id,
+        }
+    }
+
     fn stream(&self, prefix: &[u8]) -> StreamBE32<Aes256Gcm> {
         StreamBE32::from_aead(Aes256Gcm::new(&self.0 .0), prefix.into())
     }

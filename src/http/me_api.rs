@@ -14,6 +14,7 @@ use super::problem::{ApiJson, ApiPath};
 use super::session::Authed;
 use crate::error::AppError;
 use crate::error::AppResult;
+use crate::exports::ExportView;
 use crate::identity::erasure::DeletionView;
 use crate::identity::{self, SessionView, UserView};
 use crate::state::AppState;
@@ -25,6 +26,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_me, update_me))
         .routes(routes!(change_password))
         .routes(routes!(request_deletion, cancel_deletion))
+        .routes(routes!(request_export))
+        .routes(routes!(get_export))
+        .routes(routes!(download_export))
         .routes(routes!(list_sessions, revoke_other_sessions))
         .routes(routes!(revoke_session))
         .routes(routes!(assigned))
@@ -209,4 +213,35 @@ async fn cancel_deletion(
 ) -> AppResult<StatusCode> {
     identity::erasure::cancel_deletion(&app, &ctx.0, &s).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/me/exports", tag = "me", responses((status = 202, body = ExportView), (status = 401), (status = 403, description = "step-up needed"), (status = 429)))]
+async fn request_export(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+) -> AppResult<(StatusCode, ApiJson<ExportView>)> {
+    let v = crate::exports::request(&app, &ctx.0, &s).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(v)))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/exports/{id}", tag = "me", responses((status = 200, body = ExportView), (status = 401), (status = 404)))]
+async fn get_export(
+    State(app): State<AppState>,
+    Authed(s): Authed,
+    ApiPath(id): ApiPath<String>,
+) -> AppResult<ApiJson<ExportView>> {
+    Ok(ApiJson(crate::exports::get(&app, &s, &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/exports/{id}/download", tag = "me", responses((status = 200, content_type = "application/zip"), (status = 401), (status = 404)))]
+async fn download_export(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Authed(s): Authed,
+    ApiPath(id): ApiPath<String>,
+    headers: axum::http::HeaderMap,
+) -> AppResult<axum::response::Response> {
+    let t = crate::exports::download(&app, &ctx.0, &s, &id).await?;
+    super::documents_api::serve(&app, t, &headers, false).await
 }

@@ -8,7 +8,7 @@
 //!   assigned to them are unassigned; `member.removed` is audited there;
 //! - in every org: invitations addressed to their email, and the address's opt-outs;
 //! - on the platform: sessions, tokens, TOTP, recovery codes, passkeys, ceremonies, their
-//!   notification settings and any mail to them still in the outbox; the account row keeps its
+//!   notification settings, their exports and any mail to them still in the outbox; the account row keeps its
 //!   id (what they wrote and the audit trail name it) but its email is replaced by a placeholder
 //!   (sealed) with a blind index that is not the email's, its name by "Deleted user", and its
 //!   password by one nothing matches. The address can sign up anew.
@@ -187,6 +187,7 @@ pub async fn erase(app: &App, user_id: &str, now: i64) -> AppResult<bool> {
         db::forget_own(&mut tx, user_id).await?;
         tx.commit().await?;
     }
+    crate::exports::purge(app, now, Some(user_id)).await?;
     let mut tx = app.db.begin().await?;
     mail::forget_recipient(&mut tx, &app.keyring, &addr).await?;
     let placeholder = format!("deleted-user-{user_id}");

@@ -339,11 +339,16 @@ pub async fn logout(app: &App, ctx: &RequestCtx, s: &AuthSession) -> AppResult<(
 }
 
 pub async fn list_sessions(app: &App, s: &AuthSession) -> AppResult<Vec<SessionView>> {
+    sessions_of(app, &s.user_id, &s.session_id).await
+}
+
+/// The live sessions of `user_id`; `current` marks one of them.
+pub async fn sessions_of(app: &App, user_id: &str, current: &str) -> AppResult<Vec<SessionView>> {
     let now = app.clock.now_ms();
     let mut conn = app.db.read().await?;
     let rows = store::sessions::list_live_for_user(
         &mut conn,
-        &s.user_id,
+        user_id,
         now,
         app.config.session.idle_timeout_secs * 1000,
     )
@@ -360,7 +365,7 @@ pub async fn list_sessions(app: &App, s: &AuthSession) -> AppResult<Vec<SessionV
                 .user_agent_ct
                 .as_deref()
                 .and_then(|c| k.open_field_string(&ua_ad(&r.id), c).ok()),
-            current: r.id == s.session_id,
+            current: r.id == current,
             created_at: crate::clock::rfc3339(r.created_at),
             last_seen_at: crate::clock::rfc3339(r.last_seen_at),
             id: r.id,

@@ -192,6 +192,27 @@ async fn batch_of(
     rows.iter().map(event_row).collect()
 }
 
+/// Events of `chain` whose actor or target is `user_id`, by seq after `after` (a person's export).
+pub async fn about(
+    c: &mut Conn,
+    chain: &str,
+    user_id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE chain = $1 AND seq > $2 \
+         AND (actor_id = $3 OR target_id = $3) ORDER BY seq LIMIT $4"
+    ))
+    .bind(chain)
+    .bind(after)
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter().map(event_row).collect()
+}
+
 /// What a filtered read wants; every field optional (the `audit` module checks the values).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Match<'a> {

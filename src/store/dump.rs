@@ -47,8 +47,9 @@ pub struct Table {
 /// One row: a JSON value per column (a number, a string, bytes as base64, or null).
 pub type Row = Vec<serde_json::Value>;
 
-/// Tables that are not data: the migrations' own bookkeeping and the backup's lease.
-const SKIPPED: [&str; 2] = ["_sqlx_migrations", "backup_leases"];
+/// Tables that are not data: the migrations' own bookkeeping, the backup's lease, and exports
+/// (a week's downloads whose objects a backup does not carry).
+const SKIPPED: [&str; 3] = ["_sqlx_migrations", "backup_leases", "exports"];
 
 /// The schema version of this binary (the last migration's number), the same for both databases.
 pub fn schema_version() -> i64 {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod documents;
 pub mod dump;
 pub mod erasure;
+pub mod exports;
 pub mod keys;
 pub mod mfa;
 pub mod notifications;

@@ -315,10 +315,10 @@ pub struct ItemRow {
     pub labels_ct: Option<Vec<u8>>,
 }
 
-const ITEM_COLS: &str =
+pub(crate) const ITEM_COLS: &str =
     "id, title_ct, status, assignee_id, due_on, fields_ct, created_by, created_at, updated_at, position, description_ct, labels_ct";
 
-fn item_from(r: &sqlx::any::AnyRow) -> Result<ItemRow, sqlx::Error> {
+pub(crate) fn item_from(r: &sqlx::any::AnyRow) -> Result<ItemRow, sqlx::Error> {
     Ok(ItemRow {
         id: r.try_get("id")?,
         title_ct: r.try_get("title_ct")?,

@@ -68,7 +68,7 @@ fn rfc(ms: i64) -> String {
     crate::clock::rfc3339(ms)
 }
 
-fn open_name(key: &TenantKey, table: &str, row: &str, ct: &[u8]) -> AppResult<String> {
+pub(crate) fn open_name(key: &TenantKey, table: &str, row: &str, ct: &[u8]) -> AppResult<String> {
     key.open_string(table, "name", row, ct)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("document name did not open: {e}")))
 }

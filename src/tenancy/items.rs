@@ -123,7 +123,11 @@ fn check_labels(labels: &[String]) -> AppResult<Vec<String>> {
 
 fn view(ws: &mut WorkspaceScope, r: &work::ItemRow) -> AppResult<ItemView> {
     let key = ws.org.key.clone();
-    let key = &*key;
+    item_view(&key, r)
+}
+
+/// An item's row, opened with its org's key.
+pub(crate) fn item_view(key: &crate::crypto::TenantKey, r: &work::ItemRow) -> AppResult<ItemView> {
     let fields = key.open("items", "fields", &r.id, &r.fields_ct)?;
     Ok(ItemView {
         id: r.id.clone(),

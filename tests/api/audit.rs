@@ -39,6 +39,24 @@ async fn every_action_in_the_table_is_emitted_with_actor_and_target() {
         .await; // session revoked
     t.send(Req::post("/api/v1/me/deletion").cookie(&a)).await; // deletion requested
     t.send(Req::delete("/api/v1/me/deletion").cookie(&a)).await; // and cancelled
+    let export = t
+        .send(Req::post("/api/v1/me/exports").cookie(&a))
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("export")
+        .to_string(); // export requested
+    strongroom::exports::run_once(&t.app).await.expect("export");
+    // (The request's own background build may be the one that built it.)
+    for _ in 0..100 {
+        let r = t
+            .send(Req::get(&format!("/api/v1/me/exports/{export}/download")).cookie(&a))
+            .await; // and downloaded
+        if r.status == axum::http::StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     t.send(
         Req::new(axum::http::Method::PATCH, "/api/v1/me")
             .cookie(&a)

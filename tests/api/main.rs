@@ -25,6 +25,7 @@ mod document_pages;
 mod documents;
 mod documents_s3;
 mod erasure;
+mod exports;
 mod hardening;
 mod hardening_abuse;
 mod hardening_small;

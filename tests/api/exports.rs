@@ -1,0 +1,301 @@
+//! Personal exports: a step-up first; built in the background into a sealed object; a valid zip
+//! of JSON files that holds exactly the caller's data (seeded with a second user and a second
+//! org that share a workspace with the caller); downloadable by its owner alone, for seven days,
+//! then removed.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::documents::{id, member, room, upload};
+use crate::support::{Req, TestApp, PASSWORD};
+
+const DAY: i64 = 86_400;
+
+async fn post_item(t: &TestApp, base: &str, cookie: &str, body: Value) -> String {
+    let r = t
+        .send(
+            Req::post(&format!("{base}/items"))
+                .cookie(cookie)
+                .json(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    id(&r.json())
+}
+
+async fn comment(t: &TestApp, base: &str, cookie: &str, item: &str, body: &str) {
+    let r = t
+        .send(
+            Req::post(&format!("{base}/items/{item}/updates"))
+                .cookie(cookie)
+                .json(json!({ "body": body })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+}
+
+/// Waits until the export is built (the request starts the build in the background; the job
+/// function is run here too, in case).
+async fn ready(t: &TestApp, cookie: &str, export: &str) -> Value {
+    for _ in 0..100 {
+        strongroom::exports::run_once(&t.app).await.expect("build");
+        let v = t
+            .send(Req::get(&format!("/api/v1/me/exports/{export}")).cookie(cookie))
+            .await
+            .json();
+        if v["status"] != "pending" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the export was never built");
+}
+
+#[tokio::test]
+async fn a_personal_export_holds_exactly_the_callers_data_in_a_valid_zip() {
+    let t = TestApp::new().await;
+    // Ada's org and workspace; Bob is an editor in it, and owns an org of his own.
+    let ada_room = room(&t, "ada@example.com").await;
+    let ada = ada_room.owner.clone();
+    let ada_id = t.me(&ada).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (bob, bob_id) = member(&t, &ada_room, "bob@example.com", "editor").await;
+    let r = t
+        .send(
+            Req::post("/api/v1/orgs")
+                .cookie(&bob)
+                .json(json!({"name": "Bobcorp Holdings"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let bob_org = id(&r.json());
+    let ws = t
+        .send(
+            Req::post(&format!("/api/v1/orgs/{bob_org}/workspaces"))
+                .cookie(&bob)
+                .json(json!({"name": "Bob's board", "kind": "board"})),
+        )
+        .await
+        .json();
+    let bob_base = format!("/api/v1/orgs/{bob_org}/workspaces/{}", id(&ws));
+    post_item(
+        &t,
+        &bob_base,
+        &bob,
+        json!({"title": "Bobcorp private plan"}),
+    )
+    .await;
+
+    // In the shared workspace: each writes an item and a comment; Bob assigns one to Ada.
+    let base = ada_room.base.clone();
+    let ada_item = post_item(&t, &base, &ada, json!({"title": "Ada's own item"})).await;
+    comment(&t, &base, &ada, &ada_item, "Ada says hello").await;
+    let bob_item = post_item(&t, &base, &bob, json!({"title": "Bob's unrelated item"})).await;
+    comment(&t, &base, &bob, &bob_item, "Bob's private remark").await;
+    let for_ada = post_item(
+        &t,
+        &base,
+        &bob,
+        json!({"title": "Bob asks Ada", "assignee_id": ada_id}),
+    )
+    .await;
+    upload(&t, &ada_room, &ada, "ada-notes.txt", b"Ada's notes").await;
+    upload(&t, &ada_room, &bob, "bob-secret.txt", b"Bob's file").await;
+    t.new_mail().await;
+
+    // A step-up first.
+    t.clock
+        .advance_secs(t.app.config.session.reauth_window_secs + 1);
+    let r = t.send(Req::post("/api/v1/me/exports").cookie(&ada)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.code(), "reauthentication_required");
+    let r = t
+        .send(
+            Req::post("/api/v1/me/reauthenticate")
+                .cookie(&ada)
+                .json(json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = t.send(Req::post("/api/v1/me/exports").cookie(&ada)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let export = id(&r.json());
+    assert_eq!(r.json()["status"], "pending");
+    let v = ready(&t, &ada, &export).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    let mail = t.mail_to("ada@example.com").await;
+    assert!(mail.subject.contains("export is ready"), "{}", mail.subject);
+
+    // Only Ada reaches it.
+    for path in [
+        format!("/api/v1/me/exports/{export}"),
+        format!("/api/v1/me/exports/{export}/download"),
+    ] {
+        let r = t.send(Req::get(&path).cookie(&bob)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        let r = t.send(Req::get(&path)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // Stored sealed: the object is not a zip and shows no text.
+    let object = t
+        .app
+        .blobs
+        .get_range(&format!("exports/{export}"), 0..64)
+        .await
+        .expect("object");
+    assert!(!object.starts_with(b"PK"), "sealed");
+
+    let r = t
+        .send(Req::get(&format!("/api/v1/me/exports/{export}/download")).cookie(&ada))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.header("content-type").as_deref(), Some("application/zip"));
+    assert!(r
+        .header("content-disposition")
+        .is_some_and(|d| d.starts_with("attachment")));
+    assert_eq!(
+        r.header("content-length").as_deref(),
+        Some(v["size"].to_string().as_str())
+    );
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(r.body.to_vec())).expect("a zip");
+    let mut files = std::collections::BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).expect("entry");
+        let mut text = String::new();
+        f.read_to_string(&mut text).expect("utf-8");
+        files.insert(f.name().to_string(), text);
+    }
+    let names: BTreeSet<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "README.txt",
+            "profile.json",
+            "sessions.json",
+            "passkeys.json",
+            "memberships.json",
+            "items.json",
+            "comments.json",
+            "documents.json",
+            "api_keys.json",
+            "audit_events.json",
+        ])
+    );
+    let json: std::collections::BTreeMap<&str, Value> = files
+        .iter()
+        .filter(|(n, _)| n.ends_with(".json"))
+        .map(|(n, text)| {
+            (
+                n.as_str(),
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("{n}: {e}")),
+            )
+        })
+        .collect();
+    assert_eq!(json["profile.json"]["email"], "ada@example.com");
+    assert_eq!(json["profile.json"]["id"], json!(ada_id));
+    let titles: BTreeSet<&str> = json["items.json"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["title"].as_str().expect("title"))
+        .collect();
+    assert_eq!(titles, BTreeSet::from(["Ada's own item", "Bob asks Ada"]));
+    assert!(json["items.json"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|i| i["id"] == json!(for_ada)));
+    let comments: Vec<&str> = json["comments.json"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .map(|c| c["body"].as_str().expect("body"))
+        .collect();
+    assert_eq!(comments, ["Ada says hello"]);
+    let docs: Vec<&str> = json["documents.json"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .map(|d| d["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(docs, ["ada-notes.txt"]);
+    let orgs = json["memberships.json"].as_array().expect("memberships");
+    assert_eq!(orgs.len(), 1);
+    assert_eq!(orgs[0]["org_id"], json!(ada_room.org));
+    assert!(!json["sessions.json"]
+        .as_array()
+        .expect("sessions")
+        .is_empty());
+    for e in json["audit_events.json"].as_array().expect("events") {
+        assert!(
+            e["actor_id"] == json!(ada_id) || e["target_id"] == json!(ada_id),
+            "{e}"
+        );
+    }
+    let actions: BTreeSet<&str> = json["audit_events.json"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert!(
+        actions.contains("user.signup") && actions.contains("item.created"),
+        "{actions:?}"
+    );
+    // Nothing of Bob or his org, anywhere.
+    let all: String = files.values().cloned().collect();
+    for other in [
+        "bob@example.com",
+        "Bobcorp",
+        "Bob's unrelated item",
+        "Bob's private remark",
+        "bob-secret.txt",
+        &bob_org,
+    ] {
+        assert!(!all.contains(other), "the export holds {other}");
+    }
+    assert!(!all.contains(&format!(
+        "\"actor_id\":\"{bob_id}\",\"target_type\":\"user\",\"target_id\":\"{bob_id}\""
+    )));
+
+    // Seven days later it is gone.
+    t.clock.advance_secs(7 * DAY + 1);
+    let v = t
+        .send(Req::get(&format!("/api/v1/me/exports/{export}")).cookie(&ada))
+        .await;
+    // (Ada's session may have ended meanwhile; sign in again.)
+    let ada = if v.status == StatusCode::UNAUTHORIZED {
+        t.login("ada@example.com").await
+    } else {
+        ada
+    };
+    let v = t
+        .send(Req::get(&format!("/api/v1/me/exports/{export}")).cookie(&ada))
+        .await
+        .json();
+    assert_eq!(v["status"], "expired");
+    let r = t
+        .send(Req::get(&format!("/api/v1/me/exports/{export}/download")).cookie(&ada))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let gone = strongroom::exports::purge(&t.app, t.app.clock.now_ms(), None)
+        .await
+        .expect("purge");
+    assert_eq!(gone, 1);
+    assert!(t
+        .app
+        .blobs
+        .size(&format!("exports/{export}"))
+        .await
+        .expect("head")
+        .is_none());
+    let r = t
+        .send(Req::get(&format!("/api/v1/me/exports/{export}")).cookie(&ada))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
