@@ -43,6 +43,9 @@ pub fn router(app: AppState) -> Router<AppState> {
             post(revoke_others_submit),
         )
         .route("/account/password", post(password_submit))
+        .route("/account/exports", post(export_submit))
+        .route("/account/deletion", post(deletion_submit))
+        .route("/account/deletion/cancel", post(deletion_cancel_submit))
         .route("/logout", get(logout_page).post(logout_submit))
         .route("/static/style.css", get(stylesheet))
         .route("/static/board.js", get(board_js))
@@ -518,16 +521,19 @@ async fn account_page_with(
             identity::get_me(app, s).await?,
             identity::list_sessions(app, s).await?,
             identity::passkeys::list(app, s).await?,
+            crate::exports::list(app, s).await?,
         ))
     };
     match loaded.await {
-        Ok((user, sessions, passkeys)) => render(
+        Ok((user, sessions, passkeys, exports)) => render(
             app,
             status,
             "account.html",
             context! {
                 title => "Account security", signed_in => true, user => Value::from_serialize(&user),
                 sessions => Value::from_serialize(&sessions), passkeys => Value::from_serialize(&passkeys),
+                exports => Value::from_serialize(&exports),
+                grace_days => app.config.accounts.deletion_grace_days,
                 error, error_field, notice, min_length => app.config.password.min_length,
             },
         ),
@@ -640,6 +646,70 @@ async fn password_submit(
         &s,
         result,
         "Password changed. Your other sessions were signed out.",
+    )
+    .await
+}
+
+async fn export_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+) -> Response {
+    let Some(s) = s else {
+        return Redirect::to("/login").into_response();
+    };
+    let result = crate::exports::request(&app, &ctx.0, &s).await.map(|_| ());
+    account_outcome(
+        &app,
+        &s,
+        result,
+        "Your export is being prepared. We will email you when it is ready to download here.",
+    )
+    .await
+}
+
+async fn deletion_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+) -> Response {
+    let Some(s) = s else {
+        return Redirect::to("/login").into_response();
+    };
+    match identity::erasure::request_deletion(&app, &ctx.0, &s).await {
+        // Erased at once (no grace period): the session went with the account.
+        Ok(_) if app.config.accounts.deletion_grace_days == 0 => (
+            CookieJar::new().add(clear_cookie(&app)),
+            Redirect::to("/login"),
+        )
+            .into_response(),
+        Ok(v) => {
+            let when = crate::clock::parse_rfc3339(&v.scheduled_for)
+                .map(identity::erasure::long_date)
+                .unwrap_or(v.scheduled_for);
+            let notice = format!(
+                "Your account will be deleted on {when}. We sent you an email; you can cancel here until then."
+            );
+            account_view(&app, &s, StatusCode::OK, None, Some(&notice)).await
+        }
+        Err(e) => account_outcome(&app, &s, Err(e), "").await,
+    }
+}
+
+async fn deletion_cancel_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    FullSession(s): FullSession,
+) -> Response {
+    let Some(s) = s else {
+        return Redirect::to("/login").into_response();
+    };
+    let result = identity::erasure::cancel_deletion(&app, &ctx.0, &s).await;
+    account_outcome(
+        &app,
+        &s,
+        result,
+        "The deletion of your account is cancelled.",
     )
     .await
 }

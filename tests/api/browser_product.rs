@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::browser::{click, expect_heading, fill, find, goto, path, screenshot, sign_out, text};
 use crate::browser_mfa::{
-    password_login, sign_up_and_in, wait_for, wait_for_text, with_browser, Ctx,
+    password_login, scroll_to, sign_up_and_in, wait_for, wait_for_text, with_browser, Ctx,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,7 +392,26 @@ async fn product_flow(cx: Ctx) {
     shots(b, "notification-settings").await;
     goto(b, &format!("{base}/account")).await;
     expect_heading(b, "Account security").await;
+    // Your data: an export, built and offered for download; a deletion scheduled, then
+    // cancelled.
+    scroll_to(b, "#export-data").await;
+    click(b, "#export-data").await;
+    wait_for_text(b, "#notice", "Your export is being prepared").await;
+    strongroom::exports::run_once(&cx.app)
+        .await
+        .expect("export");
+    goto(b, &format!("{base}/account")).await;
+    wait_for(b, "#exports a.button").await;
+    scroll_to(b, "#your-data").await;
     shots(b, "account").await;
+    scroll_to(b, "#delete-account").await;
+    click(b, "#delete-account").await;
+    wait_for_text(b, "#notice", "Your account will be deleted on").await;
+    scroll_to(b, "#deletion-status").await;
+    shots(b, "account-deletion-scheduled").await;
+    scroll_to(b, "#cancel-deletion").await;
+    click(b, "#cancel-deletion").await;
+    wait_for_text(b, "#notice", "The deletion of your account is cancelled.").await;
     sign_out(b).await;
 
     // The other pages pass axe-core too: signed out, then as the owner.

@@ -299,3 +299,68 @@ async fn a_personal_export_holds_exactly_the_callers_data_in_a_valid_zip() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn your_data_on_the_account_page_exports_and_schedules_and_cancels_a_deletion() {
+    let t = TestApp::new().await;
+    t.verified_user("pia@example.com", "Pia").await;
+    let pia = t.login("pia@example.com").await;
+    let page = t.send(Req::get("/account").cookie(&pia)).await.text();
+    assert!(page.contains("id=\"your-data\""));
+    assert!(page.contains("id=\"export-data\"") && page.contains("id=\"delete-account\""));
+    assert!(
+        page.contains("14 days after you ask"),
+        "the grace period is stated"
+    );
+
+    let r = t.send(Req::post("/account/exports").cookie(&pia)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text().contains("Your export is being prepared"),
+        "{}",
+        r.text()
+    );
+    strongroom::exports::run_once(&t.app).await.expect("build");
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = t.send(Req::get("/account").cookie(&pia)).await.text();
+        if page.contains("/download\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let link = page
+        .split("href=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|h| h.starts_with("/api/v1/me/exports/") && h.ends_with("/download"))
+        .expect("a download link")
+        .to_string();
+    assert!(page.contains("Ready; removed"), "{page}");
+    let r = t.send(Req::get(&link).cookie(&pia)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.starts_with(b"PK"), "a zip");
+
+    let r = t.send(Req::post("/account/deletion").cookie(&pia)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.text();
+    assert!(text.contains("Your account will be deleted on"), "{text}");
+    assert!(text.contains("id=\"cancel-deletion\""), "{text}");
+    assert!(!text.contains("id=\"delete-account\""));
+    assert!(!t.me(&pia).await.json()["deletion_scheduled_for"].is_null());
+    let r = t
+        .send(Req::post("/account/deletion/cancel").cookie(&pia))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r
+        .text()
+        .contains("The deletion of your account is cancelled."));
+    assert!(r.text().contains("id=\"delete-account\""));
+    assert!(t.me(&pia).await.json()["deletion_scheduled_for"].is_null());
+
+    // After the step-up window, the page asks for proof first.
+    t.clock
+        .advance_secs(t.app.config.session.reauth_window_secs + 1);
+    let r = t.send(Req::post("/account/exports").cookie(&pia)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("Confirm it is you"));
+}
