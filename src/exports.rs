@@ -115,6 +115,135 @@ fn wake(app: &AppState) {
     });
 }
 
+/// `POST /orgs/{org_id}/exports`: an owner's export of the whole org (after a step-up).
+pub async fn request_org(
+    app: &AppState,
+    ctx: &RequestCtx,
+    s: &AuthSession,
+    scope: &mut crate::tenancy::OrgScope,
+) -> AppResult<ExportView> {
+    crate::identity::mfa::require_recent_auth(app, s)?;
+    scope.require(crate::tenancy::OrgRole::Owner)?;
+    let now = app.clock.now_ms();
+    let id = uuid::Uuid::now_v7().to_string();
+    let org_id = scope.org_id().to_string();
+    {
+        let c = scope.tx().conn()?;
+        if db::count_since(c, &s.user_id, now - DAY_MS).await? >= PER_DAY {
+            return Err(AppError::RateLimited { retry_after: 3600 });
+        }
+        db::insert(
+            c,
+            db::NewExport {
+                id: &id,
+                kind: "org",
+                user_id: &s.user_id,
+                org_id: Some(&org_id),
+                now,
+                expires_at: now + EXPORT_DAYS * DAY_MS,
+            },
+        )
+        .await?;
+    }
+    crate::tenancy::audit_org(
+        scope,
+        ctx,
+        Action::ExportRequested,
+        ("export", &id),
+        json!({ "kind": "org" }),
+        now,
+    )
+    .await?;
+    let row = db::get(scope.tx().conn()?, &s.user_id, &id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    scope.commit().await?;
+    wake(app);
+    Ok(view(&row, now))
+}
+
+/// The owner's export `id` of the scope's org.
+async fn org_row(scope: &mut crate::tenancy::OrgScope, id: &str) -> AppResult<db::ExportRow> {
+    scope.require(crate::tenancy::OrgRole::Owner)?;
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(AppError::NotFound);
+    }
+    let user = scope.user_id().to_string();
+    let org = scope.org_id().to_string();
+    db::get(scope.tx().conn()?, &user, id)
+        .await?
+        .filter(|r| r.kind == "org" && r.org_id.as_deref() == Some(org.as_str()))
+        .ok_or(AppError::NotFound)
+}
+
+/// `GET /orgs/{org_id}/exports/{id}`.
+pub async fn get_org(
+    app: &App,
+    scope: &mut crate::tenancy::OrgScope,
+    id: &str,
+) -> AppResult<ExportView> {
+    let r = org_row(scope, id).await?;
+    Ok(view(&r, app.clock.now_ms()))
+}
+
+/// The owner's recent exports of the scope's org (org settings).
+pub async fn list_org(
+    app: &App,
+    scope: &mut crate::tenancy::OrgScope,
+) -> AppResult<Vec<ExportView>> {
+    let user = scope.user_id().to_string();
+    let org = scope.org_id().to_string();
+    let now = app.clock.now_ms();
+    Ok(db::list(scope.tx().conn()?, &user, "org", Some(&org), 10)
+        .await?
+        .iter()
+        .map(|r| view(r, now))
+        .collect())
+}
+
+/// `GET /orgs/{org_id}/exports/{id}/download`: checked, audited on the org's chain.
+pub async fn download_org(
+    app: &App,
+    ctx: &RequestCtx,
+    scope: &mut crate::tenancy::OrgScope,
+    id: &str,
+) -> AppResult<crate::tenancy::documents::ContentTicket> {
+    let now = app.clock.now_ms();
+    let r = org_row(scope, id).await?;
+    let (true, Some(wrapped), Some(size), Some(sha256)) = (
+        r.status == "ready" && r.expires_at > now,
+        &r.key_wrapped,
+        r.size,
+        &r.sha256,
+    ) else {
+        return Err(AppError::NotFound);
+    };
+    let key = ContentKey::unwrap(scope.key(), &ad(&r.id), wrapped)?;
+    crate::tenancy::audit_org(
+        scope,
+        ctx,
+        Action::ExportDownloaded,
+        ("export", &r.id),
+        json!({ "kind": "org", "size": size }),
+        now,
+    )
+    .await?;
+    scope.commit().await?;
+    Ok(crate::tenancy::documents::ContentTicket {
+        document_id: r.id.clone(),
+        version_id: ad(&r.id),
+        object_key: object_key(&r.id),
+        size: u64::try_from(size).unwrap_or(0),
+        sha256: sha256.clone(),
+        content_type: "application/zip".into(),
+        filename: format!(
+            "strongroom-org-export-{}.zip",
+            crate::clock::utc_date(r.created_at)
+        ),
+        key,
+    })
+}
+
 /// `GET /me/exports/{id}`.
 pub async fn get(app: &App, s: &AuthSession, id: &str) -> AppResult<ExportView> {
     if uuid::Uuid::parse_str(id).is_err() {
@@ -195,7 +324,7 @@ fn ad(id: &str) -> String {
 }
 
 /// Builds every queued export, one at a time. Returns how many it finished.
-pub async fn run_once(app: &App) -> AppResult<usize> {
+pub async fn run_once(app: &AppState) -> AppResult<usize> {
     let mut built = 0;
     loop {
         let now = app.clock.now_ms();
@@ -206,7 +335,12 @@ pub async fn run_once(app: &App) -> AppResult<usize> {
         let Some(row) = claimed else {
             return Ok(built);
         };
-        match build(app, &row).await {
+        let result = if row.kind == "org" {
+            build_org(app, &row).await
+        } else {
+            build(app, &row).await
+        };
+        match result {
             Ok(()) => built += 1,
             Err(e) => {
                 tracing::error!(export = %row.id, error = %e, "export failed");
@@ -643,6 +777,236 @@ async fn build(app: &App, row: &db::ExportRow) -> AppResult<()> {
     .await?;
     tx.commit().await?;
     app.mailer.wake();
+    Ok(())
+}
+
+const ORG_README: &str = "Your organization's data in Strongroom\n\
+======================================\n\n\
+JSON (UTF-8); times are RFC 3339, in UTC.\n\n\
+org.json            the organization\n\
+members.json        its members, with their email addresses and roles\n\
+workspaces.json     its workspaces\n\
+items.json          every item of every workspace\n\
+comments.json       every comment\n\
+documents.json      every document (its latest version); the files themselves are under\n\
+                    documents/<document id>/<name>, decrypted\n\
+audit.jsonl         the organization's audit trail up to the moment of the export, one event per\n\
+                    line, hash-chained: check it with `strongroom audit verify --file audit.jsonl`\n";
+
+/// An owner's export of the whole org, read as that owner (still an owner when it is built).
+async fn build_org(app: &AppState, row: &db::ExportRow) -> AppResult<()> {
+    let org_id = row.org_id.clone().ok_or(AppError::NotFound)?;
+    let user_id = row.user_id.clone();
+    let (mut tx, access) = TenantTx::enter(&app.db, &org_id, &user_id, None, Mode::Read)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if access.role != "owner" {
+        return Err(AppError::NotFound);
+    }
+    let k = app.keyring.open_tenant_key(
+        &org_id,
+        &crate::crypto::WrappedKey {
+            version: access.key_version,
+            wrapped: access.key_wrapped,
+        },
+    )?;
+    let org = store::orgs::get_org(&mut tx)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let upto = audit::head(&mut tx).await?.map_or(0, |h| h.0);
+    tx.commit().await?;
+    let key = ContentKey::random();
+    let mut out = ZipOut::start(app, &row.id, &key).await?;
+    out.file("README.txt")?;
+    out.write(ORG_README.as_bytes()).await?;
+    out.json_file(
+        "org.json",
+        &json!({ "id": org.id, "name": k.open_string("orgs", "name", &org.id, &org.name_ct)?,
+                 "require_mfa": org.require_mfa, "created_at": crate::clock::rfc3339(org.created_at) }),
+    )
+    .await?;
+
+    out.file("members.json")?;
+    let mut first = true;
+    let mut after = String::new();
+    loop {
+        let rows = in_org(app, &org_id, &user_id, |t, _| {
+            let after = after.clone();
+            Box::pin(async move { Ok(store::orgs::list_members(t, &after, PAGE).await?) })
+        })
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.user_id.clone();
+        let mut page = Vec::with_capacity(rows.len());
+        for m in &rows {
+            page.push(json!({
+                "user_id": m.user_id,
+                "email": app.keyring.open_field_string(&crate::identity::email_ad(&m.user_id), &m.email_ct)?,
+                "display_name": app.keyring.open_field_string(&crate::identity::name_ad(&m.user_id), &m.display_name_ct)?,
+                "role": m.role,
+                "joined_at": crate::clock::rfc3339(m.joined_at),
+            }));
+        }
+        out.array(&mut first, &page).await?;
+    }
+    out.end_array(first).await?;
+
+    out.file("workspaces.json")?;
+    let mut first = true;
+    let mut workspaces = Vec::new();
+    let mut after = String::new();
+    loop {
+        let rows = in_org(app, &org_id, &user_id, |t, _| {
+            let after = after.clone();
+            Box::pin(async move { Ok(store::work::list_workspaces(t, None, &after, PAGE).await?) })
+        })
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id.clone();
+        let mut page = Vec::with_capacity(rows.len());
+        for w in &rows {
+            page.push(json!({
+                "id": w.id, "kind": w.kind,
+                "name": k.open_string("workspaces", "name", &w.id, &w.name_ct)?,
+                "description": k.open_string("workspaces", "description", &w.id, &w.description_ct)?,
+                "created_at": crate::clock::rfc3339(w.created_at),
+            }));
+            workspaces.push(w.id.clone());
+        }
+        out.array(&mut first, &page).await?;
+    }
+    out.end_array(first).await?;
+
+    out.file("items.json")?;
+    let mut first = true;
+    for ws in &workspaces {
+        let mut after = String::new();
+        loop {
+            let rows = in_org(app, &org_id, &user_id, |t, _| {
+                let after = after.clone();
+                let ws = ws.clone();
+                Box::pin(async move { Ok(store::work::list_items(t, &ws, &after, PAGE).await?) })
+            })
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id.clone();
+            let mut page = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut v = serde_json::to_value(crate::tenancy::items::item_view(&k, r)?)
+                    .map_err(zip_err)?;
+                v["workspace_id"] = json!(ws);
+                page.push(v);
+            }
+            out.array(&mut first, &page).await?;
+            progress(app, &row.id, out.records).await?;
+        }
+    }
+    out.end_array(first).await?;
+
+    out.file("comments.json")?;
+    let mut first = true;
+    let mut after = String::new();
+    loop {
+        let rows = in_org(app, &org_id, &user_id, |t, _| {
+            let after = after.clone();
+            Box::pin(async move { Ok(db::all_comments(t, &after, PAGE).await?) })
+        })
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0.clone();
+        let mut page = Vec::with_capacity(rows.len());
+        for (id, ws, item, author, body_ct, at) in &rows {
+            page.push(json!({
+                "id": id, "workspace_id": ws, "item_id": item, "author_id": author,
+                "body": k.open_string("item_updates", "body", id, body_ct)?,
+                "created_at": crate::clock::rfc3339(*at),
+            }));
+        }
+        out.array(&mut first, &page).await?;
+        progress(app, &row.id, out.records).await?;
+    }
+    out.end_array(first).await?;
+
+    // Documents: their list, then each one's bytes, decrypted as they stream.
+    let mut docs = Vec::new();
+    out.file("documents.json")?;
+    let mut first = true;
+    let mut after = String::new();
+    loop {
+        let rows = in_org(app, &org_id, &user_id, |t, _| {
+            let after = after.clone();
+            Box::pin(async move { Ok(db::all_documents(t, &after, PAGE).await?) })
+        })
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id.clone();
+        let mut page = Vec::with_capacity(rows.len());
+        for d in rows {
+            let name = crate::tenancy::documents::open_name(&k, "documents", &d.id, &d.name_ct)?;
+            page.push(json!({
+                "id": d.id, "workspace_id": d.workspace_id, "folder_id": d.folder_id,
+                "name": name, "version": d.version, "size": d.size, "sha256": d.sha256,
+                "content_type": d.content_type, "created_by": d.created_by,
+                "created_at": crate::clock::rfc3339(d.created_at),
+                "file": format!("documents/{}/{name}", d.id),
+            }));
+            docs.push((name, d));
+        }
+        out.array(&mut first, &page).await?;
+    }
+    out.end_array(first).await?;
+    for (name, d) in docs {
+        use futures_util::StreamExt;
+        let ck = ContentKey::unwrap(&k, &d.version_id, &d.key_wrapped)?;
+        let object = crate::blobs::document_key(&org_id, &d.version_id)
+            .ok_or_else(|| zip_err("a document's object key"))?;
+        let size = u64::try_from(d.size).unwrap_or(0);
+        let mut stream = std::pin::pin!(crate::content::open_range(
+            &app.blobs,
+            ck,
+            &d.version_id,
+            &object,
+            size,
+            0..size,
+        )
+        .await
+        .map_err(|e| AppError::Corrupt(format!("{e} (object {object})")))?);
+        out.file(&format!("documents/{}/{name}", d.id))?;
+        while let Some(part) = stream.next().await {
+            let part = part.map_err(|e| AppError::Corrupt(format!("{e} (object {object})")))?;
+            out.write(&part).await?;
+        }
+        out.records += 1;
+        progress(app, &row.id, out.records).await?;
+    }
+
+    out.file("audit.jsonl")?;
+    let mut lines = crate::tenancy::audit_trail::ChainLines::new(app, &org_id, &user_id, upto);
+    while let Some(chunk) = lines.next().await? {
+        out.write(&chunk).await?;
+    }
+
+    let (size, sha256) = out.finish().await?;
+    let now = app.clock.now_ms();
+    let mut tx = app.db.begin().await?;
+    let ok = db::ready(
+        &mut tx,
+        db::Ready {
+            id: &row.id,
+            key_wrapped: key.wrap(&k, &ad(&row.id)),
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            sha256: &sha256,
+            now,
+            expires_at: now + EXPORT_DAYS * DAY_MS,
+        },
+    )
+    .await?;
+    if !ok {
+        tx.rollback().await?;
+        app.blobs.delete(&object_key(&row.id)).await?;
+        return Ok(());
+    }
+    tx.commit().await?;
     Ok(())
 }
 

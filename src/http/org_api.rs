@@ -34,6 +34,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_read_org))
         .routes(routes!(admin_read_members))
         .routes(routes!(search))
+        .routes(routes!(request_org_export))
+        .routes(routes!(get_org_export))
+        .routes(routes!(download_org_export))
 }
 
 /// The caller's scope in the org named by the `{org_id}` path parameter.
@@ -371,4 +374,42 @@ async fn search(
     Ok(ApiJson(
         crate::tenancy::search::search(&app, &mut scope, &q.q).await?,
     ))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/exports", tag = "orgs", params(("org_id" = String, Path)),
+    responses((status = 202, body = crate::exports::ExportView), (status = 403, description = "owners only, after a step-up"), (status = 404), (status = 429)))]
+async fn request_org_export(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    Org(mut scope, s): Org,
+) -> AppResult<(StatusCode, ApiJson<crate::exports::ExportView>)> {
+    let v = crate::exports::request_org(&app, &ctx.0, &s, &mut scope).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(v)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/exports/{id}", tag = "orgs",
+    params(("org_id" = String, Path), ("id" = String, Path)), responses((status = 200, body = crate::exports::ExportView), (status = 403), (status = 404)))]
+async fn get_org_export(
+    State(app): State<AppState>,
+    Org(mut scope, _): Org,
+    ApiPath(ids): ApiPath<(String, String)>,
+) -> AppResult<ApiJson<crate::exports::ExportView>> {
+    Ok(ApiJson(
+        crate::exports::get_org(&app, &mut scope, &ids.1).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/exports/{id}/download", tag = "orgs",
+    params(("org_id" = String, Path), ("id" = String, Path)), responses((status = 200, content_type = "application/zip"), (status = 403), (status = 404)))]
+async fn download_org_export(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    super::session::Authed(s): super::session::Authed,
+    ApiPath(ids): ApiPath<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> AppResult<axum::response::Response> {
+    // A read that is audited: the org's transaction writes.
+    let mut scope = tenancy::authorize(&app, &s, &ids.0, Mode::Write).await?;
+    let t = crate::exports::download_org(&app, &ctx.0, &mut scope, &ids.1).await?;
+    super::documents_api::serve(&app, t, &headers, false).await
 }

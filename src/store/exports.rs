@@ -335,3 +335,92 @@ pub async fn events_about(
     let c = t.conn()?;
     super::audit::about(c, &chain, user_id, after, limit).await
 }
+
+// ---- a whole org (an owner's export, in the org's transaction) ----
+
+/// Every comment of the org: `(id, workspace_id, item_id, author_id, body_ct, created_at)`.
+#[allow(clippy::type_complexity)]
+pub async fn all_comments(
+    t: &mut TenantTx,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, String, String, String, Vec<u8>, i64)>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
+    sqlx::query(
+        "SELECT id, workspace_id, item_id, author_id, body_ct, created_at FROM item_updates \
+         WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(org_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("id")?,
+            r.try_get("workspace_id")?,
+            r.try_get("item_id")?,
+            r.try_get("author_id")?,
+            r.try_get("body_ct")?,
+            r.try_get("created_at")?,
+        ))
+    })
+    .collect()
+}
+
+/// One document of the org with its latest version.
+pub struct OrgDocument {
+    pub id: String,
+    pub workspace_id: String,
+    pub folder_id: Option<String>,
+    pub name_ct: Vec<u8>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub version_id: String,
+    pub version: i64,
+    pub size: i64,
+    pub sha256: String,
+    pub content_type: String,
+    pub key_wrapped: Vec<u8>,
+}
+
+/// Every document of the org, by id after `after`.
+pub async fn all_documents(
+    t: &mut TenantTx,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<OrgDocument>, sqlx::Error> {
+    let (c, org_id) = t.read()?;
+    sqlx::query(
+        "SELECT d.id AS id, d.workspace_id AS workspace_id, d.folder_id AS folder_id, d.name_ct AS name_ct, \
+         d.created_by AS created_by, d.created_at AS created_at, v.id AS version_id, v.number AS version, \
+         v.size AS size, v.sha256 AS sha256, v.content_type AS content_type, v.key_wrapped AS key_wrapped \
+         FROM documents d JOIN document_versions v ON v.org_id = d.org_id AND v.document_id = d.id \
+           AND v.number = d.latest_version \
+         WHERE d.org_id = $1 AND d.id > $2 ORDER BY d.id LIMIT $3",
+    )
+    .bind(org_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(OrgDocument {
+            id: r.try_get("id")?,
+            workspace_id: r.try_get("workspace_id")?,
+            folder_id: r.try_get("folder_id")?,
+            name_ct: r.try_get("name_ct")?,
+            created_by: r.try_get("created_by")?,
+            created_at: r.try_get("created_at")?,
+            version_id: r.try_get("version_id")?,
+            version: r.try_get("version")?,
+            size: r.try_get("size")?,
+            sha256: r.try_get("sha256")?,
+            content_type: r.try_get("content_type")?,
+            key_wrapped: r.try_get("key_wrapped")?,
+        })
+    })
+    .collect()
+}

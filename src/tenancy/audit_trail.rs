@@ -208,6 +208,31 @@ impl Export {
     }
 }
 
+/// The org's whole chain up to seq `upto` as JSON Lines (what `strongroom audit verify --file`
+/// reads), a batch at a time, read as `user` (an owner's org export).
+pub(crate) struct ChainLines(Export);
+
+impl ChainLines {
+    pub(crate) fn new(app: &AppState, org: &str, user: &str, upto: i64) -> Self {
+        ChainLines(Export {
+            app: app.clone(),
+            org: org.to_string(),
+            user: user.to_string(),
+            filter: Filter::default(),
+            format: Format::JsonLines,
+            after: 0,
+            upto,
+            viewer: viewer(),
+            header: false,
+            done: false,
+        })
+    }
+
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, anyhow::Error> {
+        self.0.next_chunk().await
+    }
+}
+
 /// The org's events matching `f`, oldest first, as a stream of body chunks read in batches (so
 /// memory stays flat whatever the size of the trail). The export itself is audited first; the
 /// export covers the chain as it stood at that moment.

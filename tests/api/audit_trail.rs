@@ -325,7 +325,7 @@ async fn admins_query_the_trail_with_filters_newest_first_and_stable_cursors() {
 }
 
 /// Runs `strongroom audit verify` with `args`: (exit code, stdout, stderr).
-fn cli_verify(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn cli_verify(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = strongroom_bin()
         .current_dir(dir)
         .args(["audit", "verify"])

@@ -364,3 +364,173 @@ async fn your_data_on_the_account_page_exports_and_schedules_and_cancels_a_delet
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.text().contains("Confirm it is you"));
 }
+
+#[tokio::test]
+async fn an_owner_exports_the_whole_org_with_its_files_and_a_chain_that_verifies() {
+    let t = TestApp::new().await;
+    let r = room(&t, "olga@example.com").await;
+    let (mia, _) = member(&t, &r, "mia@example.com", "editor").await;
+    let item = post_item(&t, &r.base, &mia, json!({"title": "Term sheet"})).await;
+    comment(&t, &r.base, &r.owner, &item, "Looks right").await;
+    let data = crate::documents::bytes(300_000, 7);
+    let doc = upload(&t, &r, &mia, "model.xlsx", &data).await;
+    let doc_id = id(&doc);
+    // Another org's data stays out.
+    let other = room(&t, "other@example.com").await;
+    post_item(&t, &other.base, &other.owner, json!({"title": "Elsewhere"})).await;
+
+    // Owners only.
+    let path = format!("/api/v1/orgs/{}/exports", r.org);
+    let res = t.send(Req::post(&path).cookie(&mia)).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    let res = t.send(Req::post(&path).cookie(&other.owner)).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let res = t.send(Req::post(&path).cookie(&r.owner)).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
+    let export = id(&res.json());
+    let status = format!("{path}/{export}");
+    let mut v = Value::Null;
+    for _ in 0..100 {
+        strongroom::exports::run_once(&t.app).await.expect("build");
+        v = t.send(Req::get(&status).cookie(&r.owner)).await.json();
+        if v["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(v["status"], "ready", "{v}");
+    assert!(v["progress"].as_i64().expect("progress") > 0);
+    for who in [&mia, &other.owner] {
+        let res = t
+            .send(Req::get(&format!("{status}/download")).cookie(who))
+            .await;
+        assert!(
+            res.status == StatusCode::FORBIDDEN || res.status == StatusCode::NOT_FOUND,
+            "{}",
+            res.status
+        );
+    }
+    // Not the personal route either.
+    let res = t
+        .send(Req::get(&format!("/api/v1/me/exports/{export}")).cookie(&r.owner))
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+
+    let res = t
+        .send(Req::get(&format!("{status}/download")).cookie(&r.owner))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(res.body.to_vec())).expect("a zip");
+    let mut files = std::collections::BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).expect("entry");
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).expect("read");
+        files.insert(f.name().to_string(), bytes);
+    }
+    let file = format!("documents/{doc_id}/model.xlsx");
+    assert_eq!(files.get(&file), Some(&data), "the file, decrypted");
+    let json = |n: &str| -> Value {
+        serde_json::from_slice(files.get(n).unwrap_or_else(|| panic!("{n}"))).expect(n)
+    };
+    let members = json("members.json").to_string();
+    assert!(members.contains("mia@example.com") && members.contains("olga@example.com"));
+    assert_eq!(json("items.json")[0]["title"], "Term sheet");
+    assert_eq!(json("comments.json")[0]["body"], "Looks right");
+    assert_eq!(json("documents.json")[0]["file"], json!(file));
+    assert_eq!(json("org.json")["id"], json!(r.org));
+    assert!(json("workspaces.json")
+        .as_array()
+        .is_some_and(|w| w.len() == 1));
+    let everything =
+        String::from_utf8_lossy(&files.values().flatten().copied().collect::<Vec<_>>())
+            .into_owned();
+    assert!(!everything.contains("Elsewhere") && !everything.contains("other@example.com"));
+
+    // The audit chain, as `strongroom audit verify --file` reads it.
+    let chain = files.get("audit.jsonl").expect("audit.jsonl");
+    let lines = String::from_utf8_lossy(chain).lines().count();
+    assert!(lines > 5, "{lines}");
+    let path = t.dir.path().join("org-audit.jsonl");
+    std::fs::write(&path, chain).expect("write");
+    let dir = t.dir.path().to_str().expect("dir");
+    let (code, out, err) = crate::audit_trail::cli_verify(
+        t.dir.path(),
+        &["--file", path.to_str().expect("path"), "--data-dir", dir],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"valid\":true"), "{out}");
+    let actions: Vec<String> = t
+        .chain(&r.org)
+        .await
+        .iter()
+        .map(|e| e.action.clone())
+        .collect();
+    assert!(actions.contains(&"export.requested".to_string()));
+    assert!(actions.contains(&"export.downloaded".to_string()));
+}
+
+#[tokio::test]
+async fn org_settings_offer_owners_an_export_with_its_progress_and_download() {
+    let t = TestApp::new().await;
+    let r = room(&t, "owen@example.com").await;
+    let (ada, _) = member(&t, &r, "ada.admin@example.com", "editor").await;
+    t.send(
+        Req::new(
+            axum::http::Method::PATCH,
+            &format!("/api/v1/orgs/{}/members/{}", r.org, {
+                t.me(&ada).await.json()["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string()
+            }),
+        )
+        .cookie(&r.owner)
+        .json(json!({ "role": "admin" })),
+    )
+    .await;
+    let settings = format!("/orgs/{}/settings", r.org);
+    let page = t.send(Req::get(&settings).cookie(&ada)).await.text();
+    assert!(!page.contains("id=\"export-org\""), "admins do not export");
+    let res = t
+        .send(Req::post(&format!("{settings}/export")).cookie(&ada))
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+    let page = t.send(Req::get(&settings).cookie(&r.owner)).await.text();
+    assert!(page.contains("id=\"export-org\""));
+    let res = t
+        .send(Req::post(&format!("{settings}/export")).cookie(&r.owner))
+        .await;
+    assert!(res.status.is_redirection(), "{}", res.status);
+    assert!(res
+        .header("location")
+        .is_some_and(|l| l.ends_with("done=export_requested")));
+    let page = t
+        .send(Req::get(&format!("{settings}?done=export_requested")).cookie(&r.owner))
+        .await
+        .text();
+    assert!(page.contains("The export is being prepared"));
+    let mut page = String::new();
+    for _ in 0..100 {
+        strongroom::exports::run_once(&t.app).await.expect("build");
+        page = t.send(Req::get(&settings).cookie(&r.owner)).await.text();
+        if page.contains("/download\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let link = page
+        .split("href=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|h| {
+            h.starts_with(&format!("/api/v1/orgs/{}/exports/", r.org)) && h.ends_with("/download")
+        })
+        .expect("a download link")
+        .to_string();
+    let res = t.send(Req::get(&link).cookie(&r.owner)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.starts_with(b"PK"));
+    let res = t.send(Req::get(&link).cookie(&ada)).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+}

@@ -73,6 +73,7 @@ pub fn router() -> Router<AppState> {
         .route("/orgs/{org_id}/settings", get(settings_page))
         .route("/orgs/{org_id}/settings/name", post(rename_submit))
         .route("/orgs/{org_id}/settings/mfa", post(require_mfa_submit))
+        .route("/orgs/{org_id}/settings/export", post(export_submit))
         .route("/orgs/{org_id}/delete", post(delete_org_submit))
         .route("/invitations/accept", get(accept_page).post(accept_submit))
         .route("/invitations/opt-out", get(optout_page).post(optout_submit))
@@ -207,6 +208,7 @@ fn notice(done: &str) -> Option<&'static str> {
         "item_deleted" => "The item was deleted.",
         "renamed" => "The organization was renamed.",
         "mfa_policy" => "The two-factor policy was saved.",
+        "export_requested" => "The export is being prepared; it appears below when it is ready.",
         "org_deleted" => "The organization was deleted, with everything in it.",
         _ => return None,
     })

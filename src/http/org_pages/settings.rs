@@ -34,6 +34,14 @@ async fn settings_view(
         Ok(o) => o,
         Err(e) => return denied(app, &e),
     };
+    let exports = if scope.role() == OrgRole::Owner {
+        match crate::exports::list_org(app, scope).await {
+            Ok(x) => x,
+            Err(e) => return denied(app, &e),
+        }
+    } else {
+        Vec::new()
+    };
     let window = app.config.session.reauth_window_secs * 1000;
     let confirmed = s
         .reauth_at
@@ -45,6 +53,7 @@ async fn settings_view(
         context! {
             title => "Organization settings", org => Value::from_serialize(&org),
             is_owner => scope.role() == OrgRole::Owner, confirmed, form,
+            exports => Value::from_serialize(&exports),
         },
     )
 }
@@ -104,6 +113,23 @@ pub(super) async fn require_mfa_submit(
     let on = f.require_mfa == "on";
     match tenancy::update_org(&app, &ctx.0, &mut scope, None, Some(on)).await {
         Ok(_) => settings_done(&scope, "mfa_policy"),
+        Err(e) => settings_again(&app, &s, scope, &e, context! {}).await,
+    }
+}
+
+/// An owner's export of the whole org (after a step-up: without one, the prompt, which comes back
+/// here).
+pub(super) async fn export_submit(
+    State(app): State<AppState>,
+    ctx: RequestCtxExt,
+    jar: CookieJar,
+    OrgPage(mut scope, s): OrgPage,
+) -> Response {
+    match crate::exports::request_org(&app, &ctx.0, &s, &mut scope).await {
+        Ok(_) => settings_done(&scope, "export_requested"),
+        Err(e) if is_step_up(&e) => {
+            step_up(&app, jar, &format!("/orgs/{}/settings", scope.org_id()))
+        }
         Err(e) => settings_again(&app, &s, scope, &e, context! {}).await,
     }
 }
