@@ -41,6 +41,10 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// The base64 master key itself (prefer a file or a secret manager's env injection).
     pub master_key: Option<String>,
+    /// The shred vault: one secret per org, outside the database and its backups, that org keys
+    /// are wrapped with; deleting an org destroys its secret (default `<data_dir>/vault`). Keep
+    /// it on durable storage, out of the database's backups (see ARCHITECTURE.md).
+    pub vault_dir: Option<PathBuf>,
     /// During a master key rotation: the master key being rotated away from (a file, as
     /// `master_key_file`). Keys still wrapped under it open until `strongroom keys rotate` has
     /// re-wrapped them all; then remove it.
@@ -439,6 +443,7 @@ impl Default for Config {
             sqlite_read_connections: 4,
             master_key_file: None,
             master_key: None,
+            vault_dir: None,
             previous_master_key_file: None,
             previous_master_key: None,
             key_rotation_grace_secs: 60,
@@ -832,6 +837,13 @@ impl Config {
             Some(u) => u.clone(),
             None => format!("sqlite://{}?mode=rwc", self.embedded_database().display()),
         }
+    }
+
+    /// The shred vault (`vault_dir`, default `<data_dir>/vault`).
+    pub fn vault_dir(&self) -> PathBuf {
+        self.vault_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("vault"))
     }
 
     /// Where scheduled backups go.

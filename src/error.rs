@@ -100,7 +100,12 @@ impl From<crate::crypto::password::HashError> for AppError {
 
 impl From<crate::crypto::CryptoError> for AppError {
     fn from(e: crate::crypto::CryptoError) -> Self {
-        AppError::Internal(e.into())
+        match e {
+            // An org whose key was destroyed (crypto-shredded) is gone, whatever rows a restored
+            // copy still holds.
+            crate::crypto::CryptoError::Shredded => AppError::NotFound,
+            e => AppError::Internal(e.into()),
+        }
     }
 }
 

@@ -42,6 +42,54 @@ pub struct MasterRotation {
 }
 
 /// Re-wraps every stored data key under the current master key (see the module comment).
+/// Wraps every org key still wrapped under the master key alone with its org's shred secret
+/// (made now), at start-up: from then on, deleting an org destroys its key in old backups too.
+/// Each key is replaced only if unchanged (compare-and-set), so a running server's rotation is
+/// never undone. Warns about keys whose secret is missing (an org deleted since the backup this
+/// database was restored from, or a vault that was not carried over). Returns how many it wrapped.
+pub async fn adopt_vault(db: &Db, keyring: &Keyring) -> anyhow::Result<usize> {
+    if keyring.vault().is_none() {
+        return Ok(0);
+    }
+    let ids = {
+        let mut c = db.acquire().await?;
+        db::all_data_keys(&mut c).await?
+    };
+    let mut adopted = 0;
+    let mut shredded = 0;
+    for (id, version) in ids
+        .iter()
+        .filter(|(id, _)| uuid::Uuid::parse_str(id).is_ok())
+    {
+        let mut tx = db.begin().await?;
+        let Some(wrapped) = db::wrapped(&mut tx, id, *version).await? else {
+            continue;
+        };
+        match keyring.adopt(id, *version, &wrapped) {
+            Ok(None) => {}
+            Ok(Some(fresh)) => {
+                if db::replace_wrapped(&mut tx, id, *version, &wrapped, &fresh).await? {
+                    tx.commit().await?;
+                    adopted += 1;
+                    continue;
+                }
+            }
+            Err(_) => shredded += 1,
+        }
+        tx.rollback().await?;
+    }
+    if adopted > 0 {
+        tracing::info!(keys = adopted, "org keys wrapped with their shred secrets");
+    }
+    if shredded > 0 {
+        tracing::warn!(
+            keys = shredded,
+            "org keys that do not open: their orgs were deleted after the backup this database came from (their data is gone for good), or the shred vault is not the one they were made with"
+        );
+    }
+    Ok(adopted)
+}
+
 pub async fn rotate_master(
     db: &Db,
     keyring: &Keyring,

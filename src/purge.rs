@@ -28,6 +28,8 @@ pub struct Purged {
     pub link_codes: u64,
     pub notifications: u64,
     pub webhook_messages: u64,
+    /// Shred secrets left behind by an org deletion that stopped before removing its secret.
+    pub shred_secrets: u64,
 }
 
 impl Purged {
@@ -41,6 +43,7 @@ impl Purged {
             ("link_codes", self.link_codes),
             ("notifications", self.notifications),
             ("webhook_messages", self.webhook_messages),
+            ("shred_secrets", self.shred_secrets),
         ] {
             metrics::counter!("strongroom_purged_total", "kind" => kind).increment(n);
         }
@@ -55,6 +58,8 @@ pub struct Job {
     pub config: RetentionConfig,
     /// Sessions idle this long are over whatever their absolute expiry says.
     pub session_idle_ms: i64,
+    /// The shred vault, whose orphaned secrets the purge removes.
+    pub vault: Option<std::sync::Arc<crate::crypto::vault::Vault>>,
 }
 
 fn days(d: u64) -> i64 {
@@ -96,8 +101,32 @@ pub async fn run_once(job: &Job) -> anyhow::Result<Purged> {
             store::purge::webhook_messages(&mut t, now - days(c.webhook_log_days)).await?;
         t.commit().await?;
     }
+    if let Some(v) = &job.vault {
+        out.shred_secrets = sweep_vault(v, &job.db).await?;
+    }
     out.count();
     Ok(out)
+}
+
+/// Destroys the secrets of orgs that are gone (an org deletion destroys its secret after its
+/// commit; a crash in between leaves one). Only secrets older than an hour: a new org's secret is
+/// made just before its transaction commits.
+async fn sweep_vault(v: &crate::crypto::vault::Vault, db: &Db) -> anyhow::Result<u64> {
+    let keyed: std::collections::HashSet<String> = {
+        let mut c = db.acquire().await?;
+        store::work::keyed_tenants(&mut c)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let mut gone = 0;
+    for (id, age) in v.ids()? {
+        if age > std::time::Duration::from_secs(3600) && !keyed.contains(&id) {
+            v.destroy(&id)?;
+            gone += 1;
+        }
+    }
+    Ok(gone)
 }
 
 /// Runs `run_once` at start and every `retention.interval_secs` (0: never) until shutdown.

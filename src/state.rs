@@ -67,7 +67,10 @@ impl App {
         if previous.is_some() {
             tracing::warn!("a previous master key is configured: run `strongroom keys rotate`, then remove it from the configuration");
         }
-        let keyring = open_keyring(&db, master, previous, clock.now_ms()).await?;
+        let keyring = open_keyring(&db, master, previous, clock.now_ms())
+            .await?
+            .with_vault(Arc::new(crypto::vault::Vault::open(&config.vault_dir())?));
+        crate::keys::adopt_vault(&db, &keyring).await?;
         let keyring = Arc::new(keyring);
         let hasher = PasswordHasher::new(&config.password)?;
         let mailer = Mailer::new(&config, db.clone(), keyring.clone(), clock.clone())?;
@@ -103,6 +106,7 @@ impl App {
             clock: self.clock.clone(),
             config: self.config.retention.clone(),
             session_idle_ms: self.config.session.idle_timeout_secs.saturating_mul(1000),
+            vault: self.keyring.vault().cloned(),
         }
     }
 
@@ -144,7 +148,9 @@ pub async fn operator_keyring(cfg: &Config, db: &Db) -> anyhow::Result<Option<Ke
         .map_err(|e| {
             anyhow::anyhow!("cannot open the platform key with the configured master key: {e}")
         })?;
-    Ok(Some(ring))
+    Ok(Some(ring.with_vault(Arc::new(crypto::vault::Vault::open(
+        &cfg.vault_dir(),
+    )?))))
 }
 
 pub(crate) async fn open_keyring(

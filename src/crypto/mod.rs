@@ -7,6 +7,7 @@
 
 pub mod password;
 pub mod stream;
+pub mod vault;
 
 use std::fmt;
 use std::path::Path;
@@ -29,6 +30,12 @@ pub enum CryptoError {
     Open,
     #[error("master key: {0}")]
     MasterKey(String),
+    #[error("shred vault: {0}")]
+    Vault(String),
+    /// The key's shred secret is gone: the tenant was deleted, and this copy of its key (from a
+    /// backup older than the deletion) never opens again.
+    #[error("the key was destroyed")]
+    Shredded,
 }
 
 /// 32 key bytes that are wiped on drop and never printed.
@@ -112,6 +119,9 @@ pub struct Keyring {
     /// outlive a master key rotation. (Platform only: an org key derives none, which keeps the
     /// per-request unwrap of an org key at three derivations.)
     mac: KeyBytes,
+    /// The org keys' shred secrets (see `vault`): when set, every org key is wrapped under the
+    /// master key and its org's secret together.
+    vault: Option<std::sync::Arc<vault::Vault>>,
 }
 
 impl fmt::Debug for Keyring {
@@ -231,6 +241,7 @@ impl BackupRoot {
 }
 
 /// A freshly generated data key wrapped for storage.
+#[derive(Clone)]
 pub struct WrappedKey {
     pub version: u32,
     pub wrapped: Vec<u8>,
@@ -284,9 +295,86 @@ impl Keyring {
                 previous,
                 platform: DataKey::new(version, &root),
                 mac: root.derive("mac"),
+                vault: None,
             },
             created,
         ))
+    }
+
+    /// Org keys wrapped with their shred secrets in `vault`.
+    pub fn with_vault(mut self, vault: std::sync::Arc<vault::Vault>) -> Self {
+        self.vault = Some(vault);
+        self
+    }
+
+    pub fn vault(&self) -> Option<&std::sync::Arc<vault::Vault>> {
+        self.vault.as_ref()
+    }
+
+    /// Tenant `id`'s key bytes wrapped for storage: under the master key and the tenant's shred
+    /// secret (made now if it has none) when a vault is configured, under the master key alone
+    /// otherwise (and for the platform's own key).
+    fn wrap_for(&self, id: &str, version: u32, raw: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        match self.shreddable(id) {
+            Some(v) => {
+                let secret = v.ensure(id)?;
+                Ok(seal_shreddable(
+                    &shred_kek(&self.master, &secret),
+                    id,
+                    version,
+                    raw,
+                ))
+            }
+            None => Ok(seal_wrapped(&self.master, id, version, raw)),
+        }
+    }
+
+    fn shreddable(&self, id: &str) -> Option<&vault::Vault> {
+        self.vault
+            .as_deref()
+            .filter(|_| uuid::Uuid::parse_str(id).is_ok())
+    }
+
+    /// A stored key wrapped the older way (master key alone) re-wrapped with its tenant's shred
+    /// secret: `None` when it is so already, or when there is no vault.
+    pub fn adopt(
+        &self,
+        id: &str,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<Option<Vec<u8>>, CryptoError> {
+        let Some(v) = self.shreddable(id) else {
+            return Ok(None);
+        };
+        if let Some(secret) = v.secret(id)? {
+            if self.open_shreddable(id, version, wrapped, &secret).is_ok() {
+                return Ok(None);
+            }
+        }
+        let raw = match open_wrapped(&self.master, id, version, wrapped) {
+            Ok(raw) => raw,
+            Err(e) => match &self.previous {
+                Some(p) => open_wrapped(p, id, version, wrapped)?,
+                None => return Err(e),
+            },
+        };
+        self.wrap_for(id, version, &raw).map(Some)
+    }
+
+    fn open_shreddable(
+        &self,
+        id: &str,
+        version: u32,
+        wrapped: &[u8],
+        secret: &[u8; 32],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+        match open_shreddable(&shred_kek(&self.master, secret), id, version, wrapped) {
+            Ok(raw) => Ok(raw),
+            Err(e) => match &self.previous {
+                Some(p) => open_shreddable(&shred_kek(p, secret), id, version, wrapped),
+                None => Err(e),
+            },
+        }
     }
 
     /// Whether a previous master key is configured (a rotation is under way).
@@ -303,6 +391,22 @@ impl Keyring {
         version: u32,
         wrapped: &[u8],
     ) -> Result<Option<Vec<u8>>, CryptoError> {
+        if let Some(secret) = self
+            .shreddable(id)
+            .map(|v| v.secret(id))
+            .transpose()?
+            .flatten()
+        {
+            if open_shreddable(&shred_kek(&self.master, &secret), id, version, wrapped).is_ok() {
+                return Ok(None);
+            }
+            if let Some(p) = &self.previous {
+                if let Ok(raw) = open_shreddable(&shred_kek(p, &secret), id, version, wrapped) {
+                    let kek = shred_kek(&self.master, &secret);
+                    return Ok(Some(seal_shreddable(&kek, id, version, &raw)));
+                }
+            }
+        }
         if open_wrapped(&self.master, id, version, wrapped).is_ok() {
             return Ok(None);
         }
@@ -497,10 +601,10 @@ fn sealed_version(data: &[u8]) -> Option<u32> {
 
 impl Keyring {
     /// A fresh data key for tenant `id`: the key to use now, and its wrapped form to store.
-    pub fn new_tenant_key(&self, id: &str) -> (TenantKey, WrappedKey) {
+    pub fn new_tenant_key(&self, id: &str) -> Result<(TenantKey, WrappedKey), CryptoError> {
         let root = KeyBytes::random();
-        let wrapped = seal_wrapped(&self.master, id, 1, &root.0);
-        (
+        let wrapped = self.wrap_for(id, 1, &root.0)?;
+        Ok((
             TenantKey {
                 scope: id.to_string(),
                 key: DataKey::new(1, &root),
@@ -510,7 +614,7 @@ impl Keyring {
                 version: 1,
                 wrapped,
             },
-        )
+        ))
     }
 
     /// Unwraps tenant `id`'s stored key. During a rotation the stored key is a pair: the new
@@ -548,7 +652,7 @@ impl Keyring {
         let version = stored.version + 1;
         Ok(Some(WrappedKey {
             version,
-            wrapped: seal_wrapped(&self.master, id, version, &pair),
+            wrapped: self.wrap_for(id, version, &pair)?,
         }))
     }
 
@@ -565,7 +669,7 @@ impl Keyring {
         }
         Ok(Some(WrappedKey {
             version: stored.version,
-            wrapped: seal_wrapped(&self.master, id, stored.version, &raw[..32]),
+            wrapped: self.wrap_for(id, stored.version, &raw[..32])?,
         }))
     }
 
@@ -575,14 +679,53 @@ impl Keyring {
         version: u32,
         wrapped: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
-        match open_wrapped(&self.master, id, version, wrapped) {
+        let shreddable = self.shreddable(id);
+        if let Some(secret) = shreddable.map(|v| v.secret(id)).transpose()?.flatten() {
+            if let Ok(raw) = self.open_shreddable(id, version, wrapped, &secret) {
+                return Ok(raw);
+            }
+        }
+        // Wrapped before the vault existed (until `adopt` re-wraps it), or no vault.
+        let legacy = match open_wrapped(&self.master, id, version, wrapped) {
             Ok(raw) => Ok(raw),
             Err(e) => match &self.previous {
                 Some(p) => open_wrapped(p, id, version, wrapped),
                 None => Err(e),
             },
+        };
+        match legacy {
+            Err(_) if shreddable.is_some_and(|v| matches!(v.secret(id), Ok(None))) => {
+                Err(CryptoError::Shredded)
+            }
+            other => other,
         }
     }
+}
+
+/// The key wrapping a tenant's data key: derived from the master key and the tenant's shred
+/// secret together (HKDF-SHA256, the secret as salt), so that neither alone opens it.
+fn shred_kek(master: &KeyBytes, secret: &[u8; 32]) -> KeyBytes {
+    let hk = hkdf::Hkdf::<Sha256>::new(Some(secret), &master.0);
+    let mut out = [0u8; 32];
+    // 32 bytes is always a valid HKDF-SHA256 output length.
+    hk.expand(b"strongroom:tenant-wrap:v2", &mut out)
+        .unwrap_or_default();
+    KeyBytes(out)
+}
+
+fn seal_shreddable(kek: &KeyBytes, id: &str, version: u32, raw: &[u8]) -> Vec<u8> {
+    let ad = format!("strongroom:wrap:v2|{id}|{version}");
+    seal(kek, version, ad.as_bytes(), raw)
+}
+
+fn open_shreddable(
+    kek: &KeyBytes,
+    id: &str,
+    version: u32,
+    wrapped: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+    let ad = format!("strongroom:wrap:v2|{id}|{version}");
+    open(kek, version, ad.as_bytes(), wrapped).map(zeroize::Zeroizing::new)
 }
 
 /// A stored key's bytes: one key, or a rotation's pair (new, previous).
@@ -737,6 +880,57 @@ mod tests {
     }
 
     #[test]
+    fn an_org_key_wrapped_with_its_shred_secret_dies_with_the_secret() {
+        let dir = tempfile::tempdir().expect("dir");
+        let vault = std::sync::Arc::new(vault::Vault::open(&dir.path().join("vault")).expect("v"));
+        let master = KeyBytes::random();
+        let (plain, platform) = Keyring::open(master.clone(), None).expect("keyring");
+        let platform = platform.expect("created");
+        let id = uuid::Uuid::now_v7().to_string();
+        // Made before there was a vault: wrapped under the master key alone.
+        let (old_key, legacy) = plain.new_tenant_key(&id).expect("key");
+        let ring = Keyring::open(master.clone(), Some(platform.clone()))
+            .expect("keyring")
+            .0
+            .with_vault(vault.clone());
+        assert!(ring.open_tenant_key(&id, &legacy).is_ok(), "still opens");
+        let adopted = ring
+            .adopt(&id, 1, &legacy.wrapped)
+            .expect("adopt")
+            .expect("re-wrapped");
+        assert!(ring.adopt(&id, 1, &adopted).expect("again").is_none());
+        let stored = WrappedKey {
+            version: 1,
+            wrapped: adopted,
+        };
+        let key = ring.open_tenant_key(&id, &stored).expect("opens");
+        let ct = old_key.seal("items", "title", "i", b"same key");
+        assert_eq!(
+            key.open("items", "title", "i", &ct).expect("open"),
+            b"same key"
+        );
+        // The master key alone no longer opens it; a new org's key is made with a secret.
+        assert!(plain.open_tenant_key(&id, &stored).is_err());
+        let other = uuid::Uuid::now_v7().to_string();
+        let (_, fresh) = ring.new_tenant_key(&other).expect("key");
+        assert!(vault.secret(&other).expect("read").is_some());
+        assert!(plain.open_tenant_key(&other, &fresh).is_err());
+        // Without the secret, nothing opens it any more.
+        vault.destroy(&id).expect("destroy");
+        let reopened = Keyring::open(master, Some(platform))
+            .expect("keyring")
+            .0
+            .with_vault(std::sync::Arc::new(
+                vault::Vault::open(vault.dir()).expect("v"),
+            ));
+        assert!(matches!(
+            reopened.open_tenant_key(&id, &stored),
+            Err(CryptoError::Shredded)
+        ));
+        assert!(reopened.open_tenant_key(&other, &fresh).is_ok());
+    }
+
+    #[test]
     fn field_round_trips_and_is_bound_to_its_row() {
         let k = ring();
         let ad = FieldAd {
@@ -794,7 +988,7 @@ mod tests {
     #[test]
     fn tenant_keys_bind_ciphertexts_to_their_tenant() {
         let k = ring();
-        let (a, wrapped) = k.new_tenant_key("org-a");
+        let (a, wrapped) = k.new_tenant_key("org-a").expect("key");
         let ct = a.seal("workspaces", "name", "w1", b"Project Falcon");
         let reopened = k.open_tenant_key("org-a", &wrapped).expect("unwrap");
         assert_eq!(
@@ -804,7 +998,7 @@ mod tests {
             b"Project Falcon"
         );
         assert!(reopened.open("workspaces", "name", "w2", &ct).is_err());
-        let (b, _) = k.new_tenant_key("org-b");
+        let (b, _) = k.new_tenant_key("org-b").expect("key");
         assert!(b.open("workspaces", "name", "w1", &ct).is_err());
         // A wrapped key moved to another tenant does not unwrap.
         assert!(k.open_tenant_key("org-b", &wrapped).is_err());
@@ -815,7 +1009,7 @@ mod tests {
         let (old, new) = (KeyBytes::random(), KeyBytes::random());
         let (k1, created) = Keyring::open(old.clone(), None).expect("create");
         let platform = created.expect("wrapped");
-        let (_, org_wrapped) = k1.new_tenant_key("org-a");
+        let (_, org_wrapped) = k1.new_tenant_key("org-a").expect("key");
         let sig = k1.mac("label", b"data");
         // New master alone: nothing opens yet.
         assert!(Keyring::open(
@@ -886,7 +1080,7 @@ mod tests {
     #[test]
     fn an_org_key_rotation_opens_both_versions_until_it_ends() {
         let k = ring();
-        let (v1, w1) = k.new_tenant_key("org-a");
+        let (v1, w1) = k.new_tenant_key("org-a").expect("key");
         let old_ct = v1.seal("items", "title", "i1", b"Falcon");
         let old_term = v1.search_term("falcon");
         let pair = k

@@ -384,7 +384,7 @@ mod tests {
 
     fn org_key() -> TenantKey {
         let kr = crate::crypto::tests_keyring();
-        kr.new_tenant_key("org-1").0
+        kr.new_tenant_key("org-1").expect("key").0
     }
 
     /// Seals `plain` in uneven pieces, as a network would deliver it.
@@ -519,7 +519,10 @@ mod tests {
             ContentKey::unwrap(&org, "doc-2", &wrapped).is_err(),
             "bound to its document"
         );
-        let other = crate::crypto::tests_keyring().new_tenant_key("org-2").0;
+        let other = crate::crypto::tests_keyring()
+            .new_tenant_key("org-2")
+            .expect("key")
+            .0;
         assert!(
             ContentKey::unwrap(&other, "doc-1", &wrapped).is_err(),
             "bound to its org key"

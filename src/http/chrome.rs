@@ -44,9 +44,13 @@ pub async fn load(app: &App, s: &AuthSession) {
         tx.commit().await?;
         let mut orgs = Vec::with_capacity(rows.len());
         for (row, role, (version, wrapped)) in rows {
-            let key = app
+            let key = match app
                 .keyring
-                .open_tenant_key(&row.id, &crate::crypto::WrappedKey { version, wrapped })?;
+                .open_tenant_key(&row.id, &crate::crypto::WrappedKey { version, wrapped })
+            {
+                Err(crate::crypto::CryptoError::Shredded) => continue,
+                other => other?,
+            };
             orgs.push(OrgLink {
                 name: key.open_string("orgs", "name", &row.id, &row.name_ct)?,
                 id: row.id,

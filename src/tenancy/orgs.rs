@@ -59,7 +59,7 @@ pub async fn create_org(
     crate::ratelimit::creation(&*app.limiter, "org", &s.user_id, limit).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = app.clock.now_ms();
-    let (key, wrapped) = app.keyring.new_tenant_key(&id);
+    let (key, wrapped) = app.keyring.new_tenant_key(&id)?;
     let mut tx = TenantTx::for_new_org(&app.db, &id, &s.user_id).await?;
     store::insert_data_key(tx.conn()?, &id, wrapped.version, &wrapped.wrapped, now).await?;
     let name_ct = key.seal("orgs", "name", &id, name.as_bytes());
@@ -105,9 +105,14 @@ pub async fn list_orgs(
     tx.commit().await?;
     let mut items = Vec::with_capacity(rows.len());
     for (row, role, (version, wrapped)) in rows {
-        let key = app
+        let key = match app
             .keyring
-            .open_tenant_key(&row.id, &crate::crypto::WrappedKey { version, wrapped })?;
+            .open_tenant_key(&row.id, &crate::crypto::WrappedKey { version, wrapped })
+        {
+            // Deleted after the backup this copy came from: gone.
+            Err(crate::crypto::CryptoError::Shredded) => continue,
+            other => other?,
+        };
         items.push(view(
             &key,
             &row,
@@ -194,6 +199,13 @@ pub async fn delete_org(
     super::documents::forget_org(scope, now).await?;
     store::orgs::delete_org(scope.tx()).await?;
     scope.commit().await?;
+    // The key's shred secret goes last: with it, no copy of the key (in an old backup) opens
+    // again. Should this fail, the purge's sweep removes secrets whose org is gone.
+    if let Some(v) = app.keyring.vault() {
+        if let Err(e) = v.destroy(&org_id) {
+            tracing::error!(org = %org_id, error = %e, "could not destroy the org's shred secret");
+        }
+    }
     super::documents::collect_garbage_soon(app);
     Ok(())
 }

@@ -190,13 +190,16 @@ pub async fn backfill(
                 let Some((version, wrapped)) = work::current_key(&mut t).await? else {
                     break;
                 };
-                let key = keyring.open_tenant_key(
+                let key = match keyring.open_tenant_key(
                     org,
                     &crate::crypto::WrappedKey {
                         version: u32::try_from(version).unwrap_or(0),
                         wrapped,
                     },
-                )?;
+                ) {
+                    Err(crate::crypto::CryptoError::Shredded) => break,
+                    other => other?,
+                };
                 // (workspace, item, target, words)
                 let mut batch: Vec<(String, String, String, Vec<String>)> = Vec::new();
                 if comments {

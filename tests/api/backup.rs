@@ -213,9 +213,11 @@ async fn a_backup_restores_whole_and_the_restored_copy_serves_the_same_documents
     assert_eq!(s.objects, 2);
     assert_same(&t, &p).await;
 
-    // A server on the restored copy (same master key) lets the owner in and serves the file.
+    // A server on the restored copy (same master key, same shred vault: backups do not carry
+    // it) lets the owner in and serves the file.
     let mut cfg = crate::support::test_config(p.dir.path(), p.url.clone());
     cfg.master_key_file = Some(t.dir.path().join("master.key"));
+    cfg.vault_dir = Some(t.app.config.vault_dir());
     let restored = TestApp::on(cfg).await;
     let cookie = restored.login("owner@example.com").await;
     let doc = t
@@ -721,4 +723,141 @@ async fn deleted_documents_keep_their_objects_while_a_backup_holds_its_lease() {
         t.app.blobs.size(&key).await.expect("head").is_none(),
         "removed"
     );
+}
+
+/// Crypto-shredding against an old backup: an org deleted after a backup was taken stays
+/// unreadable when that backup is restored, even with the master key and the installation's
+/// shred vault; every other org's data opens as before.
+#[tokio::test]
+async fn a_deleted_orgs_data_stays_unreadable_in_a_backup_taken_before_its_deletion() {
+    let t = TestApp::new().await;
+    let (r, data) = seed(&t).await;
+    let gone = room(&t, "leaving@example.com").await;
+    let item = t
+        .send(
+            Req::post(&format!("{}/items", gone.base))
+                .cookie(&gone.owner)
+                .json(json!({ "title": "Secret plan" })),
+        )
+        .await;
+    assert_eq!(item.status, StatusCode::CREATED, "{}", item.text());
+    let gone_doc = id(&upload(&t, &gone, &gone.owner, "gone.txt", b"leaving soon").await);
+    let files = tempfile::tempdir().expect("dir");
+    let file = files.path().join("before.srbk");
+    backup::create(
+        &t.app.db,
+        &t.app.blobs,
+        &root(&t),
+        &file,
+        t.app.clock.now_ms(),
+        hidden(),
+    )
+    .await
+    .expect("backup");
+
+    // The org is deleted: its key row and its shred secret go.
+    let vault = t.app.keyring.vault().expect("a vault").clone();
+    assert!(vault.secret(&gone.org).expect("read").is_some());
+    let res = t
+        .send(Req::delete(&format!("/api/v1/orgs/{}", gone.org)).cookie(&gone.owner))
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
+    assert!(vault.secret(&gone.org).expect("read").is_none());
+    assert!(!vault.dir().join(&gone.org).exists());
+
+    // The old backup, restored into a fresh place, brings the deleted org's rows back...
+    let p = Place::new(backend_is_postgres()).await;
+    backup::restore(&file, &root(&t), &p.target(), hidden())
+        .await
+        .expect("restore");
+    let db = Db::connect(&p.url, 2).await.expect("connect");
+    let (version, wrapped) = {
+        let mut c = db.acquire().await.expect("conn");
+        strongroom::store::get_data_key(&mut c, &gone.org)
+            .await
+            .expect("read")
+            .expect("the deleted org's key row is in the old backup")
+    };
+    let stored = strongroom::crypto::WrappedKey { version, wrapped };
+    // ...but its key opens neither with the master key and the installation's vault...
+    let mut cfg = crate::support::test_config(p.dir.path(), p.url.clone());
+    cfg.master_key_file = Some(t.dir.path().join("master.key"));
+    cfg.vault_dir = Some(t.app.config.vault_dir());
+    let ring = strongroom::state::operator_keyring(&cfg, &db)
+        .await
+        .expect("keyring")
+        .expect("configured");
+    assert!(matches!(
+        ring.open_tenant_key(&gone.org, &stored),
+        Err(strongroom::crypto::CryptoError::Shredded)
+    ));
+    // ...nor with the master key alone (no vault at all)...
+    let platform = {
+        let mut c = db.acquire().await.expect("conn");
+        strongroom::store::get_data_key(&mut c, "platform")
+            .await
+            .expect("read")
+            .expect("platform key")
+    };
+    let (bare, _) = strongroom::crypto::Keyring::open(
+        master(&t),
+        Some(strongroom::crypto::WrappedKey {
+            version: platform.0,
+            wrapped: platform.1,
+        }),
+    )
+    .expect("platform key opens");
+    assert!(bare.open_tenant_key(&gone.org, &stored).is_err());
+    // ...while the other org's key opens with both.
+    let (v, w) = {
+        let mut c = db.acquire().await.expect("conn");
+        strongroom::store::get_data_key(&mut c, &r.org)
+            .await
+            .expect("read")
+            .expect("key")
+    };
+    assert!(ring
+        .open_tenant_key(
+            &r.org,
+            &strongroom::crypto::WrappedKey {
+                version: v,
+                wrapped: w
+            }
+        )
+        .is_ok());
+    db.close().await;
+
+    // A server on the restored copy: the other org's items and files are served; the deleted
+    // org is not found, for its former owner too, and nothing of it is served.
+    let restored = TestApp::on(cfg).await;
+    let owner = restored.login("owner@example.com").await;
+    let items = restored
+        .send(Req::get(&format!("{}/items", r.base)).cookie(&owner))
+        .await;
+    assert_eq!(items.status, StatusCode::OK);
+    assert!(items.text().contains("Item 3"));
+    let doc = restored
+        .send(Req::get(&format!("{}/documents", r.base)).cookie(&owner))
+        .await
+        .json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|d| d["name"] == "board-pack.pdf")
+        .map(id)
+        .expect("the document");
+    let got = restored
+        .send(Req::get(&format!("{}/documents/{doc}/content", r.base)).cookie(&owner))
+        .await;
+    assert_eq!(got.body, data);
+    let former = restored.login("leaving@example.com").await;
+    for path in [
+        format!("/api/v1/orgs/{}", gone.org),
+        format!("{}/items", gone.base),
+        format!("{}/documents/{gone_doc}/content", gone.base),
+    ] {
+        let res = restored.send(Req::get(&path).cookie(&former)).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}: {}", res.text());
+        assert!(!res.text().contains("Secret plan") && !res.text().contains("leaving soon"));
+    }
 }

@@ -273,3 +273,39 @@ async fn the_purge_runs_in_the_background_and_can_be_turned_off() {
     let (_trigger, stop) = strongroom::shutdown::channel();
     assert!(purge::spawn_job(off.app.purge_job(), stop).is_none());
 }
+
+/// A shred secret whose org is gone (a deletion that stopped between its commit and the secret's
+/// removal) is removed by the purge once it is an hour old; live orgs' secrets stay.
+#[tokio::test]
+async fn the_purge_removes_shred_secrets_whose_org_is_gone() {
+    let t = TestApp::new().await;
+    let r = crate::documents::room(&t, "keeper@example.com").await;
+    let vault = t.app.keyring.vault().expect("vault").clone();
+    let orphan = uuid::Uuid::now_v7().to_string();
+    vault.ensure(&orphan).expect("made");
+    let fresh_orphan = uuid::Uuid::now_v7().to_string();
+    vault.ensure(&fresh_orphan).expect("made");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for id in [&orphan, &r.org] {
+        std::fs::File::options()
+            .write(true)
+            .open(vault.dir().join(id))
+            .and_then(|f| f.set_modified(two_hours_ago))
+            .expect("age the file");
+    }
+    let p = purge::run_once(&t.app.purge_job()).await.expect("purge");
+    assert_eq!(p.shred_secrets, 1, "{p:?}");
+    assert!(!vault.dir().join(&orphan).exists());
+    assert!(
+        vault.dir().join(&fresh_orphan).exists(),
+        "too young to judge"
+    );
+    assert!(
+        vault.dir().join(&r.org).exists(),
+        "a live org's secret stays"
+    );
+    let res = t
+        .send(crate::support::Req::get(&format!("/api/v1/orgs/{}", r.org)).cookie(&r.owner))
+        .await;
+    assert_eq!(res.status, axum::http::StatusCode::OK);
+}
