@@ -192,6 +192,13 @@ fn needs() -> BTreeMap<(&'static str, &'static str), Need> {
             Org(OrgNeed::Admin),
         ),
         ("get", format!("{o}/billing"), Org(OrgNeed::Admin)),
+        ("post", format!("{o}/exports"), Org(OrgNeed::Owner)),
+        ("get", format!("{o}/exports/{{id}}"), Org(OrgNeed::Owner)),
+        (
+            "get",
+            format!("{o}/exports/{{id}}/download"),
+            Org(OrgNeed::Owner),
+        ),
         ("post", format!("{o}/webhooks"), Org(OrgNeed::Admin)),
         ("get", format!("{o}/webhooks"), Org(OrgNeed::Admin)),
         (
@@ -657,6 +664,27 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
         .as_str()
         .expect("delivery")
         .to_string();
+    // An export of the org, built and ready.
+    let export = ok(
+        &t,
+        Req::post(&format!("/api/v1/orgs/{org}/exports")).cookie(&owner),
+    )
+    .await["id"]
+        .as_str()
+        .expect("export")
+        .to_string();
+    for _ in 0..100 {
+        strongroom::exports::run_once(&t.app).await.expect("export");
+        let v = ok(
+            &t,
+            Req::get(&format!("/api/v1/orgs/{org}/exports/{export}")).cookie(&owner),
+        )
+        .await;
+        if v["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let mut checked = 0;
     let mut actors: Vec<Actor> = (0..SCOPES.len()).map(Actor::Key).collect();
@@ -729,6 +757,9 @@ async fn every_tenant_route_answers_every_kind_of_caller_as_its_role_says() {
                 } else {
                     hook.clone()
                 };
+            }
+            if template.contains("/exports/{id}") {
+                invitation = export.clone();
             }
             if template.ends_with("/api-keys/{id}") {
                 let k = ok(
