@@ -846,6 +846,12 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("vault"))
     }
 
+    /// The accounts' shred secrets: `accounts/` in the shred vault (the org vault lists only
+    /// files named by an org id, so the two never mix).
+    pub fn account_vault_dir(&self) -> PathBuf {
+        self.vault_dir().join("accounts")
+    }
+
     /// Where scheduled backups go.
     pub fn backup_dir(&self) -> PathBuf {
         self.backup

@@ -841,8 +841,8 @@ async fn build_org(app: &AppState, row: &db::ExportRow) -> AppResult<()> {
         for m in &rows {
             page.push(json!({
                 "user_id": m.user_id,
-                "email": app.keyring.open_field_string(&crate::identity::email_ad(&m.user_id), &m.email_ct)?,
-                "display_name": app.keyring.open_field_string(&crate::identity::name_ad(&m.user_id), &m.display_name_ct)?,
+                "email": crate::identity::address(&app.keyring, &m.user_id, &m.email_ct)?,
+                "display_name": crate::identity::shown_name(&app.keyring, &m.user_id, &m.display_name_ct)?,
                 "role": m.role,
                 "joined_at": crate::clock::rfc3339(m.joined_at),
             }));

@@ -90,6 +90,93 @@ pub async fn adopt_vault(db: &Db, keyring: &Keyring) -> anyhow::Result<usize> {
     Ok(adopted)
 }
 
+/// Seals the own fields of every account not yet so (made before accounts had shred secrets)
+/// under its account's secret (made now), at start-up: from then on, erasing the account destroys
+/// its email, name and sessions' addresses in old backups too. One account per transaction, each
+/// replaced only if unchanged meanwhile. Accounts whose fields do not open (sealed with a secret
+/// that is gone: erased after the backup this database came from) are counted and left alone.
+/// Returns how many it sealed.
+pub async fn adopt_accounts(db: &Db, keyring: &Keyring) -> anyhow::Result<usize> {
+    use crate::crypto::sealed_for_account;
+    use crate::identity::{email_ad, name_ad};
+    if keyring.account_vault().is_none() {
+        return Ok(0);
+    }
+    let mut adopted = 0;
+    let mut shredded = 0;
+    let mut after = String::new();
+    loop {
+        let ids = {
+            let mut c = db.acquire().await?;
+            store::users::unsealed_accounts(&mut c, &after, 500).await?
+        };
+        let Some(last) = ids.last() else { break };
+        after = last.clone();
+        for id in ids {
+            let mut tx = db.begin().await?;
+            let Some(old) = store::users::account_fields(&mut tx, &id).await? else {
+                continue;
+            };
+            let reseal = |ad: &crate::crypto::FieldAd<'_>,
+                          ct: &[u8]|
+             -> Result<Vec<u8>, crate::crypto::CryptoError> {
+                if sealed_for_account(ct) {
+                    // Opens (or the account is shredded): nothing to re-seal.
+                    keyring.open_field(ad, ct)?;
+                    return Ok(ct.to_vec());
+                }
+                keyring.seal_field(ad, &keyring.open_field(ad, ct)?)
+            };
+            if !sealed_for_account(&old.email_ct) {
+                keyring.new_account_secret(&id)?;
+            }
+            let new = (|| -> Result<store::users::AccountFields, crate::crypto::CryptoError> {
+                let mut sessions = Vec::with_capacity(old.sessions.len());
+                for (sid, ip, ua) in &old.sessions {
+                    let ip = ip
+                        .as_deref()
+                        .map(|c| reseal(&crate::identity::sessions::ip_ad(sid, &id), c))
+                        .transpose()?;
+                    let ua = ua
+                        .as_deref()
+                        .map(|c| reseal(&crate::identity::sessions::ua_ad(sid, &id), c))
+                        .transpose()?;
+                    sessions.push((sid.clone(), ip, ua));
+                }
+                Ok(store::users::AccountFields {
+                    email_ct: reseal(&email_ad(&id), &old.email_ct)?,
+                    display_name_ct: reseal(&name_ad(&id), &old.display_name_ct)?,
+                    sessions,
+                })
+            })();
+            match new {
+                Ok(new) => {
+                    if store::users::replace_account_fields(&mut tx, &id, &old, &new).await? {
+                        tx.commit().await?;
+                        adopted += 1;
+                        continue;
+                    }
+                }
+                Err(_) => shredded += 1,
+            }
+            tx.rollback().await?;
+        }
+    }
+    if adopted > 0 {
+        tracing::info!(
+            accounts = adopted,
+            "accounts' fields sealed with their shred secrets"
+        );
+    }
+    if shredded > 0 {
+        tracing::warn!(
+            accounts = shredded,
+            "accounts whose fields do not open: they were erased after the backup this database came from (their personal data is gone for good; they cannot sign in), or the shred vault is not the one they were made with"
+        );
+    }
+    Ok(adopted)
+}
+
 pub async fn rotate_master(
     db: &Db,
     keyring: &Keyring,

@@ -72,6 +72,7 @@ fn ad(id: &str) -> FieldAd<'_> {
         table: "email_outbox",
         column: "payload",
         row: id,
+        account: None,
     }
 }
 
@@ -84,7 +85,7 @@ pub async fn enqueue(
 ) -> Result<(), sqlx::Error> {
     let id = uuid::Uuid::now_v7().to_string();
     let payload = serde_json::to_vec(email).unwrap_or_default();
-    store::outbox::insert(c, &id, keyring.seal_field(&ad(&id), &payload), now).await
+    store::outbox::insert(c, &id, keyring.seal_platform_field(&ad(&id), &payload), now).await
 }
 
 /// Removes every message to `addr` from the outbox, sent or not (an erased account's).

@@ -28,7 +28,8 @@ pub struct Purged {
     pub link_codes: u64,
     pub notifications: u64,
     pub webhook_messages: u64,
-    /// Shred secrets left behind by an org deletion that stopped before removing its secret.
+    /// Shred secrets left behind by an org deletion or an account erasure that stopped before
+    /// removing its secret, or whose account is gone.
     pub shred_secrets: u64,
 }
 
@@ -60,6 +61,8 @@ pub struct Job {
     pub session_idle_ms: i64,
     /// The shred vault, whose orphaned secrets the purge removes.
     pub vault: Option<std::sync::Arc<crate::crypto::vault::Vault>>,
+    /// The accounts' shred vault, likewise.
+    pub account_vault: Option<std::sync::Arc<crate::crypto::vault::Vault>>,
 }
 
 fn days(d: u64) -> i64 {
@@ -104,6 +107,9 @@ pub async fn run_once(job: &Job) -> anyhow::Result<Purged> {
     if let Some(v) = &job.vault {
         out.shred_secrets = sweep_vault(v, &job.db).await?;
     }
+    if let Some(v) = &job.account_vault {
+        out.shred_secrets += sweep_account_vault(v, &job.db).await?;
+    }
     out.count();
     Ok(out)
 }
@@ -122,6 +128,24 @@ async fn sweep_vault(v: &crate::crypto::vault::Vault, db: &Db) -> anyhow::Result
     let mut gone = 0;
     for (id, age) in v.ids()? {
         if age > std::time::Duration::from_secs(3600) && !keyed.contains(&id) {
+            v.destroy(&id)?;
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
+
+/// Destroys the secrets of accounts that are erased or gone (an erasure destroys the secret after
+/// its commit; a crash in between leaves one; a signup never verified is purged with its row).
+/// Only secrets older than an hour: a new account's secret is made just before its row.
+async fn sweep_account_vault(v: &crate::crypto::vault::Vault, db: &Db) -> anyhow::Result<u64> {
+    let live: std::collections::HashSet<String> = {
+        let mut c = db.acquire().await?;
+        store::users::live_ids(&mut c).await?.into_iter().collect()
+    };
+    let mut gone = 0;
+    for (id, age) in v.ids()? {
+        if age > std::time::Duration::from_secs(3600) && !live.contains(&id) {
             v.destroy(&id)?;
             gone += 1;
         }

@@ -69,8 +69,12 @@ impl App {
         }
         let keyring = open_keyring(&db, master, previous, clock.now_ms())
             .await?
-            .with_vault(Arc::new(crypto::vault::Vault::open(&config.vault_dir())?));
+            .with_vault(Arc::new(crypto::vault::Vault::open(&config.vault_dir())?))
+            .with_account_vault(Arc::new(crypto::vault::Vault::open(
+                &config.account_vault_dir(),
+            )?));
         crate::keys::adopt_vault(&db, &keyring).await?;
+        crate::keys::adopt_accounts(&db, &keyring).await?;
         let keyring = Arc::new(keyring);
         let hasher = PasswordHasher::new(&config.password)?;
         let mailer = Mailer::new(&config, db.clone(), keyring.clone(), clock.clone())?;
@@ -107,6 +111,7 @@ impl App {
             config: self.config.retention.clone(),
             session_idle_ms: self.config.session.idle_timeout_secs.saturating_mul(1000),
             vault: self.keyring.vault().cloned(),
+            account_vault: self.keyring.account_vault().cloned(),
         }
     }
 
@@ -148,9 +153,12 @@ pub async fn operator_keyring(cfg: &Config, db: &Db) -> anyhow::Result<Option<Ke
         .map_err(|e| {
             anyhow::anyhow!("cannot open the platform key with the configured master key: {e}")
         })?;
-    Ok(Some(ring.with_vault(Arc::new(crypto::vault::Vault::open(
-        &cfg.vault_dir(),
-    )?))))
+    Ok(Some(
+        ring.with_vault(Arc::new(crypto::vault::Vault::open(&cfg.vault_dir())?))
+            .with_account_vault(Arc::new(crypto::vault::Vault::open(
+                &cfg.account_vault_dir(),
+            )?)),
+    ))
 }
 
 pub(crate) async fn open_keyring(

@@ -22,6 +22,9 @@ use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 const FIELD_FORMAT_V1: u8 = 1;
+/// A field of an account's own personal data, sealed under a key derived from the platform field
+/// key and the account's shred secret (see `seal_field`).
+const FIELD_FORMAT_ACCOUNT: u8 = 2;
 const NONCE_LEN: usize = 24;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +78,10 @@ pub struct FieldAd<'a> {
     pub table: &'a str,
     pub column: &'a str,
     pub row: &'a str,
+    /// The account whose personal data the field is: sealed under that account's shred secret
+    /// too, so erasing the account destroys it in old backups as well. None: the platform key
+    /// alone.
+    pub account: Option<&'a str>,
 }
 
 impl FieldAd<'_> {
@@ -122,6 +129,9 @@ pub struct Keyring {
     /// The org keys' shred secrets (see `vault`): when set, every org key is wrapped under the
     /// master key and its org's secret together.
     vault: Option<std::sync::Arc<vault::Vault>>,
+    /// The accounts' shred secrets: when set, an account's own fields (`FieldAd::account`) are
+    /// sealed under a key derived from the platform field key and the account's secret.
+    accounts: Option<std::sync::Arc<vault::Vault>>,
 }
 
 impl fmt::Debug for Keyring {
@@ -296,6 +306,7 @@ impl Keyring {
                 platform: DataKey::new(version, &root),
                 mac: root.derive("mac"),
                 vault: None,
+                accounts: None,
             },
             created,
         ))
@@ -309,6 +320,64 @@ impl Keyring {
 
     pub fn vault(&self) -> Option<&std::sync::Arc<vault::Vault>> {
         self.vault.as_ref()
+    }
+
+    /// Accounts' own fields sealed with their shred secrets in `vault`.
+    pub fn with_account_vault(mut self, vault: std::sync::Arc<vault::Vault>) -> Self {
+        self.accounts = Some(vault);
+        self
+    }
+
+    pub fn account_vault(&self) -> Option<&std::sync::Arc<vault::Vault>> {
+        self.accounts.as_ref()
+    }
+
+    /// Makes account `id`'s shred secret (when accounts have a vault): done once, when the account
+    /// is created or its fields are first re-sealed with one. Sealing never makes a secret, so an
+    /// erased account (whose secret is gone) can never get a new one by accident.
+    pub fn new_account_secret(&self, id: &str) -> Result<(), CryptoError> {
+        match &self.accounts {
+            Some(v) => v.ensure(id).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Destroys account `id`'s shred secret: its fields sealed under it, in this database and in
+    /// every backup of it, never open again.
+    pub fn destroy_account_secret(&self, id: &str) -> Result<(), CryptoError> {
+        match &self.accounts {
+            Some(v) => v.destroy(id),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether account `id` was erased after the backup this database came from: accounts have a
+    /// vault, and it holds no secret for the account. (Only meaningful for an account whose
+    /// fields are sealed with a secret: every account not erased, once `keys::adopt_accounts` ran.)
+    pub fn account_shredded(&self, id: &str) -> bool {
+        self.accounts
+            .as_deref()
+            .is_some_and(|v| matches!(v.secret(id), Ok(None)))
+    }
+
+    /// Whether `ciphertext`, a field of account `id`'s own, is sealed under a shred secret that
+    /// is gone: the account was erased after the backup this database came from.
+    pub fn account_erased(&self, id: &str, ciphertext: &[u8]) -> bool {
+        sealed_for_account(ciphertext) && self.account_shredded(id)
+    }
+
+    /// The key sealing account `account`'s own fields: None when accounts have no vault.
+    fn account_field_key(&self, account: &str) -> Result<Option<KeyBytes>, CryptoError> {
+        let Some(v) = &self.accounts else {
+            return Ok(None);
+        };
+        let secret = v.secret(account)?.ok_or(CryptoError::Shredded)?;
+        let hk = hkdf::Hkdf::<Sha256>::new(Some(&secret[..]), &self.platform.field.0);
+        let mut out = [0u8; 32];
+        // 32 bytes is always a valid HKDF-SHA256 output length.
+        hk.expand(b"strongroom:account-field:v1", &mut out)
+            .unwrap_or_default();
+        Ok(Some(KeyBytes(out)))
     }
 
     /// Tenant `id`'s key bytes wrapped for storage: under the master key and the tenant's shred
@@ -420,8 +489,30 @@ impl Keyring {
         BackupRoot::from_master(&self.master)
     }
 
-    /// Encrypts an account-data field bound to its place.
-    pub fn seal_field(&self, ad: &FieldAd<'_>, plaintext: &[u8]) -> Vec<u8> {
+    /// Encrypts an account-data field bound to its place: under the platform field key, and for
+    /// an account's own personal data (`ad.account`) under that account's shred secret too. That
+    /// secret must exist (`new_account_secret`): `Shredded` when the account was erased.
+    pub fn seal_field(&self, ad: &FieldAd<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if let Some(key) = ad
+            .account
+            .map(|a| self.account_field_key(a))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(seal_as(
+                FIELD_FORMAT_ACCOUNT,
+                &key,
+                self.platform.version,
+                &ad.bytes(),
+                plaintext,
+            ));
+        }
+        Ok(self.seal_platform_field(ad, plaintext))
+    }
+
+    /// Encrypts a field under the platform field key alone, whatever `ad.account` says: for
+    /// platform data that is no one's personal data, and for an erased account's placeholders.
+    pub fn seal_platform_field(&self, ad: &FieldAd<'_>, plaintext: &[u8]) -> Vec<u8> {
         seal(
             &self.platform.field,
             self.platform.version,
@@ -430,7 +521,23 @@ impl Keyring {
         )
     }
 
+    /// Opens a field `seal_field` made. One sealed under an account's secret opens only while
+    /// that secret exists (`Shredded` once it is gone); one under the platform key alone (made
+    /// before accounts had secrets, or an erased account's placeholder) opens as before.
     pub fn open_field(&self, ad: &FieldAd<'_>, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if ciphertext.first() == Some(&FIELD_FORMAT_ACCOUNT) {
+            let account = ad.account.ok_or(CryptoError::Open)?;
+            let key = self
+                .account_field_key(account)?
+                .ok_or(CryptoError::Shredded)?;
+            return open_as(
+                FIELD_FORMAT_ACCOUNT,
+                &key,
+                self.platform.version,
+                &ad.bytes(),
+                ciphertext,
+            );
+        }
         open(
             &self.platform.field,
             self.platform.version,
@@ -505,6 +612,7 @@ impl TenantKey {
             table,
             column,
             row,
+            account: None,
         };
         seal(&self.key.field, self.key.version, &ad.bytes(), plaintext)
     }
@@ -522,6 +630,7 @@ impl TenantKey {
             table,
             column,
             row,
+            account: None,
         };
         let key = match (&self.previous, sealed_version(ciphertext)) {
             (Some(p), Some(v)) if v == p.version => p,
@@ -813,14 +922,27 @@ fn unwrap_either(
     KeyBytes::from_slice(&raw).ok_or(CryptoError::Open)
 }
 
+/// Whether a field ciphertext is sealed under an account's shred secret (`seal_field`).
+pub fn sealed_for_account(ciphertext: &[u8]) -> bool {
+    ciphertext.first() == Some(&FIELD_FORMAT_ACCOUNT)
+}
+
+fn seal(key: &KeyBytes, version: u32, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    seal_as(FIELD_FORMAT_V1, key, version, ad, plaintext)
+}
+
+fn open(key: &KeyBytes, version: u32, ad: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    open_as(FIELD_FORMAT_V1, key, version, ad, data)
+}
+
 /// Layout: format byte ‖ key version (u32 BE) ‖ 24-byte nonce ‖ ciphertext+tag. The header is
 /// authenticated too.
-fn seal(key: &KeyBytes, version: u32, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+fn seal_as(format: u8, key: &KeyBytes, version: u32, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new((&key.0).into());
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let mut out = Vec::with_capacity(1 + 4 + NONCE_LEN + plaintext.len() + 16);
-    out.push(FIELD_FORMAT_V1);
+    out.push(format);
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&nonce);
     let mut aad = out[..5].to_vec();
@@ -839,8 +961,14 @@ fn seal(key: &KeyBytes, version: u32, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
-fn open(key: &KeyBytes, version: u32, ad: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if data.len() < 1 + 4 + NONCE_LEN + 16 || data[0] != FIELD_FORMAT_V1 {
+fn open_as(
+    format: u8,
+    key: &KeyBytes,
+    version: u32,
+    ad: &[u8],
+    data: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    if data.len() < 1 + 4 + NONCE_LEN + 16 || data[0] != format {
         return Err(CryptoError::Open);
     }
     let stored_version = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
@@ -931,6 +1059,96 @@ mod tests {
     }
 
     #[test]
+    fn an_accounts_fields_sealed_with_its_secret_die_with_the_secret() {
+        let dir = tempfile::tempdir().expect("dir");
+        let accounts =
+            std::sync::Arc::new(vault::Vault::open(&dir.path().join("accounts")).expect("v"));
+        let master = KeyBytes::random();
+        let (bare, platform) = Keyring::open(master.clone(), None).expect("keyring");
+        let platform = platform.expect("created");
+        let ring = Keyring::open(master.clone(), Some(platform.clone()))
+            .expect("keyring")
+            .0
+            .with_account_vault(accounts.clone());
+        let (alice, bob) = (
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::now_v7().to_string(),
+        );
+        fn email(id: &str) -> FieldAd<'_> {
+            FieldAd {
+                scope: "platform",
+                table: "users",
+                column: "email",
+                row: "r",
+                account: Some(id),
+            }
+        }
+        let (a, b) = (alice.as_str(), bob.as_str());
+        // Sealing never makes a secret: an account without one cannot be sealed for.
+        assert!(matches!(
+            ring.seal_field(&email(a), b"a@example.com"),
+            Err(CryptoError::Shredded)
+        ));
+        ring.new_account_secret(a).expect("secret");
+        ring.new_account_secret(b).expect("secret");
+        let ct = ring.seal_field(&email(a), b"a@example.com").expect("seal");
+        assert!(sealed_for_account(&ct));
+        assert_eq!(
+            ring.open_field(&email(a), &ct).expect("open"),
+            b"a@example.com"
+        );
+        // Bound to its account: another account's secret does not open it...
+        assert!(matches!(
+            ring.open_field(&email(b), &ct),
+            Err(CryptoError::Open)
+        ));
+        // ...nor does the platform key (the master key) without the vault.
+        assert!(bare.open_field(&email(a), &ct).is_err());
+        // What was sealed under the platform key alone (before accounts had secrets, or an
+        // erased account's placeholder) opens as before.
+        let legacy = bare
+            .seal_field(&email(a), b"old@example.com")
+            .expect("seal");
+        assert!(!sealed_for_account(&legacy));
+        assert_eq!(
+            ring.open_field(&email(a), &legacy).expect("open"),
+            b"old@example.com"
+        );
+        let placeholder = ring.seal_platform_field(&email(a), b"deleted");
+        assert!(!sealed_for_account(&placeholder));
+        // Erasure destroys the secret: the field never opens again, in this process or another,
+        // and nothing can be sealed for the account again.
+        assert!(!ring.account_erased(a, &ct));
+        ring.destroy_account_secret(a).expect("destroy");
+        assert!(ring.account_erased(a, &ct));
+        assert!(!ring.account_erased(a, &placeholder));
+        assert!(matches!(
+            ring.open_field(&email(a), &ct),
+            Err(CryptoError::Shredded)
+        ));
+        assert!(ring.seal_field(&email(a), b"again").is_err());
+        let reopened = Keyring::open(master, Some(platform))
+            .expect("keyring")
+            .0
+            .with_account_vault(std::sync::Arc::new(
+                vault::Vault::open(accounts.dir()).expect("v"),
+            ));
+        assert!(matches!(
+            reopened.open_field(&email(a), &ct),
+            Err(CryptoError::Shredded)
+        ));
+        let bobs = ring.seal_field(&email(b), b"b@example.com").expect("seal");
+        assert_eq!(
+            reopened.open_field(&email(b), &bobs).expect("open"),
+            b"b@example.com"
+        );
+        assert_eq!(
+            reopened.open_field(&email(a), &placeholder).expect("open"),
+            b"deleted"
+        );
+    }
+
+    #[test]
     fn field_round_trips_and_is_bound_to_its_row() {
         let k = ring();
         let ad = FieldAd {
@@ -938,8 +1156,9 @@ mod tests {
             table: "users",
             column: "email",
             row: "a",
+            account: None,
         };
-        let ct = k.seal_field(&ad, b"alice@example.com");
+        let ct = k.seal_field(&ad, b"alice@example.com").expect("seal");
         assert_eq!(k.open_field(&ad, &ct).expect("open"), b"alice@example.com");
         let other = FieldAd { row: "b", ..ad };
         assert!(k.open_field(&other, &ct).is_err());
@@ -948,6 +1167,7 @@ mod tests {
             table: "users",
             column: "display_name",
             row: "a",
+            account: None,
         };
         assert!(k.open_field(&other_col, &ct).is_err());
         let mut tampered = ct.clone();
@@ -959,7 +1179,8 @@ mod tests {
                     scope: "platform",
                     table: "users",
                     column: "email",
-                    row: "a"
+                    row: "a",
+                    account: None,
                 },
                 &tampered
             )

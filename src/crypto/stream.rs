@@ -85,7 +85,7 @@ impl ContentKey {
 
     /// The key sealed under the platform key (a person's export `id`).
     pub fn wrap_platform(&self, k: &super::Keyring, id: &str) -> Vec<u8> {
-        k.seal_field(&Self::platform_ad(id), &self.0 .0)
+        k.seal_platform_field(&Self::platform_ad(id), &self.0 .0)
     }
 
     /// The key of a person's export `id`, from its wrapped form.
@@ -106,6 +106,7 @@ impl ContentKey {
             table: "exports",
             column: "content_key",
             row: id,
+            account: None,
         }
     }
 

@@ -80,7 +80,7 @@ pub async fn update_me(
         &mut tx,
         &s.user_id,
         app.keyring
-            .seal_field(&name_ad(&s.user_id), name.as_bytes()),
+            .seal_field(&name_ad(&s.user_id), name.as_bytes())?,
         now,
     )
     .await?;

@@ -199,10 +199,10 @@ pub async fn erase(app: &App, user_id: &str, now: i64) -> AppResult<bool> {
             email_bidx: format!("erased:{user_id}"),
             email_ct: app
                 .keyring
-                .seal_field(&email_ad(user_id), placeholder.as_bytes()),
+                .seal_platform_field(&email_ad(user_id), placeholder.as_bytes()),
             display_name_ct: app
                 .keyring
-                .seal_field(&name_ad(user_id), DELETED_USER.as_bytes()),
+                .seal_platform_field(&name_ad(user_id), DELETED_USER.as_bytes()),
         },
         now,
     )
@@ -220,6 +220,10 @@ pub async fn erase(app: &App, user_id: &str, now: i64) -> AppResult<bool> {
     };
     audit::append_platform(&mut tx, now, ev).await?;
     tx.commit().await?;
+    // After the commit: what the account's secret sealed (its email, name and sessions' addresses)
+    // now opens in no copy of the database, old backups included. A crash before this leaves the
+    // secret to the purge's sweep.
+    app.keyring.destroy_account_secret(user_id)?;
     metrics::counter!("strongroom_accounts_erased_total").increment(1);
     Ok(true)
 }

@@ -115,7 +115,10 @@ fn notify_owner(app: &AppState, ctx: &RequestCtx, bidx: &str, limit: Limit) {
 async fn send_notice(app: &App, bidx: &str, source: &str, window_secs: u64) -> AppResult<()> {
     let now = app.clock.now_ms();
     let mut tx = app.db.begin().await?;
-    let Some(u) = store::users::find_by_email_bidx(&mut tx, bidx).await? else {
+    let Some(u) = store::users::find_by_email_bidx(&mut tx, bidx)
+        .await?
+        .filter(|u| !app.keyring.account_erased(&u.id, &u.email_ct))
+    else {
         return Ok(());
     };
     let (addr, _) = decrypt_user(&app.keyring, &u)?;

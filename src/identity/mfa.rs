@@ -32,6 +32,7 @@ fn secret_ad(user_id: &str) -> FieldAd<'_> {
         table: "mfa_totp",
         column: "secret",
         row: user_id,
+        account: None,
     }
 }
 
@@ -107,7 +108,9 @@ pub async fn start_totp(app: &App, s: &AuthSession) -> AppResult<TotpEnrolment> 
     let now = app.clock.now_ms();
     let mut tx = app.db.begin().await?;
     store::users::lock(&mut tx, &s.user_id).await?;
-    let ct = app.keyring.seal_field(&secret_ad(&s.user_id), &secret);
+    let ct = app
+        .keyring
+        .seal_platform_field(&secret_ad(&s.user_id), &secret);
     if !store::mfa::put_pending_totp(&mut tx, &s.user_id, ct, now).await? {
         return Err(AppError::Forbidden {
             code: "totp_already_enabled",

@@ -90,6 +90,7 @@ pub fn email_ad(user_id: &str) -> FieldAd<'_> {
         table: "users",
         column: "email",
         row: user_id,
+        account: Some(user_id),
     }
 }
 
@@ -99,6 +100,25 @@ pub fn name_ad(user_id: &str) -> FieldAd<'_> {
         table: "users",
         column: "display_name",
         row: user_id,
+        account: Some(user_id),
+    }
+}
+
+/// Account `user_id`'s name as others see it: "Deleted user" for an account erased after the
+/// backup this database came from (its shred secret is gone).
+pub(crate) fn shown_name(k: &Keyring, user_id: &str, ct: &[u8]) -> AppResult<String> {
+    match k.open_field_string(&name_ad(user_id), ct) {
+        Err(crate::crypto::CryptoError::Shredded) => Ok(erasure::DELETED_USER.to_string()),
+        other => Ok(other?),
+    }
+}
+
+/// Account `user_id`'s address, to show to admins or to write to: None for an account erased
+/// after the backup this database came from.
+pub(crate) fn address(k: &Keyring, user_id: &str, ct: &[u8]) -> AppResult<Option<String>> {
+    match k.open_field_string(&email_ad(user_id), ct) {
+        Err(crate::crypto::CryptoError::Shredded) => Ok(None),
+        other => Ok(Some(other?)),
     }
 }
 

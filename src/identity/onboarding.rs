@@ -93,11 +93,12 @@ async fn record_signup(
         }
         None => {
             let id = new_id();
+            app.keyring.new_account_secret(&id)?;
             let new = store::users::NewUser {
                 id: &id,
                 email_bidx: &bidx,
-                email_ct: app.keyring.seal_field(&email_ad(&id), addr.as_bytes()),
-                display_name_ct: app.keyring.seal_field(&name_ad(&id), name.as_bytes()),
+                email_ct: app.keyring.seal_field(&email_ad(&id), addr.as_bytes())?,
+                display_name_ct: app.keyring.seal_field(&name_ad(&id), name.as_bytes())?,
                 password_hash: hash,
                 now,
             };

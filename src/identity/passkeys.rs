@@ -42,6 +42,7 @@ fn cred_ad<'a>(id: &'a str) -> FieldAd<'a> {
         table: "passkeys",
         column: "credential",
         row: id,
+        account: None,
     }
 }
 
@@ -51,6 +52,7 @@ fn state_ad<'a>(id: &'a str) -> FieldAd<'a> {
         table: "webauthn_states",
         column: "state",
         row: id,
+        account: None,
     }
 }
 
@@ -67,7 +69,7 @@ async fn save_state<T: serde::Serialize>(
 ) -> AppResult<()> {
     let id = new_id();
     let bytes = serde_json::to_vec(state).map_err(internal)?;
-    let ct = app.keyring.seal_field(&state_ad(&id), &bytes);
+    let ct = app.keyring.seal_platform_field(&state_ad(&id), &bytes);
     let now = app.clock.now_ms();
     store::mfa::put_webauthn_state(c, &id, kind, owner, ct, now + CEREMONY_TTL_MS, now).await?;
     Ok(())
@@ -189,7 +191,7 @@ pub async fn finish_registration(
     let mut tx = app.db.begin().await?;
     let id = new_id();
     let cred_id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
-    let ct = app.keyring.seal_field(
+    let ct = app.keyring.seal_platform_field(
         &cred_ad(&id),
         &serde_json::to_vec(&passkey).map_err(internal)?,
     );
@@ -391,7 +393,7 @@ async fn record_use(
 ) -> AppResult<()> {
     let mut key = load_passkey(app, row)?;
     key.update_credential(res);
-    let ct = app.keyring.seal_field(
+    let ct = app.keyring.seal_platform_field(
         &cred_ad(&row.id),
         &serde_json::to_vec(&key).map_err(internal)?,
     );

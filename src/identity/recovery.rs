@@ -49,7 +49,11 @@ async fn send_reset(app: &App, ctx: &RequestCtx, addr: &str) -> anyhow::Result<(
     let now = app.clock.now_ms();
     let bidx = app.keyring.blind_index(addr);
     let mut tx = app.db.begin().await?;
-    if let Some(u) = store::users::find_by_email_bidx(&mut tx, &bidx).await? {
+    // No link for an account erased after the backup this database came from.
+    if let Some(u) = store::users::find_by_email_bidx(&mut tx, &bidx)
+        .await?
+        .filter(|u| !app.keyring.account_erased(&u.id, &u.email_ct))
+    {
         store::tokens::void_all(&mut tx, &u.id, Purpose::ResetPassword, now).await?;
         let token = new_token();
         let t = NewToken {

@@ -58,20 +58,24 @@ pub struct SessionView {
     pub current: bool,
 }
 
-fn ip_ad(id: &str) -> FieldAd<'_> {
+/// A session's ip: sealed under its account's shred secret.
+pub fn ip_ad<'a>(id: &'a str, user_id: &'a str) -> FieldAd<'a> {
     FieldAd {
         scope: "platform",
         table: "sessions",
         column: "ip",
         row: id,
+        account: Some(user_id),
     }
 }
-fn ua_ad(id: &str) -> FieldAd<'_> {
+/// A session's user agent: sealed under its account's shred secret.
+pub fn ua_ad<'a>(id: &'a str, user_id: &'a str) -> FieldAd<'a> {
     FieldAd {
         scope: "platform",
         table: "sessions",
         column: "user_agent",
         row: id,
+        account: Some(user_id),
     }
 }
 
@@ -115,7 +119,13 @@ pub async fn login(
         .hasher
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
-    let verified_ok = account.ok && user.as_ref().is_some_and(|u| u.email_verified_at.is_some());
+    // An account erased after the backup this database came from (its shred secret is gone) is
+    // no account: its password may still match, but it answers as a wrong one.
+    let gone = user
+        .as_ref()
+        .is_some_and(|u| app.keyring.account_erased(&u.id, &u.email_ct));
+    let verified_ok =
+        account.ok && !gone && user.as_ref().is_some_and(|u| u.email_verified_at.is_some());
     let signup_ok = if verified_ok {
         false
     } else {
@@ -137,7 +147,7 @@ pub async fn login(
         }
         // The right password of an unverified account, or the password of a signup made for
         // this (taken) address: both answer "not verified", so signup-then-login tells nothing.
-        Some(_) if account.ok || signup_ok => {
+        Some(_) if !gone && (account.ok || signup_ok) => {
             login_failed(app, ctx, uid.as_deref(), &addr, "email_not_verified", now).await?;
             Err(AppError::EmailNotVerified)
         }
@@ -269,8 +279,10 @@ pub(crate) async fn create_session(
         },
         ip_ct: app
             .keyring
-            .seal_field(&ip_ad(&id), ctx.ip.to_string().as_bytes()),
-        user_agent_ct: app.keyring.seal_field(&ua_ad(&id), ua.as_bytes()),
+            .seal_field(&ip_ad(&id, user_id), ctx.ip.to_string().as_bytes())?,
+        user_agent_ct: app
+            .keyring
+            .seal_field(&ua_ad(&id, user_id), ua.as_bytes())?,
     };
     store::sessions::insert(c, s).await?;
     Ok((token, id))
@@ -298,6 +310,12 @@ pub async fn authenticate(app: &AppState, token: &str) -> AppResult<Option<AuthS
     let Some(s) = found else {
         return Ok(None);
     };
+    if s.ip_ct
+        .as_deref()
+        .is_some_and(|c| app.keyring.account_erased(&s.user_id, c))
+    {
+        return Ok(None);
+    }
     if now - s.last_seen_at >= touch_every_ms(app) {
         let (bg, id) = (app.clone(), s.id.clone());
         app.background.spawn(async move {
@@ -360,11 +378,11 @@ pub async fn sessions_of(app: &App, user_id: &str, current: &str) -> AppResult<V
             ip: r
                 .ip_ct
                 .as_deref()
-                .and_then(|c| k.open_field_string(&ip_ad(&r.id), c).ok()),
+                .and_then(|c| k.open_field_string(&ip_ad(&r.id, user_id), c).ok()),
             user_agent: r
                 .user_agent_ct
                 .as_deref()
-                .and_then(|c| k.open_field_string(&ua_ad(&r.id), c).ok()),
+                .and_then(|c| k.open_field_string(&ua_ad(&r.id, user_id), c).ok()),
             current: r.id == current,
             created_at: crate::clock::rfc3339(r.created_at),
             last_seen_at: crate::clock::rfc3339(r.last_seen_at),

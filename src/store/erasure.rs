@@ -170,7 +170,8 @@ pub async fn erase_account(
     }
     let r = sqlx::query(
         "UPDATE users SET email_bidx = $2, email_ct = $3, display_name_ct = $4, password_hash = '!', \
-         email_verified_at = NULL, superadmin = 0, deletion_due_at = NULL, erased_at = $5, updated_at = $5 \
+         email_verified_at = NULL, superadmin = 0, deletion_due_at = NULL, erased_at = $5, updated_at = $5, \
+         account_sealed = 0 \
          WHERE id = $1 AND erased_at IS NULL",
     )
     .bind(user_id)

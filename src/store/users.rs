@@ -41,9 +41,10 @@ pub struct NewUser<'a> {
 }
 
 pub async fn insert(c: &mut Conn, u: NewUser<'_>) -> Result<(), sqlx::Error> {
+    let sealed = i64::from(crate::crypto::sealed_for_account(&u.email_ct));
     sqlx::query(
-        "INSERT INTO users (id, email_bidx, email_ct, display_name_ct, password_hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        "INSERT INTO users (id, email_bidx, email_ct, display_name_ct, password_hash, created_at, updated_at, account_sealed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
     )
     .bind(u.id)
     .bind(u.email_bidx)
@@ -51,6 +52,7 @@ pub async fn insert(c: &mut Conn, u: NewUser<'_>) -> Result<(), sqlx::Error> {
     .bind(u.display_name_ct)
     .bind(u.password_hash)
     .bind(u.now)
+    .bind(sealed)
     .execute(&mut *c)
     .await
     .map(|_| ())
@@ -239,4 +241,117 @@ pub async fn erased_among(
         }
     }
     Ok(out)
+}
+
+/// Accounts (not erased) whose fields are not yet sealed with their shred secrets, after `after`
+/// in id order: at most `limit`.
+pub async fn unsealed_accounts(
+    c: &mut Conn,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id FROM users WHERE account_sealed = 0 AND erased_at IS NULL AND id > $1 \
+         ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?
+    .into_iter()
+    .map(|r| r.try_get("id"))
+    .collect()
+}
+
+/// A session's id and its sealed IP address and user agent.
+pub type SessionFields = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// One account's sealed fields and its sessions', to be re-sealed.
+pub struct AccountFields {
+    pub email_ct: Vec<u8>,
+    pub display_name_ct: Vec<u8>,
+    pub sessions: Vec<SessionFields>,
+}
+
+pub async fn account_fields(c: &mut Conn, id: &str) -> Result<Option<AccountFields>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT email_ct, display_name_ct FROM users WHERE id = $1 AND account_sealed = 0 \
+         AND erased_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let sessions = sqlx::query("SELECT id, ip_ct, user_agent_ct FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|s| {
+            Ok((
+                s.try_get("id")?,
+                s.try_get("ip_ct")?,
+                s.try_get("user_agent_ct")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(AccountFields {
+        email_ct: r.try_get("email_ct")?,
+        display_name_ct: r.try_get("display_name_ct")?,
+        sessions,
+    }))
+}
+
+/// Replaces an account's fields read as `old` by `new` and marks it sealed; each row only if it
+/// still holds what was read (compare-and-set). False when the account changed meanwhile.
+pub async fn replace_account_fields(
+    c: &mut Conn,
+    id: &str,
+    old: &AccountFields,
+    new: &AccountFields,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE users SET email_ct = $2, display_name_ct = $3, account_sealed = 1 \
+         WHERE id = $1 AND account_sealed = 0 AND erased_at IS NULL AND email_ct = $4 AND display_name_ct = $5",
+    )
+    .bind(id)
+    .bind(&new.email_ct)
+    .bind(&new.display_name_ct)
+    .bind(&old.email_ct)
+    .bind(&old.display_name_ct)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if done != 1 {
+        return Ok(false);
+    }
+    for ((sid, ip, ua), (_, old_ip, old_ua)) in new.sessions.iter().zip(&old.sessions) {
+        if ip == old_ip && ua == old_ua {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE sessions SET ip_ct = $2, user_agent_ct = $3 WHERE id = $1 \
+             AND ip_ct IS NOT DISTINCT FROM $4 AND user_agent_ct IS NOT DISTINCT FROM $5",
+        )
+        .bind(sid)
+        .bind(ip)
+        .bind(ua)
+        .bind(old_ip)
+        .bind(old_ua)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// The ids of every account not erased (whose shred secrets the purge keeps).
+pub async fn live_ids(c: &mut Conn) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query("SELECT id FROM users WHERE erased_at IS NULL")
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|r| r.try_get("id"))
+        .collect()
 }

@@ -488,6 +488,10 @@ pub async fn authenticate(
     let Some(row) = row.filter(|r| r.prefix == prefix) else {
         return Err(unauthenticated());
     };
+    // A key whose creator was erased after the backup this database came from is revoked.
+    if app.keyring.account_shredded(&row.created_by) {
+        return Err(unauthenticated());
+    }
     let nets = networks(&row.allowed_networks);
     if !nets.is_empty() && !nets.iter().any(|n| n.contains(&ip)) {
         // Recorded on the org's trail, but not without bound: a leaked key tried from many

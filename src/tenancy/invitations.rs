@@ -308,8 +308,9 @@ async fn display_name(app: &App, c: &mut store::Conn, user_id: &str) -> AppResul
     let Some(u) = store::users::find_by_id(c, user_id).await? else {
         return Ok(None);
     };
-    Ok(Some(app.keyring.open_field_string(
-        &crate::identity::name_ad(&u.id),
+    Ok(Some(crate::identity::shown_name(
+        &app.keyring,
+        &u.id,
         &u.display_name_ct,
     )?))
 }

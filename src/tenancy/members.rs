@@ -21,12 +21,10 @@ pub struct MemberView {
 }
 
 fn member_view(app: &App, r: store::orgs::MemberRow, full: bool) -> AppResult<MemberView> {
-    let email = app
-        .keyring
-        .open_field_string(&crate::identity::email_ad(&r.user_id), &r.email_ct)?;
-    let name = app
-        .keyring
-        .open_field_string(&crate::identity::name_ad(&r.user_id), &r.display_name_ct)?;
+    // Empty for a member erased after the backup this database came from.
+    let email =
+        crate::identity::address(&app.keyring, &r.user_id, &r.email_ct)?.unwrap_or_default();
+    let name = crate::identity::shown_name(&app.keyring, &r.user_id, &r.display_name_ct)?;
     Ok(MemberView {
         user_id: r.user_id,
         display_name: name,

@@ -87,14 +87,15 @@ async fn deliver(
         let Some(to) = store::users::find_by_id(c, recipient).await? else {
             return Ok(());
         };
-        let address = app
-            .keyring
-            .open_field_string(&crate::identity::email_ad(&to.id), &to.email_ct)?;
+        let Some(address) = crate::identity::address(&app.keyring, &to.id, &to.email_ct)? else {
+            return Ok(());
+        };
         let actor = match store::users::find_by_id(c, &actor_id).await? {
-            Some(u) => shown(
-                &app.keyring
-                    .open_field_string(&crate::identity::name_ad(&u.id), &u.display_name_ct)?,
-            ),
+            Some(u) => shown(&crate::identity::shown_name(
+                &app.keyring,
+                &u.id,
+                &u.display_name_ct,
+            )?),
             None => "Someone".into(),
         };
         let what = match notice.kind {
@@ -171,9 +172,7 @@ pub(super) async fn mentions(
     let members = store::orgs::list_members(org.tx(), "", 10_000).await?;
     let mut names = Vec::with_capacity(members.len());
     for m in &members {
-        let name = app
-            .keyring
-            .open_field_string(&crate::identity::name_ad(&m.user_id), &m.display_name_ct)?;
+        let name = crate::identity::shown_name(&app.keyring, &m.user_id, &m.display_name_ct)?;
         names.push((m.user_id.clone(), name.to_lowercase()));
     }
     let mut told: Vec<String> = Vec::new();
@@ -405,10 +404,7 @@ fn views(
         };
         let text = key.open_string("notifications", "text", &r.id, &r.text_ct)?;
         let display = match (&r.actor_id, &r.actor_name_ct) {
-            (Some(id), Some(ct)) => shown(
-                &app.keyring
-                    .open_field_string(&crate::identity::name_ad(id), ct)?,
-            ),
+            (Some(id), Some(ct)) => shown(&crate::identity::shown_name(&app.keyring, id, ct)?),
             _ => "Deleted user".into(),
         };
         items.push(NotificationView {

@@ -794,9 +794,9 @@ async fn disable(
         .unwrap_or_default();
     let org_id = tx.org_id().to_string();
     for (user_id, email_ct) in db::admins(tx).await? {
-        let to = app
-            .keyring
-            .open_field_string(&crate::identity::email_ad(&user_id), &email_ct)?;
+        let Some(to) = crate::identity::address(&app.keyring, &user_id, &email_ct)? else {
+            continue;
+        };
         let body = format!(
             "Strongroom stopped sending events to a webhook endpoint of your organization after {failures} failed deliveries in a row.\n\n\
              Endpoint host: {host}\n\nCheck the delivery log, fix the endpoint, then turn it back on:\n{base}/orgs/{org_id}/webhooks\n",

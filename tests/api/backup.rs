@@ -861,3 +861,170 @@ async fn a_deleted_orgs_data_stays_unreadable_in_a_backup_taken_before_its_delet
         assert!(!res.text().contains("Secret plan") && !res.text().contains("leaving soon"));
     }
 }
+
+/// One account's sealed email and name and its sessions' sealed IP addresses, read from `db`.
+async fn account_cts(db: &Db, user_id: &str) -> (Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>) {
+    use sqlx::Row;
+    let mut c = db.acquire().await.expect("conn");
+    let u = sqlx::query("SELECT email_ct, display_name_ct FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(&mut *c)
+        .await
+        .expect("the account's row");
+    let sessions = sqlx::query("SELECT id, ip_ct FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_all(&mut *c)
+        .await
+        .expect("sessions")
+        .into_iter()
+        .map(|r| (r.get("id"), r.get("ip_ct")))
+        .collect();
+    (u.get("email_ct"), u.get("display_name_ct"), sessions)
+}
+
+fn user_field<'a>(column: &'a str, id: &'a str) -> strongroom::crypto::FieldAd<'a> {
+    strongroom::crypto::FieldAd {
+        scope: "platform",
+        table: "users",
+        column,
+        row: id,
+        account: Some(id),
+    }
+}
+
+#[tokio::test]
+async fn an_erased_accounts_email_and_name_stay_unreadable_in_a_backup_taken_before_the_erasure() {
+    let t = TestApp::with(|c| c.accounts.deletion_grace_days = 0).await;
+    let (r, _) = seed(&t).await;
+    let (leaver, leaver_id) =
+        crate::documents::member(&t, &r, "leaver@example.com", "editor").await;
+    let mia = t.login("mia@example.com").await;
+    let mia_id = t.me(&mia).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let files = tempfile::tempdir().expect("dir");
+    let file = files.path().join("before.srbk");
+    backup::create(
+        &t.app.db,
+        &t.app.blobs,
+        &root(&t),
+        &file,
+        t.app.clock.now_ms(),
+        hidden(),
+    )
+    .await
+    .expect("backup");
+
+    // The account is erased (no grace period here): its shred secret goes with it.
+    let accounts = t.app.keyring.account_vault().expect("a vault").clone();
+    assert!(accounts.secret(&leaver_id).expect("read").is_some());
+    let res = t
+        .send(Req::post("/api/v1/me/deletion").cookie(&leaver))
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text());
+    assert!(accounts.secret(&leaver_id).expect("read").is_none());
+    assert!(!accounts.dir().join(&leaver_id).exists());
+
+    // The old backup, restored into a fresh place, holds the account as it was...
+    let p = Place::new(backend_is_postgres()).await;
+    backup::restore(&file, &root(&t), &p.target(), hidden())
+        .await
+        .expect("restore");
+    let db = Db::connect(&p.url, 2).await.expect("connect");
+    let (email_ct, name_ct, sessions) = account_cts(&db, &leaver_id).await;
+    assert!(!sessions.is_empty(), "the old backup holds its sessions");
+    let (mia_email, mia_name, _) = account_cts(&db, &mia_id).await;
+    // ...but its email, name and sessions' addresses open neither with the master key and the
+    // installation's vault...
+    let mut cfg = crate::support::test_config(p.dir.path(), p.url.clone());
+    cfg.master_key_file = Some(t.dir.path().join("master.key"));
+    cfg.vault_dir = Some(t.app.config.vault_dir());
+    let ring = strongroom::state::operator_keyring(&cfg, &db)
+        .await
+        .expect("keyring")
+        .expect("configured");
+    use strongroom::crypto::CryptoError::Shredded;
+    assert!(matches!(
+        ring.open_field(&user_field("email", &leaver_id), &email_ct),
+        Err(Shredded)
+    ));
+    assert!(matches!(
+        ring.open_field(&user_field("display_name", &leaver_id), &name_ct),
+        Err(Shredded)
+    ));
+    for (sid, ip) in &sessions {
+        let ad = strongroom::crypto::FieldAd {
+            scope: "platform",
+            table: "sessions",
+            column: "ip",
+            row: sid,
+            account: Some(&leaver_id),
+        };
+        assert!(matches!(ring.open_field(&ad, ip), Err(Shredded)));
+    }
+    // ...nor with the master key alone...
+    let platform = {
+        let mut c = db.acquire().await.expect("conn");
+        strongroom::store::get_data_key(&mut c, "platform")
+            .await
+            .expect("read")
+            .expect("platform key")
+    };
+    let (bare, _) = strongroom::crypto::Keyring::open(
+        master(&t),
+        Some(strongroom::crypto::WrappedKey {
+            version: platform.0,
+            wrapped: platform.1,
+        }),
+    )
+    .expect("platform key opens");
+    assert!(bare
+        .open_field(&user_field("email", &leaver_id), &email_ct)
+        .is_err());
+    assert!(bare
+        .open_field(&user_field("email", &mia_id), &mia_email)
+        .is_err());
+    // ...while every other account's open with both keys together.
+    assert_eq!(
+        ring.open_field(&user_field("email", &mia_id), &mia_email)
+            .expect("opens"),
+        b"mia@example.com"
+    );
+    assert_eq!(
+        ring.open_field(&user_field("display_name", &mia_id), &mia_name)
+            .expect("opens"),
+        b"Mia"
+    );
+    db.close().await;
+
+    // A server on the restored copy: the erased account cannot sign in (its right password
+    // answers as a wrong one), its old session is no session, and others see a deleted user
+    // without an address; everyone else works as before.
+    let restored = TestApp::on(cfg).await;
+    let res = restored
+        .login_as(
+            "leaver@example.com",
+            crate::support::PASSWORD,
+            "203.0.113.9",
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    assert_eq!(res.code(), "invalid_credentials");
+    assert_eq!(restored.me(&leaver).await.status, StatusCode::UNAUTHORIZED);
+    let owner = restored.login("owner@example.com").await;
+    let members = restored
+        .send(Req::get(&format!("/api/v1/orgs/{}/members", r.org)).cookie(&owner))
+        .await;
+    assert_eq!(members.status, StatusCode::OK, "{}", members.text());
+    let list = members.json()["items"].as_array().expect("items").clone();
+    let gone = list
+        .iter()
+        .find(|m| m["user_id"] == json!(leaver_id))
+        .expect("the membership is in the old backup");
+    assert_eq!(gone["display_name"], "Deleted user");
+    assert_eq!(gone["email"], "");
+    assert!(!members.text().contains("leaver@example.com"));
+    assert!(list.iter().any(|m| m["email"] == "mia@example.com"));
+    restored.login("mia@example.com").await;
+}

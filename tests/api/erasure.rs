@@ -366,3 +366,169 @@ async fn an_erased_account_leaves_no_trace_of_its_address_and_the_address_signs_
     let orgs = t.send(Req::get("/api/v1/orgs").cookie(&again)).await.json();
     assert_eq!(orgs["items"], json!([]), "no membership comes back");
 }
+
+/// An account made before accounts had shred secrets: its email, name and sessions' addresses
+/// sealed under the platform key alone, and no secret in the vault.
+async fn make_legacy(t: &TestApp, user_id: &str) {
+    use sqlx::Row;
+    use strongroom::identity::{email_ad, name_ad, sessions};
+    let k = &t.app.keyring;
+    let mut c = t.app.db.acquire().await.expect("conn");
+    let u = sqlx::query("SELECT email_ct, display_name_ct FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(&mut *c)
+        .await
+        .expect("user");
+    let email = k
+        .open_field(&email_ad(user_id), &u.get::<Vec<u8>, _>("email_ct"))
+        .expect("opens");
+    let name = k
+        .open_field(&name_ad(user_id), &u.get::<Vec<u8>, _>("display_name_ct"))
+        .expect("opens");
+    sqlx::query(
+        "UPDATE users SET email_ct = $2, display_name_ct = $3, account_sealed = 0 WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(k.seal_platform_field(&email_ad(user_id), &email))
+    .bind(k.seal_platform_field(&name_ad(user_id), &name))
+    .execute(&mut *c)
+    .await
+    .expect("legacy user");
+    let rows = sqlx::query("SELECT id, ip_ct, user_agent_ct FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_all(&mut *c)
+        .await
+        .expect("sessions");
+    for r in rows {
+        let sid: String = r.get("id");
+        let ip = k
+            .open_field(
+                &sessions::ip_ad(&sid, user_id),
+                &r.get::<Vec<u8>, _>("ip_ct"),
+            )
+            .expect("opens");
+        let ua = k
+            .open_field(
+                &sessions::ua_ad(&sid, user_id),
+                &r.get::<Vec<u8>, _>("user_agent_ct"),
+            )
+            .expect("opens");
+        sqlx::query("UPDATE sessions SET ip_ct = $2, user_agent_ct = $3 WHERE id = $1")
+            .bind(&sid)
+            .bind(k.seal_platform_field(&sessions::ip_ad(&sid, user_id), &ip))
+            .bind(k.seal_platform_field(&sessions::ua_ad(&sid, user_id), &ua))
+            .execute(&mut *c)
+            .await
+            .expect("legacy session");
+    }
+    k.destroy_account_secret(user_id).expect("no secret");
+}
+
+/// Sealed fields of an account: `(email_ct, display_name_ct, account_sealed, [ip_ct])`.
+async fn sealed_of(t: &TestApp, user_id: &str) -> (Vec<u8>, Vec<u8>, i64, Vec<Vec<u8>>) {
+    use sqlx::Row;
+    let mut c = t.app.db.acquire().await.expect("conn");
+    let u =
+        sqlx::query("SELECT email_ct, display_name_ct, account_sealed FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *c)
+            .await
+            .expect("user");
+    let ips = sqlx::query("SELECT ip_ct FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_all(&mut *c)
+        .await
+        .expect("sessions")
+        .into_iter()
+        .map(|r| r.get("ip_ct"))
+        .collect();
+    (
+        u.get("email_ct"),
+        u.get("display_name_ct"),
+        u.get("account_sealed"),
+        ips,
+    )
+}
+
+#[tokio::test]
+async fn accounts_made_before_shred_secrets_are_sealed_with_one_at_start_and_then_erased_for_good()
+{
+    use strongroom::crypto::sealed_for_account;
+    let t = TestApp::with(|c| c.accounts.deletion_grace_days = 0).await;
+    t.verified_user("ada@example.com", "Ada").await;
+    let ada = t.login("ada@example.com").await;
+    let ada_id = t.me(&ada).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // New accounts are sealed with a secret from the start.
+    let (email, name, sealed, ips) = sealed_of(&t, &ada_id).await;
+    assert!(sealed_for_account(&email) && sealed_for_account(&name));
+    assert_eq!(sealed, 1);
+    assert!(!ips.is_empty() && ips.iter().all(|c| sealed_for_account(c)));
+
+    make_legacy(&t, &ada_id).await;
+    let (email, _, sealed, ips) = sealed_of(&t, &ada_id).await;
+    assert!(!sealed_for_account(&email) && sealed == 0);
+    assert!(ips.iter().all(|c| !sealed_for_account(c)));
+    // Legacy fields still open: the account works as before...
+    assert_eq!(t.me(&ada).await.json()["email"], "ada@example.com");
+
+    // ...until start-up seals them with a secret made for the account (once).
+    let adopted = strongroom::keys::adopt_accounts(&t.app.db, &t.app.keyring)
+        .await
+        .expect("adopt");
+    assert_eq!(adopted, 1);
+    let again = strongroom::keys::adopt_accounts(&t.app.db, &t.app.keyring)
+        .await
+        .expect("adopt");
+    assert_eq!(again, 0);
+    let (email, name, sealed, ips) = sealed_of(&t, &ada_id).await;
+    assert!(sealed_for_account(&email) && sealed_for_account(&name));
+    assert_eq!(sealed, 1);
+    assert!(ips.iter().all(|c| sealed_for_account(c)));
+    assert!(t
+        .app
+        .keyring
+        .account_vault()
+        .expect("vault")
+        .secret(&ada_id)
+        .expect("read")
+        .is_some());
+    let me = t.me(&ada).await.json();
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["display_name"], "Ada");
+    let list = t
+        .send(Req::get("/api/v1/me/sessions").cookie(&ada))
+        .await
+        .json();
+    assert!(list["items"][0]["ip"].is_string(), "{list}");
+    let fresh = t.login("ada@example.com").await;
+
+    // Erased: the secret goes, what it sealed in any copy never opens, and the erased row's
+    // placeholders (sealed under the platform key alone) are not re-sealed with a new secret.
+    let r = t
+        .send(Req::post("/api/v1/me/deletion").cookie(&fresh))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert!(matches!(
+        t.app
+            .keyring
+            .open_field(&strongroom::identity::email_ad(&ada_id), &email),
+        Err(strongroom::crypto::CryptoError::Shredded)
+    ));
+    assert_eq!(
+        strongroom::keys::adopt_accounts(&t.app.db, &t.app.keyring)
+            .await
+            .expect("adopt"),
+        0
+    );
+    assert!(t
+        .app
+        .keyring
+        .account_vault()
+        .expect("vault")
+        .secret(&ada_id)
+        .expect("read")
+        .is_none());
+}

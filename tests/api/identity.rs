@@ -428,6 +428,7 @@ async fn personal_data_is_encrypted_at_rest() {
         table: "users",
         column: "email",
         row: &id,
+        account: Some(&id),
     };
     assert_eq!(
         k.open_field_string(&here, &ct).expect("opens"),
@@ -438,8 +439,15 @@ async fn personal_data_is_encrypted_at_rest() {
         table: "users",
         column: "email",
         row: "another-row",
+        account: Some(&id),
     };
     assert!(k.open_field(&elsewhere, &ct).is_err());
+    // Nor does it open as another account's field.
+    let other_account = strongroom::crypto::FieldAd {
+        account: Some("another-account"),
+        ..here
+    };
+    assert!(k.open_field(&other_account, &ct).is_err());
 }
 
 #[tokio::test]

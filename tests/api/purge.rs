@@ -277,8 +277,8 @@ async fn the_purge_runs_in_the_background_and_can_be_turned_off() {
 /// A shred secret whose org is gone (a deletion that stopped between its commit and the secret's
 /// removal) is removed by the purge once it is an hour old; live orgs' secrets stay.
 #[tokio::test]
-async fn the_purge_removes_shred_secrets_whose_org_is_gone() {
-    let t = TestApp::new().await;
+async fn the_purge_removes_shred_secrets_whose_org_or_account_is_gone() {
+    let t = TestApp::with(|c| c.accounts.deletion_grace_days = 0).await;
     let r = crate::documents::room(&t, "keeper@example.com").await;
     let vault = t.app.keyring.vault().expect("vault").clone();
     let orphan = uuid::Uuid::now_v7().to_string();
@@ -293,8 +293,47 @@ async fn the_purge_removes_shred_secrets_whose_org_is_gone() {
             .and_then(|f| f.set_modified(two_hours_ago))
             .expect("age the file");
     }
+    // Accounts: a live one's secret stays; one whose account is erased (an erasure that stopped
+    // before destroying it) and one of no account at all go.
+    let accounts = t.app.keyring.account_vault().expect("vault").clone();
+    let keeper = t.me(&r.owner).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    t.verified_user("gone@example.com", "Gone").await;
+    let gone_cookie = t.login("gone@example.com").await;
+    let gone = t.me(&gone_cookie).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let res = t
+        .send(crate::support::Req::post("/api/v1/me/deletion").cookie(&gone_cookie))
+        .await;
+    assert_eq!(
+        res.status,
+        axum::http::StatusCode::ACCEPTED,
+        "{}",
+        res.text()
+    );
+    accounts.ensure(&gone).expect("left behind");
+    let stray = uuid::Uuid::now_v7().to_string();
+    accounts.ensure(&stray).expect("made");
+    for id in [&keeper, &gone, &stray] {
+        std::fs::File::options()
+            .write(true)
+            .open(accounts.dir().join(id))
+            .and_then(|f| f.set_modified(two_hours_ago))
+            .expect("age the file");
+    }
     let p = purge::run_once(&t.app.purge_job()).await.expect("purge");
-    assert_eq!(p.shred_secrets, 1, "{p:?}");
+    assert_eq!(p.shred_secrets, 3, "{p:?}");
+    assert!(!accounts.dir().join(&gone).exists());
+    assert!(!accounts.dir().join(&stray).exists());
+    assert!(
+        accounts.dir().join(&keeper).exists(),
+        "a live account's secret stays"
+    );
+    assert_eq!(t.me(&r.owner).await.json()["email"], "keeper@example.com");
     assert!(!vault.dir().join(&orphan).exists());
     assert!(
         vault.dir().join(&fresh_orphan).exists(),
