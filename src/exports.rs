@@ -608,77 +608,70 @@ async fn build(app: &App, row: &db::ExportRow) -> AppResult<()> {
     out.file("items.json")?;
     let mut first = true;
     for (org_id, k) in &org_keys {
-        let mut after = String::new();
-        loop {
-            let rows = in_org(app, org_id, &user_id, |t, u| {
-                let after = after.clone();
-                Box::pin(async move { Ok(db::items_of(t, &u, &after, PAGE).await?) })
-            })
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.1.id.clone();
-            let mut page = Vec::with_capacity(rows.len());
-            for (ws, r) in &rows {
-                let v = crate::tenancy::items::item_view(k, r)?;
-                let mut v = serde_json::to_value(&v).map_err(zip_err)?;
+        org_pages(
+            &mut out,
+            &mut first,
+            app,
+            (org_id, &user_id),
+            |t, u, after| Box::pin(async move { Ok(db::items_of(t, &u, &after, PAGE).await?) }),
+            |(_, r)| r.id.clone(),
+            |(ws, r)| {
+                let mut v = serde_json::to_value(crate::tenancy::items::item_view(k, &r)?)
+                    .map_err(zip_err)?;
                 v["org_id"] = json!(org_id);
                 v["workspace_id"] = json!(ws);
-                page.push(v);
-            }
-            out.array(&mut first, &page).await?;
-            progress(app, &row.id, out.records).await?;
-        }
+                Ok(v)
+            },
+            Some(&row.id),
+        )
+        .await?;
     }
     out.end_array(first).await?;
 
     out.file("comments.json")?;
     let mut first = true;
     for (org_id, k) in &org_keys {
-        let mut after = String::new();
-        loop {
-            let rows = in_org(app, org_id, &user_id, |t, u| {
-                let after = after.clone();
-                Box::pin(async move { Ok(db::comments_of(t, &u, &after, PAGE).await?) })
-            })
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.0.clone();
-            let mut page = Vec::with_capacity(rows.len());
-            for (id, ws, item, body_ct, at) in &rows {
-                page.push(json!({
+        org_pages(
+            &mut out,
+            &mut first,
+            app,
+            (org_id, &user_id),
+            |t, u, after| Box::pin(async move { Ok(db::comments_of(t, &u, &after, PAGE).await?) }),
+            |c| c.0.clone(),
+            |(id, ws, item, body_ct, at)| {
+                Ok(json!({
                     "id": id, "org_id": org_id, "workspace_id": ws, "item_id": item,
-                    "body": k.open_string("item_updates", "body", id, body_ct)?,
-                    "created_at": crate::clock::rfc3339(*at),
-                }));
-            }
-            out.array(&mut first, &page).await?;
-        }
+                    "body": k.open_string("item_updates", "body", &id, &body_ct)?,
+                    "created_at": crate::clock::rfc3339(at),
+                }))
+            },
+            None,
+        )
+        .await?;
     }
     out.end_array(first).await?;
 
     out.file("documents.json")?;
     let mut first = true;
     for (org_id, k) in &org_keys {
-        let mut after = String::new();
-        loop {
-            let rows = in_org(app, org_id, &user_id, |t, u| {
-                let after = after.clone();
-                Box::pin(async move { Ok(db::documents_of(t, &u, &after, PAGE).await?) })
-            })
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.0.clone();
-            let mut page = Vec::with_capacity(rows.len());
-            for (id, ws, name_ct, at, size, sha, ctype) in &rows {
-                page.push(json!({
+        org_pages(
+            &mut out,
+            &mut first,
+            app,
+            (org_id, &user_id),
+            |t, u, after| Box::pin(async move { Ok(db::documents_of(t, &u, &after, PAGE).await?) }),
+            |d| d.0.clone(),
+            |(id, ws, name_ct, at, size, sha, ctype)| {
+                Ok(json!({
                     "id": id, "org_id": org_id, "workspace_id": ws,
-                    "name": crate::tenancy::documents::open_name(k, "documents", id, name_ct)?,
+                    "name": crate::tenancy::documents::open_name(k, "documents", &id, &name_ct)?,
                     "size": size, "sha256": sha, "content_type": ctype,
-                    "created_at": crate::clock::rfc3339(*at),
-                }));
-            }
-            out.array(&mut first, &page).await?;
-        }
+                    "created_at": crate::clock::rfc3339(at),
+                }))
+            },
+            None,
+        )
+        .await?;
     }
     out.end_array(first).await?;
 
@@ -828,132 +821,126 @@ async fn build_org(app: &AppState, row: &db::ExportRow) -> AppResult<()> {
 
     out.file("members.json")?;
     let mut first = true;
-    let mut after = String::new();
-    loop {
-        let rows = in_org(app, &org_id, &user_id, |t, _| {
-            let after = after.clone();
-            Box::pin(async move { Ok(store::orgs::list_members(t, &after, PAGE).await?) })
-        })
-        .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.user_id.clone();
-        let mut page = Vec::with_capacity(rows.len());
-        for m in &rows {
-            page.push(json!({
-                "user_id": m.user_id,
+    let scope = (org_id.as_str(), user_id.as_str());
+    org_pages(
+        &mut out,
+        &mut first,
+        app,
+        scope,
+        |t, _, after| Box::pin(async move { Ok(store::orgs::list_members(t, &after, PAGE).await?) }),
+        |m| m.user_id.clone(),
+        |m| {
+            Ok(json!({
                 "email": crate::identity::address(&app.keyring, &m.user_id, &m.email_ct)?,
                 "display_name": crate::identity::shown_name(&app.keyring, &m.user_id, &m.display_name_ct)?,
+                "user_id": m.user_id,
                 "role": m.role,
                 "joined_at": crate::clock::rfc3339(m.joined_at),
-            }));
-        }
-        out.array(&mut first, &page).await?;
-    }
+            }))
+        },
+        None,
+    )
+    .await?;
     out.end_array(first).await?;
 
     out.file("workspaces.json")?;
     let mut first = true;
     let mut workspaces = Vec::new();
-    let mut after = String::new();
-    loop {
-        let rows = in_org(app, &org_id, &user_id, |t, _| {
-            let after = after.clone();
+    org_pages(
+        &mut out,
+        &mut first,
+        app,
+        scope,
+        |t, _, after| {
             Box::pin(async move { Ok(store::work::list_workspaces(t, None, &after, PAGE).await?) })
-        })
-        .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.id.clone();
-        let mut page = Vec::with_capacity(rows.len());
-        for w in &rows {
-            page.push(json!({
+        },
+        |w| w.id.clone(),
+        |w| {
+            workspaces.push(w.id.clone());
+            Ok(json!({
                 "id": w.id, "kind": w.kind,
                 "name": k.open_string("workspaces", "name", &w.id, &w.name_ct)?,
                 "description": k.open_string("workspaces", "description", &w.id, &w.description_ct)?,
                 "created_at": crate::clock::rfc3339(w.created_at),
-            }));
-            workspaces.push(w.id.clone());
-        }
-        out.array(&mut first, &page).await?;
-    }
+            }))
+        },
+        None,
+    )
+    .await?;
     out.end_array(first).await?;
 
     out.file("items.json")?;
     let mut first = true;
     for ws in &workspaces {
-        let mut after = String::new();
-        loop {
-            let rows = in_org(app, &org_id, &user_id, |t, _| {
-                let after = after.clone();
+        org_pages(
+            &mut out,
+            &mut first,
+            app,
+            scope,
+            |t, _, after| {
                 let ws = ws.clone();
                 Box::pin(async move { Ok(store::work::list_items(t, &ws, &after, PAGE).await?) })
-            })
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.id.clone();
-            let mut page = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let mut v = serde_json::to_value(crate::tenancy::items::item_view(&k, r)?)
+            },
+            |r| r.id.clone(),
+            |r| {
+                let mut v = serde_json::to_value(crate::tenancy::items::item_view(&k, &r)?)
                     .map_err(zip_err)?;
                 v["workspace_id"] = json!(ws);
-                page.push(v);
-            }
-            out.array(&mut first, &page).await?;
-            progress(app, &row.id, out.records).await?;
-        }
+                Ok(v)
+            },
+            Some(&row.id),
+        )
+        .await?;
     }
     out.end_array(first).await?;
 
     out.file("comments.json")?;
     let mut first = true;
-    let mut after = String::new();
-    loop {
-        let rows = in_org(app, &org_id, &user_id, |t, _| {
-            let after = after.clone();
-            Box::pin(async move { Ok(db::all_comments(t, &after, PAGE).await?) })
-        })
-        .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.0.clone();
-        let mut page = Vec::with_capacity(rows.len());
-        for (id, ws, item, author, body_ct, at) in &rows {
-            page.push(json!({
+    org_pages(
+        &mut out,
+        &mut first,
+        app,
+        scope,
+        |t, _, after| Box::pin(async move { Ok(db::all_comments(t, &after, PAGE).await?) }),
+        |c| c.0.clone(),
+        |(id, ws, item, author, body_ct, at)| {
+            Ok(json!({
                 "id": id, "workspace_id": ws, "item_id": item, "author_id": author,
-                "body": k.open_string("item_updates", "body", id, body_ct)?,
-                "created_at": crate::clock::rfc3339(*at),
-            }));
-        }
-        out.array(&mut first, &page).await?;
-        progress(app, &row.id, out.records).await?;
-    }
+                "body": k.open_string("item_updates", "body", &id, &body_ct)?,
+                "created_at": crate::clock::rfc3339(at),
+            }))
+        },
+        Some(&row.id),
+    )
+    .await?;
     out.end_array(first).await?;
 
     // Documents: their list, then each one's bytes, decrypted as they stream.
     let mut docs = Vec::new();
     out.file("documents.json")?;
     let mut first = true;
-    let mut after = String::new();
-    loop {
-        let rows = in_org(app, &org_id, &user_id, |t, _| {
-            let after = after.clone();
-            Box::pin(async move { Ok(db::all_documents(t, &after, PAGE).await?) })
-        })
-        .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.id.clone();
-        let mut page = Vec::with_capacity(rows.len());
-        for d in rows {
+    org_pages(
+        &mut out,
+        &mut first,
+        app,
+        scope,
+        |t, _, after| Box::pin(async move { Ok(db::all_documents(t, &after, PAGE).await?) }),
+        |d| d.id.clone(),
+        |d| {
             let name = crate::tenancy::documents::open_name(&k, "documents", &d.id, &d.name_ct)?;
-            page.push(json!({
+            let v = json!({
                 "id": d.id, "workspace_id": d.workspace_id, "folder_id": d.folder_id,
                 "name": name, "version": d.version, "size": d.size, "sha256": d.sha256,
                 "content_type": d.content_type, "created_by": d.created_by,
                 "created_at": crate::clock::rfc3339(d.created_at),
                 "file": format!("documents/{}/{name}", d.id),
-            }));
+            });
             docs.push((name, d));
-        }
-        out.array(&mut first, &page).await?;
-    }
+            Ok(v)
+        },
+        None,
+    )
+    .await?;
     out.end_array(first).await?;
     for (name, d) in docs {
         use futures_util::StreamExt;
@@ -1029,6 +1016,42 @@ where
     let out = f(&mut tx, user_id.to_string()).await?;
     tx.commit().await?;
     Ok(out)
+}
+
+/// Writes one org's rows into the open JSON array, a page at a time: `fetch` reads the page after
+/// a cursor (in a read transaction of the org, as the user, whose id it is given), `cursor` names a
+/// row's cursor and `each` makes a row its record. With `progress_of`, the export's progress is
+/// stored after each page.
+#[allow(clippy::too_many_arguments)]
+async fn org_pages<R, F>(
+    out: &mut ZipOut,
+    first: &mut bool,
+    app: &App,
+    (org_id, user_id): (&str, &str),
+    fetch: F,
+    cursor: impl Fn(&R) -> String,
+    mut each: impl FnMut(R) -> AppResult<Value>,
+    progress_of: Option<&str>,
+) -> AppResult<()>
+where
+    F: for<'a> Fn(&'a mut TenantTx, String, String) -> Fut<'a, Vec<R>>,
+{
+    let mut after = String::new();
+    loop {
+        let from = after.clone();
+        let rows = in_org(app, org_id, user_id, |t, u| fetch(t, u, from)).await?;
+        let Some(last) = rows.last() else { break };
+        after = cursor(last);
+        let page = rows
+            .into_iter()
+            .map(&mut each)
+            .collect::<AppResult<Vec<_>>>()?;
+        out.array(first, &page).await?;
+        if let Some(id) = progress_of {
+            progress(app, id, out.records).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn progress(app: &App, id: &str, records: i64) -> AppResult<()> {

@@ -118,34 +118,30 @@ pub async fn run_once(job: &Job) -> anyhow::Result<Purged> {
 /// commit; a crash in between leaves one). Only secrets older than an hour: a new org's secret is
 /// made just before its transaction commits.
 async fn sweep_vault(v: &crate::crypto::vault::Vault, db: &Db) -> anyhow::Result<u64> {
-    let keyed: std::collections::HashSet<String> = {
+    let keyed = {
         let mut c = db.acquire().await?;
-        store::work::keyed_tenants(&mut c)
-            .await?
-            .into_iter()
-            .collect()
+        store::work::keyed_tenants(&mut c).await?
     };
-    let mut gone = 0;
-    for (id, age) in v.ids()? {
-        if age > std::time::Duration::from_secs(3600) && !keyed.contains(&id) {
-            v.destroy(&id)?;
-            gone += 1;
-        }
-    }
-    Ok(gone)
+    sweep(v, keyed)
 }
 
 /// Destroys the secrets of accounts that are erased or gone (an erasure destroys the secret after
 /// its commit; a crash in between leaves one; a signup never verified is purged with its row).
 /// Only secrets older than an hour: a new account's secret is made just before its row.
 async fn sweep_account_vault(v: &crate::crypto::vault::Vault, db: &Db) -> anyhow::Result<u64> {
-    let live: std::collections::HashSet<String> = {
+    let live = {
         let mut c = db.acquire().await?;
-        store::users::live_ids(&mut c).await?.into_iter().collect()
+        store::users::live_ids(&mut c).await?
     };
+    sweep(v, live)
+}
+
+/// Destroys every secret in `v` older than an hour whose id is not in `keep`.
+fn sweep(v: &crate::crypto::vault::Vault, keep: Vec<String>) -> anyhow::Result<u64> {
+    let keep: std::collections::HashSet<String> = keep.into_iter().collect();
     let mut gone = 0;
     for (id, age) in v.ids()? {
-        if age > std::time::Duration::from_secs(3600) && !live.contains(&id) {
+        if age > std::time::Duration::from_secs(3600) && !keep.contains(&id) {
             v.destroy(&id)?;
             gone += 1;
         }

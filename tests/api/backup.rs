@@ -149,18 +149,66 @@ fn root(t: &TestApp) -> strongroom::crypto::BackupRoot {
 
 async fn make_backup(t: &TestApp, dir: &Path, name: &str) -> std::path::PathBuf {
     let out = dir.join(name);
-    let s = backup::create(
+    let s = backup_to(t, &out).await;
+    assert!(s.rows > 0 && s.objects == 2, "{s:?}");
+    out
+}
+
+async fn backup_to(t: &TestApp, out: &Path) -> backup::Summary {
+    backup::create(
         &t.app.db,
         &t.app.blobs,
         &root(t),
-        &out,
+        out,
         t.app.clock.now_ms(),
         hidden(),
     )
     .await
-    .expect("backup");
-    assert!(s.rows > 0 && s.objects == 2, "{s:?}");
-    out
+    .expect("backup")
+}
+
+/// An old backup restored into a fresh place, with the keyrings that try to open it: the master
+/// key with the installation's (live) vault, and the master key alone.
+struct Old {
+    p: Place,
+    db: Db,
+    cfg: strongroom::config::Config,
+    ring: strongroom::crypto::Keyring,
+    bare: strongroom::crypto::Keyring,
+}
+
+async fn restore_old(t: &TestApp, file: &Path) -> Old {
+    let p = Place::new(backend_is_postgres()).await;
+    backup::restore(file, &root(t), &p.target(), hidden())
+        .await
+        .expect("restore");
+    let db = Db::connect(&p.url, 2).await.expect("connect");
+    let mut cfg = crate::support::test_config(p.dir.path(), p.url.clone());
+    cfg.master_key_file = Some(t.dir.path().join("master.key"));
+    cfg.vault_dir = Some(t.app.config.vault_dir());
+    let ring = strongroom::state::operator_keyring(&cfg, &db)
+        .await
+        .expect("keyring")
+        .expect("configured");
+    let (version, wrapped) = {
+        let mut c = db.acquire().await.expect("conn");
+        strongroom::store::get_data_key(&mut c, "platform")
+            .await
+            .expect("read")
+            .expect("platform key")
+    };
+    let (bare, _) = strongroom::crypto::Keyring::open(
+        master(t),
+        Some(strongroom::crypto::WrappedKey { version, wrapped }),
+    )
+    .expect("platform key opens");
+    Old {
+        p,
+        db,
+        cfg,
+        ring,
+        bare,
+    }
 }
 
 /// The restored copy must equal the source, table by table and object by object, and every
@@ -744,16 +792,7 @@ async fn a_deleted_orgs_data_stays_unreadable_in_a_backup_taken_before_its_delet
     let gone_doc = id(&upload(&t, &gone, &gone.owner, "gone.txt", b"leaving soon").await);
     let files = tempfile::tempdir().expect("dir");
     let file = files.path().join("before.srbk");
-    backup::create(
-        &t.app.db,
-        &t.app.blobs,
-        &root(&t),
-        &file,
-        t.app.clock.now_ms(),
-        hidden(),
-    )
-    .await
-    .expect("backup");
+    backup_to(&t, &file).await;
 
     // The org is deleted: its key row and its shred secret go.
     let vault = t.app.keyring.vault().expect("a vault").clone();
@@ -766,11 +805,13 @@ async fn a_deleted_orgs_data_stays_unreadable_in_a_backup_taken_before_its_delet
     assert!(!vault.dir().join(&gone.org).exists());
 
     // The old backup, restored into a fresh place, brings the deleted org's rows back...
-    let p = Place::new(backend_is_postgres()).await;
-    backup::restore(&file, &root(&t), &p.target(), hidden())
-        .await
-        .expect("restore");
-    let db = Db::connect(&p.url, 2).await.expect("connect");
+    let Old {
+        p: _p,
+        db,
+        cfg,
+        ring,
+        bare,
+    } = restore_old(&t, &file).await;
     let (version, wrapped) = {
         let mut c = db.acquire().await.expect("conn");
         strongroom::store::get_data_key(&mut c, &gone.org)
@@ -780,33 +821,11 @@ async fn a_deleted_orgs_data_stays_unreadable_in_a_backup_taken_before_its_delet
     };
     let stored = strongroom::crypto::WrappedKey { version, wrapped };
     // ...but its key opens neither with the master key and the installation's vault...
-    let mut cfg = crate::support::test_config(p.dir.path(), p.url.clone());
-    cfg.master_key_file = Some(t.dir.path().join("master.key"));
-    cfg.vault_dir = Some(t.app.config.vault_dir());
-    let ring = strongroom::state::operator_keyring(&cfg, &db)
-        .await
-        .expect("keyring")
-        .expect("configured");
     assert!(matches!(
         ring.open_tenant_key(&gone.org, &stored),
         Err(strongroom::crypto::CryptoError::Shredded)
     ));
     // ...nor with the master key alone (no vault at all)...
-    let platform = {
-        let mut c = db.acquire().await.expect("conn");
-        strongroom::store::get_data_key(&mut c, "platform")
-            .await
-            .expect("read")
-            .expect("platform key")
-    };
-    let (bare, _) = strongroom::crypto::Keyring::open(
-        master(&t),
-        Some(strongroom::crypto::WrappedKey {
-            version: platform.0,
-            wrapped: platform.1,
-        }),
-    )
-    .expect("platform key opens");
     assert!(bare.open_tenant_key(&gone.org, &stored).is_err());
     // ...while the other org's key opens with both.
     let (v, w) = {
@@ -905,16 +924,7 @@ async fn an_erased_accounts_email_and_name_stay_unreadable_in_a_backup_taken_bef
         .to_string();
     let files = tempfile::tempdir().expect("dir");
     let file = files.path().join("before.srbk");
-    backup::create(
-        &t.app.db,
-        &t.app.blobs,
-        &root(&t),
-        &file,
-        t.app.clock.now_ms(),
-        hidden(),
-    )
-    .await
-    .expect("backup");
+    backup_to(&t, &file).await;
 
     // The account is erased (no grace period here): its shred secret goes with it.
     let accounts = t.app.keyring.account_vault().expect("a vault").clone();
@@ -927,23 +937,18 @@ async fn an_erased_accounts_email_and_name_stay_unreadable_in_a_backup_taken_bef
     assert!(!accounts.dir().join(&leaver_id).exists());
 
     // The old backup, restored into a fresh place, holds the account as it was...
-    let p = Place::new(backend_is_postgres()).await;
-    backup::restore(&file, &root(&t), &p.target(), hidden())
-        .await
-        .expect("restore");
-    let db = Db::connect(&p.url, 2).await.expect("connect");
+    let Old {
+        p: _p,
+        db,
+        cfg,
+        ring,
+        bare,
+    } = restore_old(&t, &file).await;
     let (email_ct, name_ct, sessions) = account_cts(&db, &leaver_id).await;
     assert!(!sessions.is_empty(), "the old backup holds its sessions");
     let (mia_email, mia_name, _) = account_cts(&db, &mia_id).await;
     // ...but its email, name and sessions' addresses open neither with the master key and the
     // installation's vault...
-    let mut cfg = crate::support::test_config(p.dir.path(), p.url.clone());
-    cfg.master_key_file = Some(t.dir.path().join("master.key"));
-    cfg.vault_dir = Some(t.app.config.vault_dir());
-    let ring = strongroom::state::operator_keyring(&cfg, &db)
-        .await
-        .expect("keyring")
-        .expect("configured");
     use strongroom::crypto::CryptoError::Shredded;
     assert!(matches!(
         ring.open_field(&user_field("email", &leaver_id), &email_ct),
@@ -964,21 +969,6 @@ async fn an_erased_accounts_email_and_name_stay_unreadable_in_a_backup_taken_bef
         assert!(matches!(ring.open_field(&ad, ip), Err(Shredded)));
     }
     // ...nor with the master key alone...
-    let platform = {
-        let mut c = db.acquire().await.expect("conn");
-        strongroom::store::get_data_key(&mut c, "platform")
-            .await
-            .expect("read")
-            .expect("platform key")
-    };
-    let (bare, _) = strongroom::crypto::Keyring::open(
-        master(&t),
-        Some(strongroom::crypto::WrappedKey {
-            version: platform.0,
-            wrapped: platform.1,
-        }),
-    )
-    .expect("platform key opens");
     assert!(bare
         .open_field(&user_field("email", &leaver_id), &email_ct)
         .is_err());
