@@ -1,6 +1,7 @@
 //! The retention purge: nothing is removed before its time; afterwards ended sessions, used and
 //! expired tokens, sent mail, ended invitations (with their tokens), read and then old
-//! notifications, and finished webhook messages (with their delivery logs) are gone, while what
+//! notifications, share-link codes, and finished webhook messages (with their delivery logs) are
+//! gone, while what
 //! is still live stays and the account and org work on. Counted in the metrics.
 
 use axum::http::StatusCode;
@@ -123,6 +124,23 @@ async fn expired_data_is_purged_on_time_and_nothing_live_goes() {
         .await
         .expect("delivery");
     }
+    // A document shared with a partner, who asks for a code (and never uses it).
+    let doc = crate::documents::upload(&t, &r, &r.owner, "nda.bin", b"for partners").await;
+    let url = crate::documents::link(
+        &t,
+        &r,
+        doc["id"].as_str().expect("doc"),
+        json!({"expires_in_seconds": 3600, "recipient_email": "partner@outside.example"}),
+    )
+    .await;
+    let asked = t
+        .send(
+            Req::post(&crate::documents::path_of(&url))
+                .header("origin", "http://strongroom.test")
+                .form(&[("step", "email"), ("email", "partner@outside.example")]),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text());
     // Every mail sent (a mail still queued is never purged, whatever its age).
     t.new_mail().await;
     let read_before = count(
@@ -145,6 +163,7 @@ async fn expired_data_is_purged_on_time_and_nothing_live_goes() {
         "notifications",
         "webhook_messages",
         "webhook_deliveries",
+        "link_codes",
     ];
     let mut before = Vec::new();
     for table in tables {
@@ -176,8 +195,13 @@ async fn expired_data_is_purged_on_time_and_nothing_live_goes() {
         "{p:?}"
     );
     assert_eq!(
-        (p.invitations, p.notifications, p.webhook_messages),
-        (2, u64::try_from(read_before).expect("n"), 1),
+        (
+            p.invitations,
+            p.notifications,
+            p.webhook_messages,
+            p.link_codes
+        ),
+        (2, u64::try_from(read_before).expect("n"), 1, 1),
         "{p:?}"
     );
     for (table, left) in [
@@ -189,6 +213,7 @@ async fn expired_data_is_purged_on_time_and_nothing_live_goes() {
         ("notifications", unread_before),
         ("webhook_messages", 1),
         ("webhook_deliveries", 0),
+        ("link_codes", 0),
     ] {
         assert_eq!(
             count(&t, &format!("SELECT COUNT(*) FROM {table}")).await,
@@ -243,6 +268,7 @@ async fn expired_data_is_purged_on_time_and_nothing_live_goes() {
         "invitations",
         "notifications",
         "webhook_messages",
+        "link_codes",
     ] {
         assert!(
             text.contains(&format!("strongroom_purged_total{{kind=\"{kind}\"}}")),
