@@ -79,8 +79,10 @@
         userHandle: r.userHandle ? bufToB64url(r.userHandle) : null,
       },
     };
-    await post(finishUrl, { ceremony_id: challenge.ceremony_id, credential: credential });
-    window.location.assign(next);
+    const done = await post(finishUrl, { ceremony_id: challenge.ceremony_id, credential: credential });
+    // An account whose deletion is scheduled lands where it can cancel it.
+    const leaving = done && done.user && done.user.deletion_scheduled_for;
+    window.location.assign(leaving ? "/account#your-data" : next);
   }
 
   document.addEventListener("click", function (ev) {

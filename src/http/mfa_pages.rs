@@ -90,7 +90,10 @@ async fn finish(
         return Redirect::to("/login").into_response();
     };
     match mfa::complete_mfa(app, &ctx.0, &p, factor).await {
-        Ok(out) => (jar.add(session_cookie(app, out.token)), Redirect::to("/")).into_response(),
+        Ok(out) => {
+            let next = super::pages::landing(&out);
+            (jar.add(session_cookie(app, out.token)), Redirect::to(next)).into_response()
+        }
         Err(e) => {
             let passkeys = has_passkeys(app, &p).await;
             render_error(

@@ -372,7 +372,7 @@ async fn login_submit(
     match identity::login(&app, &ctx.0, &f.email, &f.password).await {
         Ok(out) => {
             let next = if out.user.is_some() {
-                "/"
+                landing(&out)
             } else {
                 "/login/mfa"
             };
@@ -384,6 +384,20 @@ async fn login_submit(
             "login.html",
             context! { title => "Sign in", email => f.email },
         ),
+    }
+}
+
+/// Where a sign-in lands: the account's data section when its deletion is scheduled (signing in
+/// during the grace period offers the cancellation), else home.
+pub(crate) fn landing(out: &identity::LoginOutcome) -> &'static str {
+    if out
+        .user
+        .as_ref()
+        .is_some_and(|u| u.deletion_scheduled_for.is_some())
+    {
+        "/account#your-data"
+    } else {
+        "/"
     }
 }
 
