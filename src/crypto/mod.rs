@@ -132,6 +132,47 @@ pub struct Keyring {
     /// The accounts' shred secrets: when set, an account's own fields (`FieldAd::account`) are
     /// sealed under a key derived from the platform field key and the account's secret.
     accounts: Option<std::sync::Arc<vault::Vault>>,
+    /// Orgs' wrapping keys (from the current master key and each org's secret) and accounts'
+    /// field keys, derived once per process rather than on every request.
+    org_keks: Derived,
+    account_keys: Derived,
+}
+
+/// Keys derived from shred secrets, by tenant id, so that HKDF runs once per id per process and
+/// not once per request. Bounded: emptied when it reaches `Derived::MAX` ids. An id's entry is
+/// dropped when its secret is destroyed through the keyring; a secret destroyed by another
+/// process leaves this one's entry until restart, which opens nothing new: the rows it sealed are
+/// gone (the deletion or erasure committed first) and old copies are not read by a live server.
+#[derive(Default)]
+struct Derived(std::sync::RwLock<std::collections::HashMap<String, KeyBytes>>);
+
+impl Derived {
+    const MAX: usize = 100_000;
+
+    /// `id`'s key: cached, or made by `make` (and cached when it is made).
+    fn get_or(
+        &self,
+        id: &str,
+        make: impl FnOnce() -> Result<KeyBytes, CryptoError>,
+    ) -> Result<KeyBytes, CryptoError> {
+        if let Some(k) = self.0.read().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(k);
+        }
+        let k = make()?;
+        if let Ok(mut m) = self.0.write() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(id.to_string(), k.clone());
+        }
+        Ok(k)
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut m) = self.0.write() {
+            m.remove(id);
+        }
+    }
 }
 
 impl fmt::Debug for Keyring {
@@ -307,6 +348,8 @@ impl Keyring {
                 mac: root.derive("mac"),
                 vault: None,
                 accounts: None,
+                org_keks: Derived::default(),
+                account_keys: Derived::default(),
             },
             created,
         ))
@@ -345,7 +388,18 @@ impl Keyring {
     /// Destroys account `id`'s shred secret: its fields sealed under it, in this database and in
     /// every backup of it, never open again.
     pub fn destroy_account_secret(&self, id: &str) -> Result<(), CryptoError> {
+        self.account_keys.forget(id);
         match &self.accounts {
+            Some(v) => v.destroy(id),
+            None => Ok(()),
+        }
+    }
+
+    /// Destroys org `id`'s shred secret: its key, in this database and in every backup of it,
+    /// never opens again.
+    pub fn destroy_org_secret(&self, id: &str) -> Result<(), CryptoError> {
+        self.org_keks.forget(id);
+        match &self.vault {
             Some(v) => v.destroy(id),
             None => Ok(()),
         }
@@ -371,13 +425,17 @@ impl Keyring {
         let Some(v) = &self.accounts else {
             return Ok(None);
         };
-        let secret = v.secret(account)?.ok_or(CryptoError::Shredded)?;
-        let hk = hkdf::Hkdf::<Sha256>::new(Some(&secret[..]), &self.platform.field.0);
-        let mut out = [0u8; 32];
-        // 32 bytes is always a valid HKDF-SHA256 output length.
-        hk.expand(b"strongroom:account-field:v1", &mut out)
-            .unwrap_or_default();
-        Ok(Some(KeyBytes(out)))
+        self.account_keys
+            .get_or(account, || {
+                let secret = v.secret(account)?.ok_or(CryptoError::Shredded)?;
+                let hk = hkdf::Hkdf::<Sha256>::new(Some(&secret[..]), &self.platform.field.0);
+                let mut out = [0u8; 32];
+                // 32 bytes is always a valid HKDF-SHA256 output length.
+                hk.expand(b"strongroom:account-field:v1", &mut out)
+                    .unwrap_or_default();
+                Ok(KeyBytes(out))
+            })
+            .map(Some)
     }
 
     /// Tenant `id`'s key bytes wrapped for storage: under the master key and the tenant's shred
@@ -437,7 +495,10 @@ impl Keyring {
         wrapped: &[u8],
         secret: &[u8; 32],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
-        match open_shreddable(&shred_kek(&self.master, secret), id, version, wrapped) {
+        let kek = self
+            .org_keks
+            .get_or(id, || Ok(shred_kek(&self.master, secret)))?;
+        match open_shreddable(&kek, id, version, wrapped) {
             Ok(raw) => Ok(raw),
             Err(e) => match &self.previous {
                 Some(p) => open_shreddable(&shred_kek(p, secret), id, version, wrapped),
@@ -789,6 +850,12 @@ impl Keyring {
         wrapped: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
         let shreddable = self.shreddable(id);
+        // The request path: the org's wrapping key, derived once, opens the stored key.
+        if let Some(kek) = shreddable.and_then(|_| self.org_keks.0.read().ok()?.get(id).cloned()) {
+            if let Ok(raw) = open_shreddable(&kek, id, version, wrapped) {
+                return Ok(raw);
+            }
+        }
         if let Some(secret) = shreddable.map(|v| v.secret(id)).transpose()?.flatten() {
             if let Ok(raw) = self.open_shreddable(id, version, wrapped, &secret) {
                 return Ok(raw);
@@ -1127,7 +1194,7 @@ mod tests {
             Err(CryptoError::Shredded)
         ));
         assert!(ring.seal_field(&email(a), b"again").is_err());
-        let reopened = Keyring::open(master, Some(platform))
+        let reopened = Keyring::open(master.clone(), Some(platform.clone()))
             .expect("keyring")
             .0
             .with_account_vault(std::sync::Arc::new(
@@ -1146,6 +1213,20 @@ mod tests {
             reopened.open_field(&email(a), &placeholder).expect("open"),
             b"deleted"
         );
+        // The account's key is derived once per process: a secret removed behind the keyring's
+        // back (another process's erasure) still opens here, and nowhere that starts afresh.
+        accounts.destroy(b).expect("destroy");
+        assert!(ring.open_field(&email(b), &bobs).is_ok());
+        let fresh = Keyring::open(master, Some(platform))
+            .expect("keyring")
+            .0
+            .with_account_vault(std::sync::Arc::new(
+                vault::Vault::open(accounts.dir()).expect("v"),
+            ));
+        assert!(matches!(
+            fresh.open_field(&email(b), &bobs),
+            Err(CryptoError::Shredded)
+        ));
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! The shred vault: one random 32-byte secret per org, kept in files outside the database (and so
-//! outside its backups). An org's data key is wrapped under a key derived from the master key
-//! *and* its secret; deleting the org deletes the secret, after which no copy of the database,
-//! old backups included, opens that org's key, even with the master key.
+//! The shred vault: one random 32-byte secret per tenant (an org, or in `accounts/` an account),
+//! kept in files outside the database (and so outside its backups). An org's data key is wrapped
+//! under a key derived from the master key *and* its secret, an account's own fields are sealed
+//! under a key derived from the platform key and its secret; deleting the org (erasing the
+//! account) deletes the secret, after which no copy of the database, old backups included, opens
+//! them, even with the master key.
 //!
 //! Files are `<dir>/<id>` (mode 0600, the directory 0700), written whole to a temporary name,
 //! synced and renamed; a removal syncs the directory. Secrets are cached in memory once read (a
-//! few bytes per org), so the request path reads a file once per org per process.
+//! few bytes per tenant, up to `CACHED` of them), so the request path reads a file once per tenant
+//! per process.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,6 +19,9 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::CryptoError;
+
+/// How many secrets a vault keeps in memory at most.
+const CACHED: usize = 100_000;
 
 pub struct Vault {
     dir: PathBuf,
@@ -78,10 +84,7 @@ impl Vault {
             ));
         }
         s.copy_from_slice(&bytes);
-        self.cache
-            .write()
-            .map_err(|_| vault_err("cache", "poisoned"))?
-            .insert(id.to_string(), s.clone());
+        self.remember(id, &s)?;
         Ok(Some(s))
     }
 
@@ -125,11 +128,21 @@ impl Vault {
                 return Err(vault_err(&path.display().to_string(), e));
             }
         }
-        self.cache
-            .write()
-            .map_err(|_| vault_err("cache", "poisoned"))?
-            .insert(id.to_string(), s.clone());
+        self.remember(id, &s)?;
         Ok(s)
+    }
+
+    /// Caches a secret read or made; the cache is emptied when it reaches `CACHED` ids.
+    fn remember(&self, id: &str, s: &Zeroizing<[u8; 32]>) -> Result<(), CryptoError> {
+        let mut cache = self
+            .cache
+            .write()
+            .map_err(|_| vault_err("cache", "poisoned"))?;
+        if cache.len() >= CACHED {
+            cache.clear();
+        }
+        cache.insert(id.to_string(), s.clone());
+        Ok(())
     }
 
     /// Destroys `id`'s secret: what was wrapped under it never opens again.

@@ -604,7 +604,8 @@ mod tests {
             "srk_",
             "srk__",
             &key.replacen("srk_", "srx_", 1),
-            &format!("srk_{}_{secret}", prefix.to_uppercase()),
+            // Upper-case hex (a prefix of digits alone has no case to change: one is set).
+            &format!("srk_A{}_{secret}", &prefix[1..]),
             &format!("srk_{prefix}x_{secret}"),
             &format!("srk_{prefix}_short"),
             &format!("srk_{prefix}_{secret}!"),

@@ -201,10 +201,8 @@ pub async fn delete_org(
     scope.commit().await?;
     // The key's shred secret goes last: with it, no copy of the key (in an old backup) opens
     // again. Should this fail, the purge's sweep removes secrets whose org is gone.
-    if let Some(v) = app.keyring.vault() {
-        if let Err(e) = v.destroy(&org_id) {
-            tracing::error!(org = %org_id, error = %e, "could not destroy the org's shred secret");
-        }
+    if let Err(e) = app.keyring.destroy_org_secret(&org_id) {
+        tracing::error!(org = %org_id, error = %e, "could not destroy the org's shred secret");
     }
     super::documents::collect_garbage_soon(app);
     Ok(())
