@@ -18,6 +18,19 @@ async fn erase_due(t: &TestApp) -> usize {
         .expect("erasure job")
 }
 
+/// Where signing in on the sign-in page sends the browser.
+async fn lands_after_sign_in(t: &TestApp, email: &str) -> String {
+    let page = t
+        .send(
+            Req::post("/login")
+                .header("origin", "http://strongroom.test")
+                .form(&[("email", email), ("password", PASSWORD)]),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+    page.header("location").expect("a redirect")
+}
+
 #[tokio::test]
 async fn a_deletion_waits_out_its_grace_period_and_can_be_cancelled() {
     let t = TestApp::new().await;
@@ -67,17 +80,9 @@ async fn a_deletion_waits_out_its_grace_period_and_can_be_cancelled() {
         "signing in shows the deletion, to cancel"
     );
     // Signing in on the pages lands where the deletion can be cancelled.
-    let page = t
-        .send(
-            Req::post("/login")
-                .header("origin", "http://strongroom.test")
-                .form(&[("email", "ada@example.com"), ("password", PASSWORD)]),
-        )
-        .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
     assert_eq!(
-        page.header("location").as_deref(),
-        Some("/account#your-data")
+        lands_after_sign_in(&t, "ada@example.com").await,
+        "/account#your-data"
     );
     let r = t
         .send(Req::delete("/api/v1/me/deletion").cookie(&ada))
@@ -91,14 +96,11 @@ async fn a_deletion_waits_out_its_grace_period_and_can_be_cancelled() {
     t.clock.advance_secs(5 * DAY);
     assert_eq!(erase_due(&t).await, 0, "a cancelled deletion never happens");
     let ada = t.login("ada@example.com").await;
-    let page = t
-        .send(
-            Req::post("/login")
-                .header("origin", "http://strongroom.test")
-                .form(&[("email", "ada@example.com"), ("password", PASSWORD)]),
-        )
-        .await;
-    assert_eq!(page.header("location").as_deref(), Some("/"), "home again");
+    assert_eq!(
+        lands_after_sign_in(&t, "ada@example.com").await,
+        "/",
+        "home again"
+    );
 
     // Asked again, it happens at the end of the grace period.
     let r = t.send(Req::post("/api/v1/me/deletion").cookie(&ada)).await;
